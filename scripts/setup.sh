@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Shoal's tests need on a fresh Debian machine, and nothing when it is all there.
+# Debian packages are installed only when their command is missing; npm packages when
+# node_modules is missing or older than package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package. Later parts add rows here (runc, iptables, docker-registry, ...).
+declare -A NEED=(
+  [openssl]=openssl
+  [ip]=iproute2
+)
+
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${missing[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund
+fi
