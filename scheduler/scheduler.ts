@@ -1,0 +1,288 @@
+// One scheduling pass: (nodes, tasks already placed, tasks to place) → assignments, and a reason
+// for every task left pending. Pure: no store, no clock, no randomness; the same input gives the
+// same output whatever the order of the nodes.
+//
+// The pass, in order:
+//   1. Build one ClusterView from the nodes and placed tasks; every decision below updates it, so
+//      each decision sees the resources, ports and counts taken by the ones before.
+//   2. Group the pending tasks: tasks of one service with one spec version are interchangeable.
+//   3. Tasks that already name a node (global services) are checked against that node only.
+//   4. Each group, in key order: run the static filters (ready, constraints, platform) over all
+//      nodes once (cached per distinct constraints+platforms), build the spread tree of the
+//      preferences over the eligible nodes, split the group's tasks over its branches, and in each
+//      leaf give tasks one by one to the best node of a heap, dropping nodes the dynamic filters
+//      (max replicas, host ports, resources) refuse.
+//   5. Tasks left over get `no suitable node (…)` with the refusals counted over every node.
+
+import { ClusterView, demandOf, hostPortKeys, type Demand } from './cluster-view.js';
+import { parseConstraint, type Constraint } from './constraints.js';
+import { SchedulerError, SchedulerInputError } from './errors.js';
+import { constraintFilter } from './filters/constraint.js';
+import type { NodeFilter } from './filters/filter.js';
+import { hostPortsFilter } from './filters/host-ports.js';
+import { maxReplicasFilter } from './filters/max-replicas.js';
+import { platformFilter } from './filters/platform.js';
+import { readyFilter } from './filters/ready.js';
+import { resourcesFilter } from './filters/resources.js';
+import { firstRefusal, noSuitableNode, Refusals } from './pipeline.js';
+import { parsePreferences, spreadValue, type SpreadOver } from './preferences.js';
+import { buildSpreadTree, waterFill, type Branch } from './spread-tree.js';
+import type { PendingTask, SchedulerInput, SchedulerResult, TaskSpec } from './types.js';
+
+interface TaskGroup {
+  readonly key: string;
+  readonly serviceId: string;
+  /** The group's representative: every task of the group is placed as this one would be. */
+  readonly first: PendingTask;
+  readonly free: PendingTask[];
+  readonly preassigned: PendingTask[];
+}
+
+type CompiledGroup =
+  | { readonly ok: false; readonly reason: string }
+  | {
+      readonly ok: true;
+      readonly demand: Demand;
+      readonly staticKey: string;
+      readonly staticFilters: readonly NodeFilter[];
+      readonly dynamicFilters: readonly NodeFilter[];
+      readonly spread: readonly SpreadOver[];
+    };
+
+interface StaticOutcome {
+  /** Nodes that passed ready, constraints and platform, in node order. */
+  readonly eligible: Int32Array;
+  readonly refusals: Refusals;
+}
+
+export function schedule(input: SchedulerInput): SchedulerResult {
+  const view = new ClusterView(input.nodes, input.placedTasks);
+  const pass = new Pass(view);
+  const groups = groupTasks(input.pendingTasks);
+  for (const group of groups) {
+    if (group.preassigned.length > 0) pass.confirmPreassigned(group);
+  }
+  for (const group of groups) {
+    if (group.free.length > 0) pass.placeGroup(group);
+  }
+  return { assignments: pass.assignments, unplaced: pass.unplaced };
+}
+
+class Pass {
+  readonly assignments = new Map<string, string>();
+  readonly unplaced = new Map<string, string>();
+  private readonly ready: NodeFilter;
+  private readonly constraintCache = new Map<string, Constraint>();
+  private readonly staticCache = new Map<string, StaticOutcome>();
+  private readonly spreadCache = new Map<string, readonly string[]>();
+  private readonly compiled = new Map<string, CompiledGroup>();
+
+  constructor(private readonly view: ClusterView) {
+    this.ready = readyFilter(view);
+  }
+
+  /** A task that names its node is placed there if every filter passes on that node. */
+  confirmPreassigned(group: TaskGroup): void {
+    const compiled = this.compile(group);
+    for (const task of group.preassigned) {
+      if (!compiled.ok) {
+        this.unplaced.set(task.ID, compiled.reason);
+        continue;
+      }
+      const node = this.view.indexOf(task.NodeID!);
+      if (node === undefined) {
+        this.unplaced.set(task.ID, `no suitable node (node ${task.NodeID} is not in the cluster)`);
+        continue;
+      }
+      this.view.focusService(group.serviceId);
+      const refusal =
+        firstRefusal(compiled.staticFilters, node) ?? firstRefusal(compiled.dynamicFilters, node);
+      if (refusal !== undefined) {
+        this.unplaced.set(task.ID, `no suitable node (${refusal.phrase} on 1 node)`);
+        continue;
+      }
+      this.assign(task, node, group.serviceId, compiled.demand);
+    }
+  }
+
+  placeGroup(group: TaskGroup): void {
+    const compiled = this.compile(group);
+    if (!compiled.ok) {
+      for (const task of group.free) this.unplaced.set(task.ID, compiled.reason);
+      return;
+    }
+    const view = this.view;
+    view.focusService(group.serviceId);
+    const outcome = this.staticOutcome(compiled.staticKey, compiled.staticFilters);
+    const levels = compiled.spread.map((s) => this.spreadValues(s));
+    const tree = buildSpreadTree(view.size, levels, outcome.eligible, view.serviceScratch, view.activeTasks);
+
+    const tasks = group.free;
+    const dynamic = compiled.dynamicFilters;
+    const refusals = new Refusals();
+    let nextTask = 0;
+
+    const placeOnLeaf = (leaf: Branch, want: number): number => {
+      const heap = leaf.heap!;
+      let placed = 0;
+      // Each turn places a task or drops a node: at most want + heap size turns.
+      while (placed < want && heap.size > 0) {
+        const node = heap.top();
+        const refusal = firstRefusal(dynamic, node);
+        if (refusal !== undefined) {
+          refusals.add(refusal.phrase, refusal.rank);
+          heap.pop();
+          continue;
+        }
+        this.assign(tasks[nextTask++]!, node, group.serviceId, compiled.demand);
+        placed++;
+        heap.sinkTop();
+      }
+      if (heap.size === 0) leaf.full = true;
+      return placed;
+    };
+
+    const placeOn = (branch: Branch, want: number): number => {
+      if (branch.full || want === 0) return 0;
+      let placed = 0;
+      const children = branch.children;
+      if (children === undefined) {
+        placed = placeOnLeaf(branch, want);
+      } else {
+        // A round either places everything asked or fills at least one more child.
+        for (let round = 0; placed < want && round <= children.length; round++) {
+          const open = children.filter((c) => !c.full);
+          if (open.length === 0) break;
+          const shares = waterFill(
+            open.map((c) => c.tasks),
+            want - placed,
+          );
+          for (let i = 0; i < open.length; i++) {
+            if (shares[i]! > 0) placed += placeOn(open[i]!, shares[i]!);
+          }
+        }
+        branch.full = children.every((c) => c.full);
+      }
+      branch.tasks += placed;
+      return placed;
+    };
+
+    placeOn(tree, tasks.length);
+    if (nextTask < tasks.length) {
+      refusals.addAll(outcome.refusals);
+      const reason = noSuitableNode(refusals, view.size);
+      for (let i = nextTask; i < tasks.length; i++) this.unplaced.set(tasks[i]!.ID, reason);
+    }
+  }
+
+  private assign(task: PendingTask, node: number, serviceId: string, demand: Demand): void {
+    this.view.take(node, serviceId, demand, true);
+    this.assignments.set(task.ID, this.view.nodes[node]!.ID);
+  }
+
+  private compile(group: TaskGroup): CompiledGroup {
+    let compiled = this.compiled.get(group.key);
+    if (compiled !== undefined) return compiled;
+    compiled = this.compileUncached(group.first);
+    this.compiled.set(group.key, compiled);
+    return compiled;
+  }
+
+  private compileUncached(task: PendingTask): CompiledGroup {
+    const placement = task.Spec.Placement;
+    let constraints: Constraint[];
+    let spread: SpreadOver[];
+    try {
+      constraints = (placement?.Constraints ?? []).map((c) => this.constraint(c));
+      spread = parsePreferences(placement?.Preferences ?? []);
+    } catch (err) {
+      if (err instanceof SchedulerError) return { ok: false, reason: err.message };
+      throw err;
+    }
+    const view = this.view;
+    const platforms = placement?.Platforms ?? [];
+    const demand = demandOf(task.Spec, task.Endpoint?.Ports);
+    const staticFilters = [this.ready, constraintFilter(view, constraints), platformFilter(view, platforms)];
+    const dynamicFilters = [
+      maxReplicasFilter(view, placement?.MaxReplicas),
+      hostPortsFilter(view, demand.hostPorts),
+      resourcesFilter(view, demand),
+    ];
+    return {
+      ok: true,
+      demand,
+      staticKey: JSON.stringify([constraints.map((c) => c.text), platforms.map((p) => [p.OS ?? '', p.Architecture ?? ''])]),
+      staticFilters: staticFilters.filter((f) => f !== undefined),
+      dynamicFilters: dynamicFilters.filter((f) => f !== undefined),
+      spread,
+    };
+  }
+
+  private constraint(text: string): Constraint {
+    let c = this.constraintCache.get(text);
+    if (c === undefined) {
+      c = parseConstraint(text);
+      this.constraintCache.set(text, c);
+    }
+    return c;
+  }
+
+  /** Static filters depend only on the node, never on this pass's decisions: run once per key. */
+  private staticOutcome(key: string, filters: readonly NodeFilter[]): StaticOutcome {
+    const cached = this.staticCache.get(key);
+    if (cached !== undefined) return cached;
+    const refusals = new Refusals();
+    const eligible: number[] = [];
+    for (let node = 0; node < this.view.size; node++) {
+      const refusal = firstRefusal(filters, node);
+      if (refusal === undefined) eligible.push(node);
+      else refusals.add(refusal.phrase, refusal.rank);
+    }
+    const outcome = { eligible: Int32Array.from(eligible), refusals };
+    this.staticCache.set(key, outcome);
+    return outcome;
+  }
+
+  private spreadValues(over: SpreadOver): readonly string[] {
+    const key = `${over.source}\u0000${over.label}`;
+    let values = this.spreadCache.get(key);
+    if (values === undefined) {
+      values = this.view.nodes.map((n) => spreadValue(n, over));
+      this.spreadCache.set(key, values);
+    }
+    return values;
+  }
+}
+
+const specKeys = new WeakMap<TaskSpec, string>();
+
+/** What placement reads from a spec, as a string: tasks with equal keys are interchangeable. */
+function placementKey(spec: TaskSpec): string {
+  let key = specKeys.get(spec);
+  if (key === undefined) {
+    key = JSON.stringify([spec.Resources?.Reservations ?? null, spec.Placement ?? null]);
+    specKeys.set(spec, key);
+  }
+  return key;
+}
+
+/** Groups pending tasks by service and spec version (or, without a version, by placement fields). */
+function groupTasks(pending: readonly PendingTask[]): TaskGroup[] {
+  const groups = new Map<string, TaskGroup>();
+  const seen = new Set<string>();
+  for (const task of pending) {
+    if (seen.has(task.ID)) throw new SchedulerInputError(`task ${task.ID} is listed twice among the tasks to place`);
+    seen.add(task.ID);
+    const version = task.SpecVersion === undefined ? `s${placementKey(task.Spec)}` : `v${task.SpecVersion.Index}`;
+    const ports = hostPortKeys(task.Endpoint?.Ports);
+    const key = `${task.ServiceID}\u0000${version}\u0000${ports.join(',')}`;
+    let group = groups.get(key);
+    if (group === undefined) {
+      group = { key, serviceId: task.ServiceID, first: task, free: [], preassigned: [] };
+      groups.set(key, group);
+    }
+    if (task.NodeID !== undefined && task.NodeID !== '') group.preassigned.push(task);
+    else group.free.push(task);
+  }
+  return [...groups.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
