@@ -539,7 +539,11 @@ export class RawNode {
       return false;
     }
     const cs = md.confState;
-    if (!cs.voters.includes(this.id) && !cs.learners.includes(this.id)) {
+    const inSnapshot = cs.voters.includes(this.id) || cs.learners.includes(this.id);
+    const inConfig = this.voters.has(this.id) || this.learners.has(this.id);
+    if (!inSnapshot && inConfig) {
+      // A member must not roll back to a configuration without itself. A node that does not yet
+      // know it joined (its addition is later in the log than the snapshot) may restore it.
       this.logger.warn({ id: this.id, index: md.index }, 'ignoring snapshot whose configuration does not include this node');
       return false;
     }

@@ -242,7 +242,7 @@ export class SimCluster {
     n.lastStatus = n.raft.status();
     n.raft = null;
     n.readStates.clear();
-    this.network = this.network.filter((f) => f.msg.from !== id && f.msg.to !== id);
+    this.dropInFlight(id);
   }
 
   restart(id: NodeId): void {
@@ -309,7 +309,7 @@ export class SimCluster {
       const n = this.node(id);
       if (n.raft) n.lastStatus = n.raft.status();
       n.removed = true;
-      this.network = this.network.filter((f) => f.msg.from !== id && f.msg.to !== id);
+      this.dropInFlight(id);
     }
     return applied;
   }
@@ -490,6 +490,16 @@ export class SimCluster {
       // The transport reports the outcome of a snapshot send back to the leader.
       this.live(m.from)?.reportSnapshot(m.to, target !== null);
     }
+  }
+
+  /** Drops messages to and from `id`; a lost snapshot is reported to its sender, as a transport would. */
+  private dropInFlight(id: NodeId): void {
+    const keep: InFlight[] = [];
+    for (const f of this.network) {
+      if (f.msg.from !== id && f.msg.to !== id) keep.push(f);
+      else if (f.msg.type === 'snap' && f.msg.from !== id) this.live(f.msg.from)?.reportSnapshot(f.msg.to, false);
+    }
+    this.network = keep;
   }
 
   private blocked(from: NodeId, to: NodeId): boolean {
