@@ -174,7 +174,7 @@ export function describeDiagnostic<State, Input, Output>(
   const state = model.describeState ? model.describeState(d.stateAfter) : JSON.stringify(d.stateAfter);
   const lines = [
     `not linearizable (part ${d.partitionIndex}, ${d.partition.length} operations)`,
-    `longest accepted order (${d.longestLinearization.length} operations):`,
+    `longest accepted order (${d.longestLinearization.length} operations${d.longestLinearization.length > 10 ? ', last 10 shown' : ''}):`,
     ...d.longestLinearization.slice(-10).map((o) => `  ${op(o)}`),
     `state after it: ${state}`,
     `could not linearize: ${op(d.firstUnlinearizable)}`,
