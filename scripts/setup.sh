@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 declare -A NEED=(
   [openssl]=openssl
   [ip]=iproute2
+  [docker-registry]=docker-registry  # worker/image tests: a real registry on loopback
+  [busybox]=busybox-static           # worker/image tests: the test images' contents
+  [htpasswd]=apache2-utils           # worker/image tests: bcrypt htpasswd for registry basic auth
+  [setfattr]=attr                    # worker/image: opaque-dir xattrs on unpacked layers
 )
 
 missing=()
