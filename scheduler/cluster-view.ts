@@ -177,6 +177,7 @@ export class ClusterView {
 }
 
 function readyRefusalOf(node: SchedulerNode): string | undefined {
+  if (node.Status.State === 'unknown') return 'node state unknown';
   if (node.Status.State !== 'ready') return `node ${node.Status.State}`;
   if (node.Spec.Availability === 'drain') return 'node drained';
   if (node.Spec.Availability === 'pause') return 'node paused';
