@@ -36,7 +36,9 @@ const nodeArb = fc.record({
   gpus: fc.integer({ min: 0, max: 2 }),
 });
 
-function buildNodes(specs: fc.TypeOf<typeof nodeArb>[]): SchedulerNode[] {
+type Generated<A> = A extends fc.Arbitrary<infer T> ? T : never;
+
+function buildNodes(specs: Generated<typeof nodeArb>[]): SchedulerNode[] {
   return specs.map((s, i) =>
     node(`n${String(i).padStart(2, '0')}`, {
       role: s.role as 'manager' | 'worker',
@@ -68,7 +70,7 @@ const serviceArb = fc.record({
   hostPort: fc.constantFrom(0, 0, 0, 8080, 9090),
 });
 
-function buildTasks(services: fc.TypeOf<typeof serviceArb>[], prefix = 'svc'): PendingTask[] {
+function buildTasks(services: Generated<typeof serviceArb>[], prefix = 'svc'): PendingTask[] {
   return services.flatMap((s, i) => {
     const placement: Placement = {
       Constraints: s.constraints,
