@@ -185,6 +185,11 @@ export class ImageStore {
     this.platform = opts.platform ?? hostPlatform();
   }
 
+  /** The state directory this store owns. */
+  get root(): string {
+    return this.opts.root;
+  }
+
   private get layersDir(): string {
     return join(this.opts.root, 'layers', 'sha256');
   }
