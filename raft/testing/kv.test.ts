@@ -111,6 +111,15 @@ describe('kv over raft: client histories are linearizable', () => {
     });
   }
 
+  for (const seed of [12, 13]) {
+    it(`leadership handed over while clients write and read (seed ${seed})`, async () => {
+      const r = await run(seed, { readMode: 'mixed', transferProbability: 0.05, faultProbability: 0.04 });
+      expectLinearizable(seed, r);
+      expect(r.stats.transfers).toBeGreaterThan(5);
+      expect(r.stats.leaderTerms).toBeGreaterThan(3);
+    });
+  }
+
   for (const seed of [9, 10]) {
     it(`impatient clients leave writes indeterminate, which then take effect late (seed ${seed})`, async () => {
       // Clients give up after 2 steps while short partitions and crashes hold commits back, so

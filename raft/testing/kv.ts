@@ -49,6 +49,7 @@ export interface SimClusterLike {
   leader(): NodeId | undefined;
   status(id: NodeId): SimNodeStatus;
   applied(id: NodeId): readonly Uint8Array[];
+  transferLeader(from: NodeId, to: NodeId): void;
   crash(id: NodeId): void;
   restart(id: NodeId): void;
   readIndex(id: NodeId): ReadIndexAnswer;
@@ -184,6 +185,8 @@ export interface KvWorkloadOptions {
   readonly maxFaultSteps?: number;
   /** Probability per step of crashing a node (restarted when the fault heals). Default 0. */
   readonly crashProbability?: number;
+  /** Probability per step of asking the leader to hand leadership to another node. Default 0. */
+  readonly transferProbability?: number;
   /** Steps a client waits for its op before giving up on it (its outcome becomes unknown). */
   readonly opTimeoutSteps?: number;
   /** Probability that an idle client stays idle this step. */
@@ -205,6 +208,7 @@ export interface KvRunStats {
   readonly dropped: number;
   readonly faults: number;
   readonly crashes: number;
+  readonly transfers: number;
   readonly leaderTerms: number;
   readonly appliedEntries: number;
 }
@@ -259,6 +263,7 @@ const DEFAULTS = {
   faultProbability: 0.08,
   maxFaultSteps: 40,
   crashProbability: 0,
+  transferProbability: 0,
   opTimeoutSteps: 30,
   thinkProbability: 0.3,
 };
@@ -301,6 +306,7 @@ export async function runKvWorkload(sim: SimClusterLike, ids: readonly NodeId[],
   let faultEndsAt = 0;
   let faults = 0;
   let crashes = 0;
+  let transfers = 0;
   const terms = new Set<number>();
 
   const clients: Client[] = [];
@@ -496,6 +502,14 @@ export async function runKvWorkload(sim: SimClusterLike, ids: readonly NodeId[],
         faultEndsAt = step + randomInt(rand, 5, o.maxFaultSteps + 1);
       }
     }
+    if (o.transferProbability > 0 && rand() < o.transferProbability) {
+      const from = sim.leader();
+      const others = ids.filter((id) => id !== from && !crashed.has(id));
+      if (from !== undefined && others.length > 0) {
+        sim.transferLeader(from, pick(others));
+        transfers++;
+      }
+    }
     const order = shuffle(clients, rand);
     for (const client of order) advance(client, step, true);
     sim.tick();
@@ -550,6 +564,7 @@ export async function runKvWorkload(sim: SimClusterLike, ids: readonly NodeId[],
       dropped,
       faults,
       crashes,
+      transfers,
       leaderTerms: terms.size,
       appliedEntries: longest.length,
     },
