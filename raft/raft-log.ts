@@ -110,12 +110,14 @@ export class RaftLog {
   applied: number;
 
   constructor(readonly storage: LogStorage, readonly maxCommittedBytesPerReady: number) {
-    const first = storage.firstIndex();
     const last = storage.lastIndex();
     this.unstable = new Unstable(last + 1);
-    this.committed = first - 1;
-    this.applying = first - 1;
-    this.applied = first - 1;
+    // The state machine restarts from the snapshot, which may be ahead of the log's first index
+    // (entries kept behind it for slow followers): everything up to it is committed and applied.
+    const snapIndex = Math.max(storage.snapshot().metadata.index, storage.firstIndex() - 1);
+    this.committed = snapIndex;
+    this.applying = snapIndex;
+    this.applied = snapIndex;
   }
 
   firstIndex(): number {

@@ -310,7 +310,7 @@ export class RawNode {
       committedEntries: committed,
       messages: this.msgs,
       readStates: this.readStates,
-      mustSync: entries.length > 0 || hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote,
+      mustSync: entries.length > 0 || snap !== null || hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote,
     };
     this.msgs = [];
     this.readStates = [];
