@@ -1,0 +1,144 @@
+// `npm run bench:raft [-- --json] [-- --quick] [-- --runs N] [-- --only shoal|etcd] [-- --cpu-prof DIR]`
+//
+// Shoal's Raft (3 member processes: RaftNode + LevelDB log with fsync + TCP transport) against
+// Debian's etcd 3.4 (3 members), both on loopback on this machine, one after the other in the
+// same run, driven by the same kind of load process (load.ts): 8-byte sequential keys, 256-byte
+// values, concurrency 1, 16 and 256, fixed totals. Each configuration runs `--runs` times
+// (fresh load process each time); rows report the median of each figure.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureEtcd, REPO_ROOT, startEtcd, startShoal, type Cluster } from './clusters.js';
+import type { LoadConfig } from './load.js';
+import { cleanup, installExitHandlers, startChild, stopChild } from './procs.js';
+import { formatTable, medianRow, type BenchRow, type RunFigures, type System } from './stats.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PAYLOAD_BYTES = 256;
+const NODES = 3;
+const LOAD_LIMIT_MS = 180_000;
+
+interface Workload {
+  readonly concurrency: number;
+  readonly total: number;
+}
+
+const FULL: readonly Workload[] = [
+  { concurrency: 1, total: 2_000 },
+  { concurrency: 16, total: 10_000 },
+  { concurrency: 256, total: 20_000 },
+];
+const QUICK: readonly Workload[] = [
+  { concurrency: 1, total: 200 },
+  { concurrency: 16, total: 1_000 },
+  { concurrency: 256, total: 2_000 },
+];
+
+interface Args {
+  json: boolean;
+  quick: boolean;
+  runs: number;
+  only: System | null;
+  cpuProfDir: string | null;
+  tickMs: number;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const a: Args = { json: false, quick: false, runs: 0, only: null, cpuProfDir: null, tickMs: 100 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--json') a.json = true;
+    else if (arg === '--quick') a.quick = true;
+    else if (arg === '--runs') a.runs = Math.max(1, Math.min(20, Number.parseInt(value(), 10) || 1));
+    else if (arg === '--only') {
+      const v = value();
+      if (v !== 'shoal' && v !== 'etcd') throw new Error('--only takes shoal or etcd');
+      a.only = v;
+    } else if (arg === '--cpu-prof') a.cpuProfDir = path.resolve(value());
+    else if (arg === '--tick-ms') a.tickMs = Math.max(1, Number.parseInt(value(), 10) || 100);
+    else throw new Error(`unknown argument ${arg} (known: --json --quick --runs N --only shoal|etcd --cpu-prof DIR --tick-ms N)`);
+  }
+  if (a.runs === 0) a.runs = a.quick ? 1 : 3;
+  return a;
+}
+
+function note(msg: string): void {
+  process.stderr.write(`bench:raft: ${msg}\n`);
+}
+
+let keyBase = 0;
+
+async function runLoad(cluster: Cluster, w: Workload, warmup: number, logDir: string): Promise<RunFigures> {
+  const cfg: LoadConfig = {
+    system: cluster.system,
+    port: cluster.leaderPort,
+    total: w.total,
+    concurrency: w.concurrency,
+    payloadBytes: PAYLOAD_BYTES,
+    warmup,
+    keyBase,
+  };
+  keyBase += 10_000_000;
+  const s = startChild(`load ${cluster.system}`, process.execPath, ['--import', 'tsx', path.join(HERE, 'load.ts'), JSON.stringify(cfg)], path.join(logDir, 'load.log'), {
+    pipeStdout: true,
+    cwd: REPO_ROOT,
+  });
+  let out = '';
+  s.child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  const timer = setTimeout(() => void stopChild(s, 1000), LOAD_LIMIT_MS);
+  const code = await s.exited;
+  clearTimeout(timer);
+  const line = out.trim().split('\n').pop() ?? '';
+  if (code !== 0 || line === '') throw new Error(`load client for ${cluster.system} failed (exit ${code}); see ${s.logFile}`);
+  return JSON.parse(line) as RunFigures;
+}
+
+async function benchSystem(system: System, args: Args, workloads: readonly Workload[]): Promise<BenchRow[]> {
+  note(`starting 3 ${system} members`);
+  const cluster = system === 'shoal' ? await startShoal({ tickMs: args.tickMs, cpuProfDir: args.cpuProfDir }) : await startEtcd();
+  const rows: BenchRow[] = [];
+  try {
+    for (const w of workloads) {
+      const runs: RunFigures[] = [];
+      for (let r = 0; r < args.runs; r++) {
+        const warmup = Math.min(1000, Math.max(50, Math.floor(w.total / 10)));
+        const f = await runLoad(cluster, w, warmup, cluster.dir);
+        note(`${system} c=${w.concurrency} total=${w.total} run ${r + 1}/${args.runs}: ${f.ops_per_s.toFixed(0)} ops/s, p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms${f.errors ? `, ${f.errors} errors` : ''}`);
+        runs.push(f);
+      }
+      rows.push(medianRow({ bench: 'raft', system, nodes: NODES, concurrency: w.concurrency, payload_bytes: PAYLOAD_BYTES }, runs));
+    }
+  } finally {
+    await cluster.stop();
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  installExitHandlers();
+  const args = parseArgs(process.argv.slice(2));
+  const workloads = args.quick ? QUICK : FULL;
+  if (args.only !== 'shoal') note(ensureEtcd());
+  const rows: BenchRow[] = [];
+  if (args.only !== 'etcd') rows.push(...(await benchSystem('shoal', args, workloads)));
+  if (args.only !== 'shoal') rows.push(...(await benchSystem('etcd', args, workloads)));
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify(rows)}\n`);
+  } else {
+    process.stdout.write(
+      `Raft: 3 members on loopback, fsync on, 8-byte keys, ${PAYLOAD_BYTES}-byte values; median of ${args.runs} run(s) each\n` +
+        `${formatTable(rows)}\n`,
+    );
+  }
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench:raft failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => cleanup());
