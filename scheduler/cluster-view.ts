@@ -98,7 +98,9 @@ export class ClusterView {
       const res = node.Description?.Resources;
       this.nanoCpus[i] = res?.NanoCPUs ?? 0;
       this.memoryBytes[i] = res?.MemoryBytes ?? 0;
-      for (const [kind, units] of genericUnits(res?.GenericResources)) this.genericAvailable(kind)[i] = units;
+      if (res?.GenericResources !== undefined && res.GenericResources.length > 0) {
+        for (const [kind, units] of genericUnits(res.GenericResources)) this.genericAvailable(kind)[i] = units;
+      }
       refusals[i] = readyRefusalOf(node);
     }
     this.readyRefusal = refusals;
@@ -106,7 +108,7 @@ export class ClusterView {
       const at = this.indexById.get(t.NodeID);
       if (at === undefined) continue; // the node left the cluster; its tasks will be replaced, not counted
       const active = t.DesiredState === undefined || !INACTIVE_DESIRED.has(t.DesiredState);
-      this.take(at, t.ServiceID, demandOf(t.Spec, t.Endpoint?.Ports), active);
+      this.takePlaced(at, t, active);
     }
   }
 
@@ -154,19 +156,50 @@ export class ClusterView {
     }
   }
 
+  /** `take` for a task already on a node, reading its spec in place (there can be many of them). */
+  private takePlaced(at: number, t: PlacedTask, active: boolean): void {
+    const r = t.Spec.Resources?.Reservations;
+    if (r !== undefined) {
+      this.nanoCpus[at] -= r.NanoCPUs ?? 0;
+      this.memoryBytes[at] -= r.MemoryBytes ?? 0;
+      if (r.GenericResources !== undefined && r.GenericResources.length > 0) {
+        for (const [kind, units] of genericUnits(r.GenericResources)) this.genericAvailable(kind)[at] -= units;
+      }
+    }
+    const ports = t.Endpoint?.Ports;
+    if (ports !== undefined && ports.length > 0) for (const port of hostPortKeys(ports)) this.portUse(port)[at] = 1;
+    if (active) this.countTask(at, t.ServiceID);
+  }
+
+  /** Nodes where the focused service has tasks (its non-zero entries in `serviceScratch`). */
+  serviceNodes(): readonly number[] {
+    return this.scratchTouched;
+  }
+
   /** Records that a task now holds `demand` on node `at`. */
   take(at: number, serviceId: string, demand: Demand, active: boolean): void {
     this.nanoCpus[at] -= demand.nanoCpus;
     this.memoryBytes[at] -= demand.memoryBytes;
     for (const [kind, units] of demand.generic) this.genericAvailable(kind)[at] -= units;
     for (const port of demand.hostPorts) this.portUse(port)[at] = 1;
-    if (!active) return;
+    if (active) this.countTask(at, serviceId);
+  }
+
+  private lastCountedService: string | undefined;
+  private lastCounts: Map<number, number> | undefined;
+
+  private countTask(at: number, serviceId: string): void {
     this.activeTasks[at]++;
-    let counts = this.serviceTasks.get(serviceId);
+    let counts: Map<number, number> | undefined;
+    // Tasks come in runs of one service: remember the last map looked up.
+    if (this.lastCountedService === serviceId) counts = this.lastCounts;
+    else counts = this.serviceTasks.get(serviceId);
     if (counts === undefined) {
       counts = new Map();
       this.serviceTasks.set(serviceId, counts);
     }
+    this.lastCountedService = serviceId;
+    this.lastCounts = counts;
     const n = (counts.get(at) ?? 0) + 1;
     counts.set(at, n);
     if (serviceId === this.scratchService) {

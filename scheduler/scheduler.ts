@@ -26,7 +26,7 @@ import { readyFilter } from './filters/ready.js';
 import { resourcesFilter } from './filters/resources.js';
 import { firstRefusal, noSuitableNode, Refusals } from './pipeline.js';
 import { parsePreferences, spreadValue, type SpreadOver } from './preferences.js';
-import { buildSpreadTree, waterFill, type Branch } from './spread-tree.js';
+import { SpreadLayout, SpreadTree, waterFill } from './spread-tree.js';
 import type { PendingTask, SchedulerInput, SchedulerResult, TaskSpec } from './types.js';
 
 interface TaskGroup {
@@ -76,6 +76,8 @@ class Pass {
   private readonly staticCache = new Map<string, StaticOutcome>();
   private readonly spreadCache = new Map<string, readonly string[]>();
   private readonly compiled = new Map<string, CompiledGroup>();
+  private readonly layoutCache = new Map<string, SpreadLayout>();
+  private readonly candidateCache = new Map<string, readonly (Int32Array | undefined)[]>();
 
   constructor(private readonly view: ClusterView) {
     this.ready = readyFilter(view);
@@ -114,16 +116,17 @@ class Pass {
     const view = this.view;
     view.focusService(group.serviceId);
     const outcome = this.staticOutcome(compiled.staticKey, compiled.staticFilters);
-    const levels = compiled.spread.map((s) => this.spreadValues(s));
-    const tree = buildSpreadTree(view.size, levels, outcome.eligible, view.serviceScratch, view.activeTasks);
+    const layoutKey = compiled.spread.map((s) => `${s.source}\u0000${s.label}`).join('\u0001');
+    const layout = this.layout(layoutKey, compiled.spread);
+    const tree = new SpreadTree(layout, this.candidates(compiled.staticKey, layoutKey, outcome, layout), view.serviceNodes(), view.serviceScratch, view.activeTasks);
 
     const tasks = group.free;
     const dynamic = compiled.dynamicFilters;
     const refusals = new Refusals();
     let nextTask = 0;
 
-    const placeOnLeaf = (leaf: Branch, want: number): number => {
-      const heap = leaf.heap!;
+    const placeOnLeaf = (leaf: number, want: number): number => {
+      const heap = tree.heap(leaf);
       let placed = 0;
       // Each turn places a task or drops a node: at most want + heap size turns.
       while (placed < want && heap.size > 0) {
@@ -138,36 +141,36 @@ class Pass {
         placed++;
         heap.sinkTop();
       }
-      if (heap.size === 0) leaf.full = true;
+      if (heap.size === 0) tree.full[leaf] = 1;
       return placed;
     };
 
-    const placeOn = (branch: Branch, want: number): number => {
-      if (branch.full || want === 0) return 0;
+    const placeOn = (branch: number, want: number): number => {
+      if (tree.full[branch] === 1 || want === 0) return 0;
       let placed = 0;
-      const children = branch.children;
+      const children = layout.children[branch];
       if (children === undefined) {
         placed = placeOnLeaf(branch, want);
       } else {
         // A round either places everything asked or fills at least one more child.
         for (let round = 0; placed < want && round <= children.length; round++) {
-          const open = children.filter((c) => !c.full);
+          const open = [...children].filter((c) => tree.full[c] === 0);
           if (open.length === 0) break;
           const shares = waterFill(
-            open.map((c) => c.tasks),
+            open.map((c) => tree.tasks[c]!),
             want - placed,
           );
           for (let i = 0; i < open.length; i++) {
             if (shares[i]! > 0) placed += placeOn(open[i]!, shares[i]!);
           }
         }
-        branch.full = children.every((c) => c.full);
+        tree.full[branch] = children.every((c) => tree.full[c] === 1) ? 1 : 0;
       }
-      branch.tasks += placed;
+      tree.tasks[branch] += placed;
       return placed;
     };
 
-    placeOn(tree, tasks.length);
+    placeOn(0, tasks.length);
     if (nextTask < tasks.length) {
       refusals.addAll(outcome.refusals);
       const reason = noSuitableNode(refusals, view.size);
@@ -241,6 +244,29 @@ class Pass {
     const outcome = { eligible: Int32Array.from(eligible), refusals };
     this.staticCache.set(key, outcome);
     return outcome;
+  }
+
+  private layout(key: string, spread: readonly SpreadOver[]): SpreadLayout {
+    let layout = this.layoutCache.get(key);
+    if (layout === undefined) {
+      layout = new SpreadLayout(
+        this.view.size,
+        spread.map((s) => this.spreadValues(s)),
+      );
+      this.layoutCache.set(key, layout);
+    }
+    return layout;
+  }
+
+  /** The eligible nodes of each leaf, for one set of static filters and one layout. */
+  private candidates(staticKey: string, layoutKey: string, outcome: StaticOutcome, layout: SpreadLayout): readonly (Int32Array | undefined)[] {
+    const key = `${staticKey}\u0002${layoutKey}`;
+    let lists = this.candidateCache.get(key);
+    if (lists === undefined) {
+      lists = layout.bucket(outcome.eligible);
+      this.candidateCache.set(key, lists);
+    }
+    return lists;
   }
 
   private spreadValues(over: SpreadOver): readonly string[] {

@@ -1,85 +1,116 @@
-// The spread tree of one task group, as swarm builds it for placement preferences: the root
-// splits the nodes by the value of the first preference's label, each branch by the next, and
-// the leaves hold the candidate nodes in a heap. Tasks are split over the branches of a level so
-// that their task counts (tasks of the service already under each branch) come out as even as
-// possible — water-filling from the emptiest branch — and a branch that runs out of room hands
-// its share to the others. Without preferences the tree is a single leaf.
+// The spread tree of placement preferences, as swarm builds it: the root splits the nodes by the
+// value of the first preference's label, each branch by the next, and the leaves hold the
+// candidate nodes in a heap. Tasks are split over the branches of a level so that their task
+// counts (tasks of the service already under each branch) come out as even as possible —
+// water-filling from the emptiest branch — and a branch that runs out of room hands its share to
+// the others. Without preferences the tree is a single leaf.
+//
+// The shape depends only on the nodes' labels, so it is built once per pass for each list of
+// preferences (`SpreadLayout`); each task group then only counts its service's tasks into it
+// and fills the leaves it visits with its eligible nodes (`SpreadTree`).
 
 import { NodeHeap } from './node-heap.js';
 
-export interface Branch {
-  /** The label value this branch covers ("" for nodes without the label). */
-  readonly value: string;
-  /** Tasks of the service under this branch, on every node (eligible or not), as swarm counts. */
-  tasks: number;
-  /** Sub-branches sorted by value; undefined on a leaf. */
-  readonly children: Branch[] | undefined;
-  /** Candidate nodes; only on a leaf. */
-  readonly heap: NodeHeap | undefined;
-  /** No node under this branch can take another task of the group. */
-  full: boolean;
-}
+/** The tree's shape for one list of preferences. Branch 0 is the root; a child's number is above its parent's. */
+export class SpreadLayout {
+  readonly parent: Int32Array;
+  /** Sub-branches sorted by label value; undefined on a leaf. */
+  readonly children: readonly (Int32Array | undefined)[];
+  /** The leaf each node falls in. */
+  readonly leafOf: Int32Array;
 
-interface BuildBranch {
-  value: string;
-  tasks: number;
-  children: Map<string, BuildBranch> | undefined;
-  nodes: number[];
-}
-
-/**
- * Builds the tree over all `nodeCount` nodes. `levels[k][node]` is the node's value for the k-th
- * preference; `eligible` lists the nodes that passed the group's static filters.
- */
-export function buildSpreadTree(
-  nodeCount: number,
-  levels: readonly (readonly string[])[],
-  eligible: Int32Array,
-  serviceTasks: Int32Array,
-  allTasks: Int32Array,
-): Branch {
-  if (levels.length === 0) {
-    let tasks = 0;
-    for (let i = 0; i < eligible.length; i++) tasks += serviceTasks[eligible[i]!]!;
-    return { value: '', tasks, children: undefined, heap: new NodeHeap(eligible.slice(), serviceTasks, allTasks), full: eligible.length === 0 };
-  }
-  const isEligible = new Uint8Array(nodeCount);
-  for (let i = 0; i < eligible.length; i++) isEligible[eligible[i]!] = 1;
-  const root: BuildBranch = { value: '', tasks: 0, children: undefined, nodes: [] };
-  for (let node = 0; node < nodeCount; node++) {
-    const count = serviceTasks[node]!;
-    let branch = root;
-    for (const values of levels) {
-      branch.tasks += count;
-      branch.children ??= new Map();
-      const value = values[node]!;
-      let next = branch.children.get(value);
-      if (next === undefined) {
-        next = { value, tasks: 0, children: undefined, nodes: [] };
-        branch.children.set(value, next);
+  /** `levels[k][node]` is the node's value for the k-th preference ("" when it lacks the label). */
+  constructor(nodeCount: number, levels: readonly (readonly string[])[]) {
+    const parent: number[] = [-1];
+    const childMaps: (Map<string, number> | undefined)[] = [undefined];
+    const values: string[] = [''];
+    this.leafOf = new Int32Array(nodeCount);
+    for (let node = 0; node < nodeCount; node++) {
+      let branch = 0;
+      for (const level of levels) {
+        let map = childMaps[branch];
+        if (map === undefined) {
+          map = new Map();
+          childMaps[branch] = map;
+        }
+        const value = level[node]!;
+        let next = map.get(value);
+        if (next === undefined) {
+          next = parent.length;
+          parent.push(branch);
+          childMaps.push(undefined);
+          values.push(value);
+          map.set(value, next);
+        }
+        branch = next;
       }
-      branch = next;
+      this.leafOf[node] = branch;
     }
-    branch.tasks += count;
-    if (isEligible[node] === 1) branch.nodes.push(node);
+    this.parent = Int32Array.from(parent);
+    this.children = childMaps.map((m) =>
+      m === undefined ? undefined : Int32Array.from([...m.values()].sort((a, b) => (values[a]! < values[b]! ? -1 : values[a]! > values[b]! ? 1 : 0))),
+    );
   }
-  return freeze(root, serviceTasks, allTasks);
+
+  get size(): number {
+    return this.parent.length;
+  }
+
+  /** Groups nodes (in node order) by the leaf they fall in. */
+  bucket(nodes: Int32Array): readonly (Int32Array | undefined)[] {
+    const lists: (number[] | undefined)[] = new Array<number[] | undefined>(this.size);
+    for (let i = 0; i < nodes.length; i++) {
+      const leaf = this.leafOf[nodes[i]!]!;
+      (lists[leaf] ??= []).push(nodes[i]!);
+    }
+    return Array.from(lists, (l) => (l === undefined ? undefined : Int32Array.from(l)));
+  }
 }
 
-function freeze(b: BuildBranch, serviceTasks: Int32Array, allTasks: Int32Array): Branch {
-  if (b.children === undefined) {
-    return {
-      value: b.value,
-      tasks: b.tasks,
-      children: undefined,
-      heap: new NodeHeap(Int32Array.from(b.nodes), serviceTasks, allTasks),
-      full: b.nodes.length === 0,
-    };
+/** One task group's view of a layout: task counts per branch, which branches are full, leaf heaps. */
+export class SpreadTree {
+  /** Tasks of the service under each branch, on every node (eligible or not), as swarm counts. */
+  readonly tasks: Int32Array;
+  /** 1 when no node under the branch can take another task of the group. */
+  readonly full: Uint8Array;
+  private readonly heaps: (NodeHeap | undefined)[];
+
+  /**
+   * `candidates[leaf]` are the leaf's eligible nodes (shared, never modified); `serviceNodes` the
+   * nodes where `serviceTasks` is non-zero.
+   */
+  constructor(
+    readonly layout: SpreadLayout,
+    private readonly candidates: readonly (Int32Array | undefined)[],
+    serviceNodes: readonly number[],
+    private readonly serviceTasks: Int32Array,
+    private readonly allTasks: Int32Array,
+  ) {
+    const size = layout.size;
+    this.tasks = new Int32Array(size);
+    this.full = new Uint8Array(size);
+    this.heaps = new Array<NodeHeap | undefined>(size);
+    for (const node of serviceNodes) {
+      const count = serviceTasks[node]!;
+      for (let b = layout.leafOf[node]!; b >= 0; b = layout.parent[b]!) this.tasks[b] += count;
+    }
+    // Children are numbered above their parents: one backward sweep settles fullness bottom-up.
+    for (let b = size - 1; b >= 0; b--) {
+      const children = layout.children[b];
+      if (children === undefined) this.full[b] = candidates[b] === undefined ? 1 : 0;
+      else this.full[b] = children.every((c) => this.full[c] === 1) ? 1 : 0;
+    }
   }
-  const children = [...b.children.values()]
-    .sort((x, y) => (x.value < y.value ? -1 : x.value > y.value ? 1 : 0))
-    .map((c) => freeze(c, serviceTasks, allTasks));
-  return { value: b.value, tasks: b.tasks, children, heap: undefined, full: children.every((c) => c.full) };
+
+  /** The heap of a leaf, built on first use from its candidates. */
+  heap(leaf: number): NodeHeap {
+    let heap = this.heaps[leaf];
+    if (heap === undefined) {
+      heap = new NodeHeap((this.candidates[leaf] ?? new Int32Array(0)).slice(), this.serviceTasks, this.allTasks);
+      this.heaps[leaf] = heap;
+    }
+    return heap;
+  }
 }
 
 /**

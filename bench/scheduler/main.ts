@@ -1,13 +1,16 @@
 // npm run bench:scheduler [-- --json] [-- --runs 3 --nodes 1000,10000 --tasks 100000 --services 100]
-// Places `tasks` tasks of `services` services on an empty cluster of `nodes` nodes in one pass,
-// `runs` times per size, and reports the median run.
+// Two scenarios per cluster size, each run `runs` times, median reported:
+//   empty — place `tasks` tasks of `services` services on an empty cluster of `nodes` nodes in one pass;
+//   busy  — the cluster already runs those tasks; place 10 more tasks per service (a steady-state pass).
 
-import { schedule } from '../../scheduler/index.js';
+import { schedule, type PendingTask, type PlacedTask, type SchedulerNode } from '../../scheduler/index.js';
 import { makeWorkload } from './workload.js';
 
 interface Row {
   readonly bench: 'scheduler';
   readonly system: 'shoal';
+  readonly scenario: 'empty' | 'busy';
+  readonly running_tasks: number;
   readonly nodes: number;
   readonly services: number;
   readonly tasks: number;
@@ -36,9 +39,14 @@ function collectGarbage(): void {
   if (gc !== undefined) gc();
 }
 
-const rows: Row[] = [];
-for (const nodes of nodeCounts) {
-  const workload = makeWorkload(nodes, services, tasks);
+interface Measured {
+  readonly seconds: number;
+  readonly placed: number;
+  readonly heapMb: number;
+  readonly rssMb: number;
+}
+
+function measure(nodes: readonly SchedulerNode[], placedTasks: readonly PlacedTask[], pendingTasks: readonly PendingTask[]): Measured {
   const seconds: number[] = [];
   let placed = 0;
   let heapMb = 0;
@@ -46,7 +54,7 @@ for (const nodes of nodeCounts) {
   for (let run = 0; run < runs; run++) {
     collectGarbage();
     const started = performance.now();
-    const result = schedule({ nodes: workload.nodes, placedTasks: [], pendingTasks: workload.pending });
+    const result = schedule({ nodes, placedTasks, pendingTasks });
     seconds.push((performance.now() - started) / 1000);
     const mem = process.memoryUsage();
     heapMb = Math.max(heapMb, mem.heapUsed / MB);
@@ -54,20 +62,43 @@ for (const nodes of nodeCounts) {
     placed = result.assignments.size;
   }
   seconds.sort((a, b) => a - b);
-  const median = seconds[Math.floor(seconds.length / 2)]!;
-  rows.push({
+  return { seconds: seconds[Math.floor(seconds.length / 2)]!, placed, heapMb, rssMb };
+}
+
+const NEW_TASKS_PER_SERVICE = 10;
+
+const rows: Row[] = [];
+for (const nodes of nodeCounts) {
+  const workload = makeWorkload(nodes, services, tasks);
+  const empty = measure(workload.nodes, [], workload.pending);
+  rows.push(row('empty', nodes, 0, workload.pending.length, empty));
+
+  const first = schedule({ nodes: workload.nodes, placedTasks: [], pendingTasks: workload.pending });
+  const running: PlacedTask[] = workload.pending
+    .filter((t) => first.assignments.has(t.ID))
+    .map((t) => ({ ID: t.ID, ServiceID: t.ServiceID, Spec: t.Spec, NodeID: first.assignments.get(t.ID)!, DesiredState: 'running' }));
+  const more = workload.pending
+    .filter((t) => t.ID.endsWith('-task-0'))
+    .flatMap((t) => Array.from({ length: NEW_TASKS_PER_SERVICE }, (_, k) => ({ ...t, ID: `${t.ServiceID}-new-${k}` })));
+  rows.push(row('busy', nodes, running.length, more.length, measure(workload.nodes, running, more)));
+}
+
+function row(scenario: 'empty' | 'busy', nodes: number, runningTasks: number, taskCount: number, m: Measured): Row {
+  return {
     bench: 'scheduler',
     system: 'shoal',
+    scenario,
+    running_tasks: runningTasks,
     nodes,
     services,
-    tasks: workload.pending.length,
-    placed,
+    tasks: taskCount,
+    placed: m.placed,
     runs,
-    seconds: round(median, 3),
-    tasks_per_s: Math.round(workload.pending.length / median),
-    rss_mb: round(rssMb, 1),
-    heap_mb: round(heapMb, 1),
-  });
+    seconds: round(m.seconds, 4),
+    tasks_per_s: Math.round(taskCount / m.seconds),
+    rss_mb: round(m.rssMb, 1),
+    heap_mb: round(m.heapMb, 1),
+  };
 }
 
 function round(x: number, digits: number): number {
@@ -78,9 +109,9 @@ function round(x: number, digits: number): number {
 if (json) {
   console.log(JSON.stringify(rows));
 } else {
-  const columns = ['nodes', 'services', 'tasks', 'placed', 'runs', 'seconds', 'tasks_per_s', 'rss_mb', 'heap_mb'] as const;
+  const columns = ['scenario', 'running_tasks', 'nodes', 'services', 'tasks', 'placed', 'runs', 'seconds', 'tasks_per_s', 'rss_mb', 'heap_mb'] as const;
   const cells = [columns.map(String), ...rows.map((r) => columns.map((c) => String(r[c])))];
   const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  console.log('scheduler: one pass placing all tasks on an empty cluster (median of runs)');
+  console.log('scheduler: one pass; empty = all tasks onto an empty cluster, busy = 10 new tasks per service onto the full cluster (median of runs)');
   for (const row of cells) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
 }
