@@ -220,10 +220,6 @@ interface Frame<State> {
   chosen: number;
 }
 
-interface CacheEntry<State> {
-  readonly bits: Uint32Array;
-  readonly state: State;
-}
 
 function buildEventList(ops: readonly Operation<unknown, unknown>[]): Event {
   const raw: { time: number; isCall: boolean; opId: number; ev: Event }[] = [];
@@ -296,24 +292,27 @@ function stateHash32(h: number | string): number {
   return hashString(String(h));
 }
 
-function bitsEqual(a: Uint32Array, b: Uint32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+const FULL_WORD = 0xffffffff;
+
+/** Two UTF-16 code units holding a 32-bit number, for building compact string keys. */
+function char32(x: number): string {
+  return String.fromCharCode(x & 0xffff, x >>> 16);
 }
 
 function checkPart<State, Input, Output>(
   model: Model<State, Input, Output>,
-  ops: readonly Operation<Input, Output>[],
+  part: readonly Operation<Input, Output>[],
   budget: SearchBudget,
 ): PartOutcome<State, Input, Output> {
+  // Number operations in call order (stable), which keeps the cached sets compact.
+  const ops = [...part].sort((a, b) => a.call - b.call);
   const n = ops.length;
   const head = buildEventList(ops);
   const bits = new Uint32Array(Math.max(1, Math.ceil(n / 32)));
-  // Zobrist keys: the set's hash is the XOR of its members' keys, updated in O(1) per lift.
-  const zobrist = new Uint32Array(n);
-  for (let i = 0; i < n; i++) zobrist[i] = mix32(i * 0x9e3779b9 + 0x7f4a7c15);
-  let setHash = 0;
-  const cache = new Map<number, CacheEntry<State>[]>();
+  // Visited (linearized set, state) pairs. Operations are numbered in call order, so a set is a
+  // run of full words followed by a narrow frontier; the key holds where the frontier starts, the
+  // state's 32-bit hash and the frontier's words. States with equal keys are told apart by `equal`.
+  const cache = new Map<string, State[]>();
   const stack: Frame<State>[] = [];
   let state = model.init();
 
@@ -327,23 +326,21 @@ function checkPart<State, Input, Output>(
     const word = opId >>> 5;
     const mask = 1 << (opId & 31);
     bits[word]! |= mask;
-    const key = (setHash ^ zobrist[opId]! ^ Math.imul(stateHash32(model.hash(s)), 0x27d4eb2d)) >>> 0;
-    let bucket = cache.get(key);
-    let seen = false;
-    if (bucket) {
-      for (const e of bucket) {
-        if (bitsEqual(e.bits, bits) && model.equal(e.state, s)) {
-          seen = true;
-          break;
-        }
-      }
-    } else {
-      bucket = [];
-      cache.set(key, bucket);
-    }
-    if (!seen) bucket.push({ bits: bits.slice(), state: s });
+    let from = 0;
+    while (from < bits.length && bits[from] === FULL_WORD) from++;
+    let to = bits.length;
+    while (to > from && bits[to - 1] === 0) to--;
+    let key = char32(from) + char32(stateHash32(model.hash(s)));
+    for (let i = from; i < to; i++) key += char32(bits[i]!);
     bits[word]! &= ~mask;
-    return !seen;
+    const bucket = cache.get(key);
+    if (!bucket) {
+      cache.set(key, [s]);
+      return true;
+    }
+    for (const seen of bucket) if (model.equal(seen, s)) return false;
+    bucket.push(s);
+    return true;
   };
 
   /** Try candidates[from..] for a call; on the first new one, push a frame and linearize it. */
@@ -354,7 +351,6 @@ function checkPart<State, Input, Output>(
       stack.push({ call, before, candidates, chosen: c });
       state = next;
       bits[call.opId >>> 5]! |= 1 << (call.opId & 31);
-      setHash ^= zobrist[call.opId]!;
       if (!lifted) lift(call);
       return true;
     }
@@ -399,7 +395,6 @@ function checkPart<State, Input, Output>(
     const top = stack.pop()!;
     const id = top.call.opId;
     bits[id >>> 5]! &= ~(1 << (id & 31));
-    setHash ^= zobrist[id]!;
     state = top.before;
     // Another possible outcome of the same operation at the same point, if the model has one.
     if (tryFrom(top.call, top.before, top.candidates, top.chosen + 1, true)) {
