@@ -321,13 +321,13 @@ export class ImageStore {
         else break;
       }
     }
-    throw this.toPullError(lastError, image, ref);
+    throw this.toPullError(lastError, image);
   }
 
-  private toPullError(err: unknown, image: string, ref: ImageReference): ImagePullError {
+  private toPullError(err: unknown, image: string): ImagePullError {
     if (err instanceof ImagePullError) return err;
     if (err instanceof RegistryRequestError) {
-      const text = err.kind === 'not-found' ? `${familiarReference(ref)} not found: ${err.message}` : err.message;
+      const text = err.kind === 'not-found' ? `not found: ${err.message}` : err.message;
       return new ImagePullError(pullCode(err.kind), image, text, { cause: err });
     }
     if (err instanceof LayerFormatError) return new ImagePullError('ERR_IMAGE_BAD_LAYER', image, err.message, { cause: err });
