@@ -23,10 +23,11 @@ export function privateKeyPem(key: NodeKey): string {
 }
 
 /** A CSR with subject CN=<commonName> (informational: the CA sets the real subject). */
-export function createNodeCsr(key: NodeKey, commonName = 'shoal-node'): Uint8Array {
+export function createNodeCsr(key: NodeKey, commonName = 'shoal-node'): Buffer {
   const spki = key.publicKey.export({ format: 'der', type: 'spki' });
   const subject = seq(tlv(TAG.SET, seq(oid('2.5.4.3'), utf8(commonName))));
   const info = seq(smallInteger(0), subject, spki, context(0, true));
   const signature = sign('sha256', info, { key: key.privateKey, dsaEncoding: 'der' });
-  return seq(info, ECDSA_SHA256, bitString(signature));
+  const der = seq(info, ECDSA_SHA256, bitString(signature));
+  return Buffer.from(der.buffer, der.byteOffset, der.byteLength);
 }

@@ -50,8 +50,8 @@ export interface IssueNodeCertificateRequest {
   token: string;
   /** PKCS#10 certificate signing request, DER. Its subject is ignored: the CA sets CN/OU/O. */
   csr: Buffer;
-  /** Optional: the address the node will be reached at (recorded with the node). */
-  availability: string;
+  /** Optional: the address the node is reached at (recorded with the node). */
+  addr: string;
 }
 
 export interface IssueNodeCertificateResponse {
@@ -210,7 +210,7 @@ export const GetRootCACertificateResponse: MessageFns<GetRootCACertificateRespon
 };
 
 function createBaseIssueNodeCertificateRequest(): IssueNodeCertificateRequest {
-  return { token: "", csr: Buffer.alloc(0), availability: "" };
+  return { token: "", csr: Buffer.alloc(0), addr: "" };
 }
 
 export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest> = {
@@ -221,8 +221,8 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
     if (message.csr.length !== 0) {
       writer.uint32(18).bytes(message.csr);
     }
-    if (message.availability !== "") {
-      writer.uint32(26).string(message.availability);
+    if (message.addr !== "") {
+      writer.uint32(26).string(message.addr);
     }
     return writer;
   },
@@ -261,7 +261,7 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
               break;
             }
 
-            message.availability = reader.string();
+            message.addr = reader.string();
             continue;
           }
         }
@@ -283,7 +283,7 @@ export const IssueNodeCertificateRequest: MessageFns<IssueNodeCertificateRequest
     const message = createBaseIssueNodeCertificateRequest();
     message.token = object.token ?? "";
     message.csr = object.csr ?? Buffer.alloc(0);
-    message.availability = object.availability ?? "";
+    message.addr = object.addr ?? "";
     return message;
   },
 };
