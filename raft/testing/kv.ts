@@ -276,6 +276,9 @@ const yieldToPromises = () => new Promise<void>((resolve) => setImmediate(resolv
  * `ids` are the cluster's members; the cluster is expected to elect a leader by itself.
  */
 export async function runKvWorkload(sim: SimClusterLike, ids: readonly NodeId[], opts: KvWorkloadOptions): Promise<KvRunResult> {
+  if (opts.clients < 1 || opts.keys < 1 || opts.steps < 0) {
+    throw new KvCommandError(`kv workload needs at least one client and one key (got ${opts.clients} clients, ${opts.keys} keys)`);
+  }
   const o = { ...DEFAULTS, ...stripUndefined(opts) };
   const rand: Random = seededRandom(`kv-workload:${opts.seed}`);
   const pick = <T>(xs: readonly T[]): T => xs[randomInt(rand, 0, xs.length)]!;
@@ -290,8 +293,7 @@ export async function runKvWorkload(sim: SimClusterLike, ids: readonly NodeId[],
     try {
       v.catchUp(sim.applied(id));
     } catch (err) {
-      violations.push(`node ${id}: ${(err as Error).message}`);
-      throw err;
+      throw new KvCommandError(`node ${id}: ${(err as Error).message}`);
     }
     return v;
   };
