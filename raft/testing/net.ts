@@ -106,6 +106,8 @@ export class TestNet {
   }
 
   /** Takes the queued messages (after flushing), optionally only those matching `filter`. */
+  take<T extends Message>(filter: (m: Message) => m is T): T[];
+  take(filter?: (m: Message) => boolean): Message[];
   take(filter?: (m: Message) => boolean): Message[] {
     this.flush();
     const out = filter ? this.queue.filter(filter) : this.queue;
