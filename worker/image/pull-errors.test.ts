@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildTar, busyboxEntries, HOST_ARCH, pushBlob, pushImage, pushIndex, pushManifest, startRegistry, type RegistryFixture } from '../testing/registry.js';
-import { encodeRegistryAuth } from './auth.js';
 import { ImagePullError } from './errors.js';
 import type { ImageStore } from './store.js';
 import { Cleanup, listTree } from './store-test-support.js';
@@ -183,31 +182,5 @@ describe('pull failures name the image and the cause and leave the cache clean',
     expect(results.map((r) => (r.status === 'rejected' ? (r.reason as ImagePullError).code : 'ok'))).toEqual(Array(3).fill('ERR_IMAGE_DIGEST_MISMATCH'));
     expect(reg.blobGets(pushed.layerDigests[0] as string)).toBe(1);
     expect(await listTree(join(store.root, 'layers'))).toEqual(['sha256']);
-  });
-});
-
-describe('registries with basic auth (htpasswd)', () => {
-  let authReg: RegistryFixture;
-  beforeAll(async () => {
-    authReg = await startRegistry({ basicAuth: { username: 'alice', password: 'correct horse' } });
-    await pushImage(authReg, { repository: 'private/app', tag: 'v1', layers: [await uniqueBusybox('private')] });
-  });
-  afterAll(async () => {
-    await authReg?.stop();
-  });
-
-  it('pulls with the credentials passed as X-Registry-Auth', async () => {
-    const store = await cleanup.store();
-    const registryAuth = encodeRegistryAuth({ username: 'alice', password: 'correct horse', serveraddress: authReg.host });
-    const { image } = await store.pull(`${authReg.host}/private/app:v1`, { registryAuth });
-    expect(image.diffIds).toHaveLength(1);
-  });
-
-  it('refuses a wrong password and missing credentials with a clear error', async () => {
-    const store = await cleanup.store();
-    const wrong = encodeRegistryAuth({ username: 'alice', password: 'battery staple', serveraddress: authReg.host });
-    await expectPullError(store, `${authReg.host}/private/app:v1`, 'ERR_IMAGE_UNAUTHORIZED', /refused the credentials given \(wrong user name or password\?\)/, { registryAuth: wrong });
-    await expectPullError(store, `${authReg.host}/private/app:v1`, 'ERR_IMAGE_UNAUTHORIZED', /authentication required and no registry credentials were given/);
-    await expectPullError(store, `${authReg.host}/private/app:v1`, 'ERR_IMAGE_BAD_CREDENTIALS', /X-Registry-Auth is not base64url-encoded JSON/, { registryAuth: '%%%' });
   });
 });

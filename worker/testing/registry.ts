@@ -3,7 +3,7 @@
 // short; plus helpers that build small images from Debian's `busybox-static` (layers are tar
 // archives built here in code) and push them through the registry HTTP API.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, open } from 'node:fs/promises';
 import { createServer, request as httpRequest, Agent, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,8 +24,11 @@ export interface RecordedRequest {
 export interface RegistryFixtureOptions {
   /** Turns on htpasswd (basic) auth with this one user. */
   readonly basicAuth?: { readonly username: string; readonly password: string };
-  /** Raw YAML appended under `auth:` instead (e.g. token auth); overrides basicAuth. */
-  readonly authYaml?: string;
+  /**
+   * Turns on token auth: a token server in this process (realm on loopback) issues ES256 JWTs
+   * signed by a throw-away certificate the registry trusts, to this one user.
+   */
+  readonly tokenAuth?: { readonly username: string; readonly password: string };
 }
 
 export interface RegistryFixture {
@@ -38,8 +41,10 @@ export interface RegistryFixture {
   readonly requests: RecordedRequest[];
   /** Blob digests whose GET the proxy cuts off after half the body. */
   readonly truncateBlobs: Set<string>;
-  /** Authorization header for pushes when auth is on. */
-  readonly pushAuthorization: string | undefined;
+  /** Authorization header for pushes to `repository` when auth is on. */
+  pushAuthorization(repository: string): string | undefined;
+  /** Requests the token server answered (token auth only), in order: `account scope`. */
+  readonly tokenRequests: string[];
   /** Count of proxy GETs of one blob. */
   blobGets(digest: string): number;
   /** Flips one byte of a stored blob on disk (the registry serves it as is). */
@@ -89,16 +94,30 @@ export async function startRegistry(options: RegistryFixtureOptions = {}): Promi
   const dir = await mkdtemp(join(tmpdir(), 'shoal-registry-'));
   const storageDir = join(dir, 'data');
   let authYaml = '';
-  let pushAuthorization: string | undefined;
-  if (options.authYaml !== undefined) {
-    authYaml = `auth:\n${options.authYaml}`;
+  let pushAuthorization = (_repository: string): string | undefined => undefined;
+  const tokenRequests: string[] = [];
+  let tokenServer: Server | undefined;
+  if (options.tokenAuth !== undefined) {
+    const issuer = await startTokenServer(dir, options.tokenAuth, tokenRequests);
+    tokenServer = issuer.server;
+    authYaml = [
+      'auth:',
+      '  token:',
+      `    realm: ${issuer.realm}`,
+      `    service: ${TOKEN_SERVICE}`,
+      `    issuer: ${TOKEN_ISSUER}`,
+      `    rootcertbundle: ${issuer.certPath}`,
+      '',
+    ].join('\n');
+    pushAuthorization = (repository) => `Bearer ${issuer.mint(options.tokenAuth?.username ?? '', [{ type: 'repository', name: repository, actions: ['pull', 'push'] }])}`;
   } else if (options.basicAuth !== undefined) {
     const { username, password } = options.basicAuth;
     // The registry only accepts bcrypt entries; htpasswd (apache2-utils) makes them.
     const line = execFileSync('htpasswd', ['-Bbn', username, password], { encoding: 'utf8' }).trim();
     await writeFile(join(dir, 'htpasswd'), `${line}\n`);
     authYaml = `auth:\n  htpasswd:\n    realm: shoal-test\n    path: ${join(dir, 'htpasswd')}\n`;
-    pushAuthorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    const basic = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    pushAuthorization = () => basic;
   }
   const config = [
     'version: 0.1',
@@ -167,6 +186,7 @@ export async function startRegistry(options: RegistryFixtureOptions = {}): Promi
       requests,
       truncateBlobs,
       pushAuthorization,
+      tokenRequests,
       blobGets: (digest) => requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`)).length,
       corruptBlob: async (digest) => {
         const hex = digest.slice('sha256:'.length);
@@ -188,16 +208,78 @@ export async function startRegistry(options: RegistryFixtureOptions = {}): Promi
         await new Promise<void>((resolve) => server.close(() => resolve()));
         agent.destroy();
         await stopChild(child);
+        if (tokenServer !== undefined) await closeServer(tokenServer);
         await rm(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
+    if (tokenServer !== undefined) await closeServer(tokenServer);
     proxy?.close();
     agent.destroy();
     await stopChild(child);
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+// ---- Token auth -----------------------------------------------------------------------------
+
+const TOKEN_SERVICE = 'shoal-test-registry';
+const TOKEN_ISSUER = 'shoal-test-issuer';
+const TOKEN_LIFETIME_S = 300;
+
+interface TokenAccess {
+  readonly type: string;
+  readonly name: string;
+  readonly actions: readonly string[];
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** A Docker-style token server: GET /token?service=&scope= with Basic credentials → {token}. */
+async function startTokenServer(
+  dir: string,
+  user: { readonly username: string; readonly password: string },
+  log: string[],
+): Promise<{ server: Server; realm: string; certPath: string; mint: (account: string, access: readonly TokenAccess[]) => string }> {
+  const keyPath = join(dir, 'token-key.pem');
+  const certPath = join(dir, 'token-cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', '/CN=shoal-test-token-issuer'], { stdio: 'ignore' });
+  const key = createPrivateKey(await readFile(keyPath));
+  const der = new X509Certificate(await readFile(certPath)).raw;
+  const b64u = (v: object): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const mint = (account: string, access: readonly TokenAccess[]): string => {
+    const now = Math.floor(Date.now() / 1000);
+    const head = b64u({ typ: 'JWT', alg: 'ES256', x5c: [der.toString('base64')] });
+    const claims = b64u({ iss: TOKEN_ISSUER, sub: account, aud: TOKEN_SERVICE, exp: now + TOKEN_LIFETIME_S, nbf: now - 10, iat: now, jti: randomUUID(), access });
+    const signature = sign('sha256', Buffer.from(`${head}.${claims}`), { key, dsaEncoding: 'ieee-p1363' });
+    return `${head}.${claims}.${signature.toString('base64url')}`;
+  };
+  const expected = `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}`;
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://token');
+    const scopes = url.searchParams.getAll('scope');
+    log.push(`${url.searchParams.get('account') ?? '-'} ${scopes.join(' ')}`);
+    if (url.pathname !== '/token' || url.searchParams.get('service') !== TOKEN_SERVICE) {
+      res.writeHead(400).end('bad token request');
+      return;
+    }
+    if (req.headers.authorization !== expected) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ details: 'incorrect username or password' }));
+      return;
+    }
+    const access = scopes.map((s): TokenAccess => {
+      const [type = '', name = '', actions = ''] = s.split(':');
+      return { type, name, actions: actions.split(',') };
+    });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: mint(user.username, access), expires_in: TOKEN_LIFETIME_S }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, realm: `http://127.0.0.1:${port}/token`, certPath, mint };
 }
 
 // ---- Building layers -------------------------------------------------------------------------
@@ -356,22 +438,23 @@ async function check(res: Response, what: string, want: number): Promise<void> {
   if (res.status !== want) throw new Error(`${what}: HTTP ${res.status}: ${await res.text()}`);
 }
 
-function authHeaders(reg: RegistryFixture): Record<string, string> {
-  return reg.pushAuthorization !== undefined ? { authorization: reg.pushAuthorization } : {};
+function authHeaders(reg: RegistryFixture, repository: string): Record<string, string> {
+  const authorization = reg.pushAuthorization(repository);
+  return authorization !== undefined ? { authorization } : {};
 }
 
 /** Uploads a blob monolithically (POST then PUT with the digest). */
 export async function pushBlob(reg: RegistryFixture, repository: string, data: Buffer): Promise<string> {
   const digest = sha256(data);
   const base = `http://${reg.directHost}`;
-  const start = await fetch(`${base}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: authHeaders(reg) });
+  const start = await fetch(`${base}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: authHeaders(reg, repository) });
   await check(start, `start upload to ${repository}`, 202);
   const location = new URL(start.headers.get('location') ?? '', base);
   location.searchParams.set('digest', digest);
   const put = await fetch(location, {
     method: 'PUT',
     body: data,
-    headers: { ...authHeaders(reg), 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
+    headers: { ...authHeaders(reg, repository), 'content-type': 'application/octet-stream', 'content-length': String(data.length) },
   });
   await check(put, `upload blob ${digest}`, 201);
   return digest;
@@ -381,7 +464,7 @@ export async function pushManifest(reg: RegistryFixture, repository: string, ref
   const res = await fetch(`http://${reg.directHost}/v2/${repository}/manifests/${reference}`, {
     method: 'PUT',
     body,
-    headers: { ...authHeaders(reg), 'content-type': mediaType },
+    headers: { ...authHeaders(reg, repository), 'content-type': mediaType },
   });
   await check(res, `push manifest ${repository}:${reference}`, 201);
 }
