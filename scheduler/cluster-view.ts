@@ -180,8 +180,8 @@ export class ClusterView {
   take(at: number, serviceId: string, demand: Demand, active: boolean): void {
     this.nanoCpus[at] -= demand.nanoCpus;
     this.memoryBytes[at] -= demand.memoryBytes;
-    for (const [kind, units] of demand.generic) this.genericAvailable(kind)[at] -= units;
-    for (const port of demand.hostPorts) this.portUse(port)[at] = 1;
+    if (demand.generic.size > 0) for (const [kind, units] of demand.generic) this.genericAvailable(kind)[at] -= units;
+    if (demand.hostPorts.length > 0) for (const port of demand.hostPorts) this.portUse(port)[at] = 1;
     if (active) this.countTask(at, serviceId);
   }
 

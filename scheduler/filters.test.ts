@@ -1,7 +1,7 @@
 // Each filter, seen as a user sees it: where tasks land, and the reason on the ones that stay pending.
 
 import { describe, expect, it } from 'vitest';
-import { schedule, type PendingTask, type PlacedTask, type SchedulerNode } from './index.js';
+import { schedule, SchedulerInputError, type PendingTask, type PlacedTask, type SchedulerNode } from './index.js';
 import { countByNode, CPU, GiB, node, placed, tasks } from './testing/builders.js';
 
 function run(nodes: SchedulerNode[], pending: PendingTask[], placedTasks: PlacedTask[] = []) {
@@ -188,5 +188,28 @@ describe('reason text', () => {
     ];
     const r = run(nodes, tasks('db', 1, { reservations: { MemoryBytes: 2 * GiB }, placement: { Constraints: ['node.labels.zone==a'] } }));
     expect(r.unplaced.get('db.1')).toBe('no suitable node (insufficient memory on 3 nodes; constraint node.labels.zone==a not met on 2 nodes)');
+  });
+});
+
+describe('input the scheduler refuses', () => {
+  it('throws a typed error for a node or a pending task listed twice', () => {
+    expect(() => run([node('a'), node('a')], [])).toThrow('node a is listed twice');
+    const twice = [...tasks('web', 1), ...tasks('web', 1)];
+    let caught: unknown;
+    try {
+      run([node('a')], twice);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(SchedulerInputError);
+    expect((caught as SchedulerInputError).code).toBe('INVALID_INPUT');
+    expect((caught as Error).message).toBe('task web.1 is listed twice among the tasks to place');
+  });
+
+  it('ignores tasks on nodes that left the cluster', () => {
+    const r = run([node('a', { resources: { NanoCPUs: CPU, MemoryBytes: GiB } })], tasks('web', 1, { reservations: { MemoryBytes: GiB } }), [
+      placed('old.1', 'old', 'gone', { reservations: { MemoryBytes: GiB } }),
+    ]);
+    expect(r.assignments.get('web.1')).toBe('a');
   });
 });

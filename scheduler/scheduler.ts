@@ -65,6 +65,7 @@ export function schedule(input: SchedulerInput): SchedulerResult {
   for (const group of groups) {
     if (group.free.length > 0) pass.placeGroup(group);
   }
+  checkUniqueIds(input.pendingTasks, pass.assignments.size + pass.unplaced.size);
   return { assignments: pass.assignments, unplaced: pass.unplaced };
 }
 
@@ -294,21 +295,36 @@ function placementKey(spec: TaskSpec): string {
 
 /** Groups pending tasks by service and spec version (or, without a version, by placement fields). */
 function groupTasks(pending: readonly PendingTask[]): TaskGroup[] {
-  const groups = new Map<string, TaskGroup>();
-  const seen = new Set<string>();
+  const byService = new Map<string, Map<string | number, TaskGroup>>();
+  const all: TaskGroup[] = [];
   for (const task of pending) {
-    if (seen.has(task.ID)) throw new SchedulerInputError(`task ${task.ID} is listed twice among the tasks to place`);
-    seen.add(task.ID);
-    const version = task.SpecVersion === undefined ? `s${placementKey(task.Spec)}` : `v${task.SpecVersion.Index}`;
-    const ports = hostPortKeys(task.Endpoint?.Ports);
-    const key = `${task.ServiceID}\u0000${version}\u0000${ports.join(',')}`;
-    let group = groups.get(key);
+    // A version number alone is the common case; only host ports or a missing version need a string.
+    const ports = task.Endpoint?.Ports !== undefined && task.Endpoint.Ports.length > 0 ? hostPortKeys(task.Endpoint.Ports).join(',') : '';
+    const version: string | number =
+      task.SpecVersion === undefined ? `s${placementKey(task.Spec)}\u0000${ports}` : ports === '' ? task.SpecVersion.Index : `v${task.SpecVersion.Index}\u0000${ports}`;
+    let groups = byService.get(task.ServiceID);
+    if (groups === undefined) {
+      groups = new Map();
+      byService.set(task.ServiceID, groups);
+    }
+    let group = groups.get(version);
     if (group === undefined) {
-      group = { key, serviceId: task.ServiceID, first: task, free: [], preassigned: [] };
-      groups.set(key, group);
+      group = { key: `${task.ServiceID}\u0000${typeof version === 'number' ? `v${version}` : version}`, serviceId: task.ServiceID, first: task, free: [], preassigned: [] };
+      groups.set(version, group);
+      all.push(group);
     }
     if (task.NodeID !== undefined && task.NodeID !== '') group.preassigned.push(task);
     else group.free.push(task);
   }
-  return [...groups.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** Every pending task gets exactly one outcome; fewer outcomes than tasks means an ID was repeated. */
+function checkUniqueIds(pending: readonly PendingTask[], outcomes: number): void {
+  if (outcomes === pending.length) return;
+  const seen = new Set<string>();
+  for (const task of pending) {
+    if (seen.has(task.ID)) throw new SchedulerInputError(`task ${task.ID} is listed twice among the tasks to place`);
+    seen.add(task.ID);
+  }
 }
