@@ -10,7 +10,7 @@ import type { Message, MsgApp, MsgAppResp, MsgVote } from './types.js';
 const enc = new TextEncoder();
 const ofType =
   <T extends Message['type']>(t: T) =>
-  (m: Message): m is Extract<Message, { type: T }> =>
+  (m: Message): m is Message & { type: T } =>
     m.type === t;
 
 /** Three (or n) nodes with empty logs at term 0, pre-vote and check-quorum off (the paper's base algorithm). */
