@@ -204,6 +204,11 @@ describe('input the scheduler refuses', () => {
     expect(caught).toBeInstanceOf(SchedulerInputError);
     expect((caught as SchedulerInputError).code).toBe('INVALID_INPUT');
     expect((caught as Error).message).toBe('task web.1 is listed twice among the tasks to place');
+    // One copy placed, the other left pending for want of room: still refused.
+    const small = node('a', { resources: { NanoCPUs: CPU, MemoryBytes: GiB } });
+    expect(() => run([small], [...tasks('db', 1, { reservations: { MemoryBytes: GiB } }), ...tasks('db', 1, { reservations: { MemoryBytes: GiB } })])).toThrow(
+      'task db.1 is listed twice',
+    );
   });
 
   it('ignores tasks on nodes that left the cluster', () => {

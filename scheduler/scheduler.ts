@@ -89,19 +89,19 @@ class Pass {
     const compiled = this.compile(group);
     for (const task of group.preassigned) {
       if (!compiled.ok) {
-        this.unplaced.set(task.ID, compiled.reason);
+        this.leavePending(task, compiled.reason);
         continue;
       }
       const node = this.view.indexOf(task.NodeID!);
       if (node === undefined) {
-        this.unplaced.set(task.ID, `no suitable node (node ${task.NodeID} is not in the cluster)`);
+        this.leavePending(task, `no suitable node (node ${task.NodeID} is not in the cluster)`);
         continue;
       }
       this.view.focusService(group.serviceId);
       const refusal =
         firstRefusal(compiled.staticFilters, node) ?? firstRefusal(compiled.dynamicFilters, node);
       if (refusal !== undefined) {
-        this.unplaced.set(task.ID, `no suitable node (${refusal.phrase} on 1 node)`);
+        this.leavePending(task, `no suitable node (${refusal.phrase} on 1 node)`);
         continue;
       }
       this.assign(task, node, group.serviceId, compiled.demand);
@@ -111,7 +111,7 @@ class Pass {
   placeGroup(group: TaskGroup): void {
     const compiled = this.compile(group);
     if (!compiled.ok) {
-      for (const task of group.free) this.unplaced.set(task.ID, compiled.reason);
+      for (const task of group.free) this.leavePending(task, compiled.reason);
       return;
     }
     const view = this.view;
@@ -175,8 +175,15 @@ class Pass {
     if (nextTask < tasks.length) {
       refusals.addAll(outcome.refusals);
       const reason = noSuitableNode(refusals, view.size);
-      for (let i = nextTask; i < tasks.length; i++) this.unplaced.set(tasks[i]!.ID, reason);
+      for (let i = nextTask; i < tasks.length; i++) this.leavePending(tasks[i]!, reason);
     }
+  }
+
+  private leavePending(task: PendingTask, reason: string): void {
+    if (this.unplaced.has(task.ID) || this.assignments.has(task.ID)) {
+      throw new SchedulerInputError(`task ${task.ID} is listed twice among the tasks to place`);
+    }
+    this.unplaced.set(task.ID, reason);
   }
 
   private assign(task: PendingTask, node: number, serviceId: string, demand: Demand): void {
