@@ -7,7 +7,8 @@
 // is handled strictly in this order, as types.ts's Ready contract requires:
 //
 //   ready() ─► log.save(snapshot, entries, hardState)  (one LevelDB batch, one fsync)
-//           ─► transport.send(messages)                  (only after the save is durable)
+//           ─► transport.send(messages)                  (only after the save is durable;
+//                                                         a commit-index-only save is not waited for)
 //           ─► apply snapshot, then committed entries    (resolves proposals and reads)
 //           ─► advance()
 //
@@ -146,6 +147,8 @@ export class RaftNode {
   private running = false;
   /** The latest `run`, for close() to wait on. */
   private loop: Promise<void> = Promise.resolve();
+  /** The latest commit-only save, which the loop does not wait for (close() does). */
+  private pendingCommitSave: Promise<void> = Promise.resolve();
   private closed = false;
   private closing: Promise<void> | null = null;
   private fatal: Error | undefined;
@@ -265,6 +268,7 @@ export class RaftNode {
     this.fatal = cause;
     clearInterval(this.ticker);
     await this.loop.catch(() => {});
+    await this.pendingCommitSave.catch(() => {});
     const err = new RaftNodeClosedError(cause);
     for (const p of this.proposals.values()) p.reject(err);
     this.proposals.clear();
@@ -302,11 +306,19 @@ export class RaftNode {
       this.opts.onSoftState?.(rd.softState);
     }
     if (rd.entries.length > 0) this.rejectOverwritten(rd.entries);
-    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+    if (rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync)) {
       await this.log.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
       // close() waits for this loop; a save that finished after close began still counts as
       // durable, but nothing more may happen on a closed node.
       if (this.closed) return;
+    } else if (rd.hardState !== null) {
+      // Only the commit index moved (term and vote did not, so mustSync is false): nothing
+      // promised to anyone depends on it, a lost commit index is re-learned from the leader,
+      // and the entries being applied were synced by earlier Readys. So the write is not
+      // waited for — it is the one save on the commit → apply → reply path. The log runs its
+      // writes in call order, so later Readys still land after it; a failure stops the node.
+      this.pendingCommitSave = this.log.save({ hardState: rd.hardState, entries: [], snapshot: null, mustSync: false });
+      this.pendingCommitSave.catch((err: unknown) => this.die(err as Error));
     }
     this.transport.send(rd.messages);
     if (rd.snapshot !== null) this.applySnapshot(rd.snapshot);

@@ -1,4 +1,4 @@
-// `npm run bench:raft [-- --json] [-- --quick] [-- --runs N] [-- --only shoal|etcd] [-- --cpu-prof DIR]`
+// `npm run bench:raft [-- --json] [-- --quick] [-- --runs N] [-- --only shoal|etcd] [-- --concurrency N] [-- --cpu-prof DIR]`
 //
 // Shoal's Raft (3 member processes: RaftNode + LevelDB log with fsync + TCP transport) against
 // Debian's etcd 3.4 (3 members), both on loopback on this machine, one after the other in the
@@ -40,10 +40,12 @@ interface Args {
   only: System | null;
   cpuProfDir: string | null;
   tickMs: number;
+  /** Only the workloads with this concurrency, or all. */
+  concurrency: number | null;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { json: false, quick: false, runs: 0, only: null, cpuProfDir: null, tickMs: 100 };
+  const a: Args = { json: false, quick: false, runs: 0, only: null, cpuProfDir: null, tickMs: 100, concurrency: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -59,8 +61,9 @@ function parseArgs(argv: readonly string[]): Args {
       if (v !== 'shoal' && v !== 'etcd') throw new Error('--only takes shoal or etcd');
       a.only = v;
     } else if (arg === '--cpu-prof') a.cpuProfDir = path.resolve(value());
+    else if (arg === '--concurrency') a.concurrency = Number.parseInt(value(), 10);
     else if (arg === '--tick-ms') a.tickMs = Math.max(1, Number.parseInt(value(), 10) || 100);
-    else throw new Error(`unknown argument ${arg} (known: --json --quick --runs N --only shoal|etcd --cpu-prof DIR --tick-ms N)`);
+    else throw new Error(`unknown argument ${arg} (known: --json --quick --runs N --only shoal|etcd --concurrency N --cpu-prof DIR --tick-ms N)`);
   }
   if (a.runs === 0) a.runs = a.quick ? 1 : 3;
   return a;
@@ -121,7 +124,8 @@ async function benchSystem(system: System, args: Args, workloads: readonly Workl
 async function main(): Promise<void> {
   installExitHandlers();
   const args = parseArgs(process.argv.slice(2));
-  const workloads = args.quick ? QUICK : FULL;
+  const workloads = (args.quick ? QUICK : FULL).filter((w) => args.concurrency === null || w.concurrency === args.concurrency);
+  if (workloads.length === 0) throw new Error(`no workload with concurrency ${args.concurrency} (have 1, 16, 256)`);
   if (args.only !== 'shoal') note(ensureEtcd());
   const rows: BenchRow[] = [];
   if (args.only !== 'etcd') rows.push(...(await benchSystem('shoal', args, workloads)));
