@@ -17,6 +17,8 @@ interface Row {
   readonly placed: number;
   readonly runs: number;
   readonly seconds: number;
+  /** CPU time of the process during the pass (user + system): steadier than wall time on a shared machine. */
+  readonly cpu_seconds: number;
   readonly tasks_per_s: number;
   readonly rss_mb: number;
   readonly heap_mb: number;
@@ -41,6 +43,7 @@ function collectGarbage(): void {
 
 interface Measured {
   readonly seconds: number;
+  readonly cpuSeconds: number;
   readonly placed: number;
   readonly heapMb: number;
   readonly rssMb: number;
@@ -48,21 +51,29 @@ interface Measured {
 
 function measure(nodes: readonly SchedulerNode[], placedTasks: readonly PlacedTask[], pendingTasks: readonly PendingTask[]): Measured {
   const seconds: number[] = [];
+  const cpuSeconds: number[] = [];
   let placed = 0;
   let heapMb = 0;
   let rssMb = 0;
   for (let run = 0; run < runs; run++) {
     collectGarbage();
+    const cpuBefore = process.cpuUsage();
     const started = performance.now();
     const result = schedule({ nodes, placedTasks, pendingTasks });
     seconds.push((performance.now() - started) / 1000);
+    const cpu = process.cpuUsage(cpuBefore);
+    cpuSeconds.push((cpu.user + cpu.system) / 1e6);
     const mem = process.memoryUsage();
     heapMb = Math.max(heapMb, mem.heapUsed / MB);
     rssMb = Math.max(rssMb, mem.rss / MB);
     placed = result.assignments.size;
   }
-  seconds.sort((a, b) => a - b);
-  return { seconds: seconds[Math.floor(seconds.length / 2)]!, placed, heapMb, rssMb };
+  return { seconds: median(seconds), cpuSeconds: median(cpuSeconds), placed, heapMb, rssMb };
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const NEW_TASKS_PER_SERVICE = 10;
@@ -95,6 +106,7 @@ function row(scenario: 'empty' | 'busy', nodes: number, runningTasks: number, ta
     placed: m.placed,
     runs,
     seconds: round(m.seconds, 4),
+    cpu_seconds: round(m.cpuSeconds, 4),
     tasks_per_s: Math.round(taskCount / m.seconds),
     rss_mb: round(m.rssMb, 1),
     heap_mb: round(m.heapMb, 1),
@@ -109,7 +121,7 @@ function round(x: number, digits: number): number {
 if (json) {
   console.log(JSON.stringify(rows));
 } else {
-  const columns = ['scenario', 'running_tasks', 'nodes', 'services', 'tasks', 'placed', 'runs', 'seconds', 'tasks_per_s', 'rss_mb', 'heap_mb'] as const;
+  const columns = ['scenario', 'running_tasks', 'nodes', 'services', 'tasks', 'placed', 'runs', 'seconds', 'cpu_seconds', 'tasks_per_s', 'rss_mb', 'heap_mb'] as const;
   const cells = [columns.map(String), ...rows.map((r) => columns.map((c) => String(r[c])))];
   const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   console.log('scheduler: one pass; empty = all tasks onto an empty cluster, busy = 10 new tasks per service onto the full cluster (median of runs)');
