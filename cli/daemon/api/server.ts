@@ -1,0 +1,313 @@
+// The local HTTP API server: Docker Engine API semantics on a unix socket. It owns routing (with
+// `/vX.Y` prefixes and unversioned paths), request bodies (size limit, JSON), the headers every
+// response carries, and Docker's error body. Handlers are registered by the daemon and by the
+// parts that plug into it (the manager registers /swarm, /nodes, /services, ...).
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { API_VERSION, MIN_API_VERSION, SHOAL_VERSION, compareApiVersions } from '../../version.js';
+import { ApiError, InvalidArgumentError, NotFoundError, PayloadTooLargeError, toApiError } from './errors.js';
+import { compareSpecificity, compilePattern, matchPattern, splitVersionPrefix, type CompiledPattern } from './router.js';
+
+/** Default request body limit: well above Docker's 1000 KiB config/secret data once base64'd. */
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+const CLOSE_GRACE_MS = 2_000;
+
+export interface ApiRequest {
+  readonly method: string;
+  /** The path without the version prefix, e.g. `/services/web`. */
+  readonly path: string;
+  /** The version from the `/vX.Y` prefix, or the latest we serve when there is none. */
+  readonly apiVersion: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: URLSearchParams;
+  readonly headers: IncomingHttpHeaders;
+  /** The raw request and response, for handlers that stream (logs). */
+  readonly raw: IncomingMessage;
+  readonly response: ServerResponse;
+  /** Aborted when the client goes away; long-running handlers (follow streams) stop on it. */
+  readonly signal: AbortSignal;
+  /** The request body (up to the route's limit; 413 beyond it). */
+  body(): Promise<Buffer>;
+  /** The body parsed as JSON; undefined when the body is empty; 400 when malformed. */
+  json(): Promise<unknown>;
+}
+
+export type Reply =
+  | { readonly kind: 'json'; readonly status: number; readonly body: unknown; readonly headers?: Readonly<Record<string, string>> }
+  | { readonly kind: 'empty'; readonly status: number; readonly headers?: Readonly<Record<string, string>> }
+  | { readonly kind: 'text'; readonly status: number; readonly text: string; readonly contentType: string; readonly headers?: Readonly<Record<string, string>> }
+  /** The handler wrote (or is writing) the response itself through `req.response`. */
+  | { readonly kind: 'handled' };
+
+export type Handler = (req: ApiRequest) => Promise<Reply> | Reply;
+
+export const reply = {
+  json: (body: unknown, status = 200, headers?: Readonly<Record<string, string>>): Reply => ({ kind: 'json', status, body, ...(headers ? { headers } : {}) }),
+  empty: (status = 200, headers?: Readonly<Record<string, string>>): Reply => ({ kind: 'empty', status, ...(headers ? { headers } : {}) }),
+  text: (text: string, status = 200, contentType = 'text/plain; charset=utf-8', headers?: Readonly<Record<string, string>>): Reply => ({
+    kind: 'text',
+    status,
+    text,
+    contentType,
+    ...(headers ? { headers } : {}),
+  }),
+  handled: (): Reply => ({ kind: 'handled' }),
+} as const;
+
+export interface RouteOptions {
+  readonly maxBodyBytes?: number;
+}
+
+interface Route extends CompiledPattern {
+  readonly methods: ReadonlySet<string>;
+  readonly handler: Handler;
+  readonly maxBodyBytes: number;
+  readonly seq: number;
+}
+
+export interface ApiServerOptions {
+  readonly logger: Logger;
+  readonly maxBodyBytes?: number;
+}
+
+export type ErrorMapper = (err: unknown) => ApiError | undefined;
+
+export class ApiServer {
+  private readonly routes: Route[] = [];
+  private readonly mappers: ErrorMapper[] = [];
+  private readonly log: Logger;
+  private readonly maxBodyBytes: number;
+  private seq = 0;
+  private server: Server | undefined;
+
+  constructor(opts: ApiServerOptions) {
+    this.log = opts.logger;
+    this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  }
+
+  /**
+   * Registers a handler. `method` is one method or several (`HEAD` is never implied); `pattern` as
+   * in router.ts. A more specific pattern wins over a catch-all registered earlier.
+   */
+  route(method: string | readonly string[], pattern: string, handler: Handler, opts: RouteOptions = {}): this {
+    const methods = new Set((typeof method === 'string' ? [method] : method).map((m) => m.toUpperCase()));
+    const compiled = compilePattern(pattern);
+    this.routes.push({ ...compiled, methods, handler, maxBodyBytes: opts.maxBodyBytes ?? this.maxBodyBytes, seq: this.seq++ });
+    this.routes.sort(compareSpecificity);
+    return this;
+  }
+
+  /** Lets a part translate its own typed errors into statuses (first mapper that answers wins). */
+  addErrorMapper(mapper: ErrorMapper): this {
+    this.mappers.push(mapper);
+    return this;
+  }
+
+  /** Serves on a unix socket path (the caller makes sure the path is free). */
+  async listenUnix(path: string): Promise<void> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+  }
+
+  /** Stops accepting, lets in-flight requests finish for a short grace, then cuts the rest. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+    await closed;
+    clearTimeout(timer);
+  }
+
+  /** Handles one request (exported for tests that drive the server without a socket). */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const method = (req.method ?? 'GET').toUpperCase();
+    setCommonHeaders(res);
+    const abort = new AbortController();
+    res.once('close', () => abort.abort());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://shoal.local');
+    } catch {
+      this.sendError(res, new InvalidArgumentError(`malformed request URL: ${req.url ?? ''}`));
+      return;
+    }
+    const { version, rest } = splitVersionPrefix(url.pathname);
+    try {
+      if (version !== undefined) checkVersion(version);
+      const found = this.find(method, rest);
+      const request = this.makeRequest(req, res, method, rest, version ?? API_VERSION, found.params, url.searchParams, found.route.maxBodyBytes, abort.signal);
+      const result = await found.route.handler(request);
+      this.send(res, method, result);
+    } catch (err) {
+      const apiErr = toApiError(err, this.mappers);
+      if (apiErr.status >= 500 && apiErr.status !== 503) this.log.error({ err, method, path: url.pathname }, 'request failed');
+      if (res.headersSent) {
+        res.destroy();
+      } else {
+        if (apiErr instanceof PayloadTooLargeError) res.setHeader('Connection', 'close');
+        this.sendError(res, apiErr);
+      }
+    } finally {
+      this.log.debug({ method, path: url.pathname, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    }
+  }
+
+  private find(method: string, path: string): { route: Route; params: Record<string, string> } {
+    for (const route of this.routes) {
+      if (!route.methods.has(method)) continue;
+      let params: Record<string, string> | undefined;
+      try {
+        params = matchPattern(route, path);
+      } catch {
+        throw new InvalidArgumentError(`malformed percent-encoding in path ${path}`);
+      }
+      if (params !== undefined) return { route, params };
+    }
+    // Docker answers unknown paths and wrong methods alike (moby: notFoundHandler for both).
+    throw new NotFoundError('page not found');
+  }
+
+  private makeRequest(
+    raw: IncomingMessage,
+    response: ServerResponse,
+    method: string,
+    path: string,
+    apiVersion: string,
+    params: Readonly<Record<string, string>>,
+    query: URLSearchParams,
+    maxBodyBytes: number,
+    signal: AbortSignal,
+  ): ApiRequest {
+    let bodyPromise: Promise<Buffer> | undefined;
+    const body = (): Promise<Buffer> => (bodyPromise ??= readBody(raw, maxBodyBytes));
+    return {
+      method,
+      path,
+      apiVersion,
+      params,
+      query,
+      headers: raw.headers,
+      raw,
+      response,
+      signal,
+      body,
+      json: async () => {
+        const buf = await body();
+        if (buf.length === 0 || buf.toString('utf8').trim() === '') return undefined;
+        checkJsonContentType(raw.headers['content-type']);
+        try {
+          return JSON.parse(buf.toString('utf8')) as unknown;
+        } catch (err) {
+          throw new InvalidArgumentError(`invalid JSON: ${(err as Error).message}`);
+        }
+      },
+    };
+  }
+
+  private send(res: ServerResponse, method: string, r: Reply): void {
+    if (r.kind === 'handled') return;
+    if (r.headers) for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
+    switch (r.kind) {
+      case 'json': {
+        const data = Buffer.from(`${JSON.stringify(r.body)}\n`, 'utf8');
+        res.writeHead(r.status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
+        res.end(method === 'HEAD' ? undefined : data);
+        return;
+      }
+      case 'text': {
+        const data = Buffer.from(r.text, 'utf8');
+        res.writeHead(r.status, { 'Content-Type': r.contentType, 'Content-Length': data.length });
+        res.end(method === 'HEAD' ? undefined : data);
+        return;
+      }
+      case 'empty':
+        res.writeHead(r.status, { 'Content-Length': 0 });
+        res.end();
+        return;
+    }
+  }
+
+  private sendError(res: ServerResponse, err: ApiError): void {
+    // Exactly `application/json`: the docker CLI compares the string (docker-api.md §1.3).
+    const data = Buffer.from(`${JSON.stringify({ message: err.message })}\n`, 'utf8');
+    res.writeHead(err.status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
+    res.end(data);
+  }
+}
+
+function setCommonHeaders(res: ServerResponse): void {
+  res.setHeader('Api-Version', API_VERSION);
+  res.setHeader('Docker-Experimental', 'false');
+  res.setHeader('Ostype', 'linux');
+  res.setHeader('Server', `Shoal/${SHOAL_VERSION} (linux)`);
+}
+
+function checkVersion(version: string): void {
+  if (compareApiVersions(version, MIN_API_VERSION) < 0) {
+    throw new InvalidArgumentError(
+      `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+    );
+  }
+  if (compareApiVersions(version, API_VERSION) > 0) {
+    throw new InvalidArgumentError(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
+  }
+}
+
+function checkJsonContentType(contentType: string | undefined): void {
+  if (contentType === undefined || contentType === '') return;
+  const mime = contentType.split(';')[0]?.trim().toLowerCase();
+  if (mime !== 'application/json') {
+    throw new InvalidArgumentError(`unsupported Content-Type header (${contentType}): must be 'application/json'`);
+  }
+}
+
+function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > limitBytes) {
+      req.resume();
+      reject(new PayloadTooLargeError(limitBytes));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limitBytes) {
+        cleanup();
+        req.resume();
+        reject(new PayloadTooLargeError(limitBytes));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    function cleanup(): void {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
