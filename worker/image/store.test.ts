@@ -296,4 +296,18 @@ describe('garbage collection', () => {
     expect(await listTree(store.root)).toEqual(['images', 'images/sha256', 'l', 'layers', 'layers/sha256', 'tmp']);
     await expect(store.mountRootfs(a.configDigest, await cleanup.tempDir('ctr'))).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_PRESENT' });
   });
+
+  it('keeps what a mount made before a daemon restart still uses', async () => {
+    const pushed = await pushImage(reg, { repository: 'shoal/gc-restart', tag: 'v1', layers: [buildTar([{ type: 'file', path: 'r', content: 'restart' }])] });
+    const before = await cleanup.store();
+    await before.pull(`${reg.host}/shoal/gc-restart:v1`);
+    const mount = await before.mountRootfs(pushed.configDigest, await cleanup.tempDir('ctr'));
+    cleanup.defer(() => mount.unmount());
+    // A new store on the same root knows nothing of that mount but finds it in the mount table.
+    const after = await ImageStore.open({ root: before.root, dockerHubFallback: false });
+    expect(await after.gc([])).toEqual({ removedImages: [], removedLayers: [] });
+    expect(await readFile(join(mount.rootfs, 'r'), 'utf8')).toBe('restart');
+    await mount.unmount();
+    expect(await after.gc([])).toEqual({ removedImages: [pushed.configDigest], removedLayers: pushed.diffIds });
+  });
 });

@@ -168,6 +168,26 @@ async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: 
   if (errors.length > 0) throw errors[0];
 }
 
+/**
+ * Short layer names (l/<16 hex>) used as lower dirs by overlay mounts on this machine. Mounts
+ * are made with those names relative to l/, so the kernel shows them as given. A mount of
+ * another store holding the same layer also counts: that only makes gc keep more.
+ */
+async function mountedLayerNames(): Promise<Set<string>> {
+  const names = new Set<string>();
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  for (const line of table.split('\n')) {
+    const [, after] = line.split(' - ');
+    if (after === undefined || !after.startsWith('overlay ')) continue;
+    const lower = /(?:^|,)lowerdir=([^,]*)/.exec(after.split(' ')[2] ?? '')?.[1];
+    for (const dir of lower?.split(':') ?? []) {
+      const name = dir.slice(dir.lastIndexOf('/') + 1);
+      if (new RegExp(`^[0-9a-f]{${LAYER_LINK_HEX_CHARS}}$`).test(name)) names.add(name);
+    }
+  }
+  return names;
+}
+
 export class ImageStore {
   private readonly log: Logger;
   private readonly images = new Map<string, ImageRecord>();
@@ -600,9 +620,13 @@ export class ImageStore {
       if (img !== undefined) keep.add(img.id);
     }
     for (const id of this.mounts.keys()) keep.add(id);
+    // Mounts this process did not make (a daemon restarted under running containers) are found
+    // in the mount table by their short layer names; they protect their layers and images.
+    const mountedNames = await mountedLayerNames();
+    const isMounted = (diffId: string): boolean => mountedNames.has(this.layerLinkName(diffId));
     const removedImages: string[] = [];
     for (const img of [...this.images.values()]) {
-      if (keep.has(img.id)) continue;
+      if (keep.has(img.id) || (img.diffIds.length > 0 && img.diffIds.every(isMounted))) continue;
       await rm(join(this.imagesDir, `${digestHex(img.id)}.json`), { force: true });
       this.images.delete(img.id);
       removedImages.push(img.id);
@@ -611,7 +635,7 @@ export class ImageStore {
     for (const img of this.images.values()) for (const d of img.diffIds) referenced.add(d);
     const removedLayers: string[] = [];
     for (const diffId of [...this.layers]) {
-      if (referenced.has(diffId) || this.pinnedLayers.has(diffId) || this.inflight.has(diffId)) continue;
+      if (referenced.has(diffId) || this.pinnedLayers.has(diffId) || this.inflight.has(diffId) || isMounted(diffId)) continue;
       this.layers.delete(diffId);
       // Rename first so the layer disappears from its content address at once.
       const doomed = await mkdtemp(join(this.tmpDir, 'gc-'));
