@@ -131,7 +131,7 @@ describe('ClusterServerCredentials (requestCert, verify, do not reject)', () => 
       socket.once('secureConnect', () => {
         const cn = socket.getPeerCertificate().subject.CN;
         socket.destroy();
-        resolve(Array.isArray(cn) ? (cn[0] ?? '') : cn);
+        resolve((Array.isArray(cn) ? cn[0] : cn) ?? '');
       });
       socket.once('error', reject);
     });
