@@ -19,7 +19,7 @@ import type { MemoryStorage } from './log-storage.js';
 import { RawNode, type ProposeRefusal, type RaftConfig } from './raft.js';
 import { DurableLog } from './storage/index.js';
 import type { Transport, TransportReport } from './transport/transport.js';
-import type { Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState } from './types.js';
+import type { ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState } from './types.js';
 
 /** The durable log as the driver needs it (raft/storage's DurableLog has this shape). */
 export interface RaftLog {
@@ -28,6 +28,10 @@ export interface RaftLog {
   /** Persists snapshot, entries and hard state atomically; fsyncs when `mustSync`. */
   save(rd: { hardState: HardState | null; entries: readonly Entry[]; snapshot: Snapshot | null; mustSync: boolean }): Promise<void>;
   close(): Promise<void>;
+  /** Records the application's snapshot at `index` (≤ applied) durably; needed for automatic snapshots. */
+  createSnapshot?(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot>;
+  /** Drops entries before `index` (≤ the snapshot's index). */
+  compact?(index: number): Promise<void>;
 }
 
 /** Tuning of the core, passed through to RawNode. */
@@ -48,6 +52,15 @@ export interface RaftNodeOptions {
   readonly apply: (entry: Entry) => void;
   /** Replaces the state machine with a snapshot's data (on start and when a leader sends one). */
   readonly restore?: (snapshot: Snapshot) => void;
+  /** Serializes the state machine as of the last applied entry (for automatic snapshots). */
+  readonly snapshotData?: () => Uint8Array;
+  /**
+   * Take a snapshot (snapshotData → log.createSnapshot) every this many applied entries, then
+   * compact the log keeping `snapshotKeepEntries` entries behind it. Default 0: never.
+   */
+  readonly snapshotIntervalEntries?: number;
+  /** Entries kept before the snapshot index for followers that are only a little behind (default 500). */
+  readonly snapshotKeepEntries?: number;
   /** Told when the leader or this node's role changes. */
   readonly onSoftState?: (s: SoftState) => void;
   /** Told when the node stops on an unrecoverable error (a failed save or apply); it is closed by then. */
@@ -292,6 +305,7 @@ export class RaftNode {
         await this.handleReady(rd);
         if (this.closed) return;
         this.raw.advance();
+        await this.maybeSnapshot();
       }
     } catch (err) {
       this.die(err as Error);
@@ -328,6 +342,26 @@ export class RaftNode {
       if (r !== undefined) r.index = rs.index;
     }
     if (this.reads.size > 0) this.serveReads();
+  }
+
+  /**
+   * Runs after advance(): the state machine is at appliedIndex and the core's configuration
+   * includes every conf change up to it, so (data, confState) describe the same index.
+   */
+  private async maybeSnapshot(): Promise<void> {
+    const interval = this.opts.snapshotIntervalEntries ?? 0;
+    const data = this.opts.snapshotData;
+    if (interval <= 0 || data === undefined || this.log.createSnapshot === undefined) return;
+    const index = this.appliedIndex;
+    if (index - this.log.memory.snapshot().metadata.index < interval) return;
+    const started = performance.now();
+    const snap = await this.log.createSnapshot(index, this.raw.confState(), data());
+    const compactTo = snap.metadata.index - (this.opts.snapshotKeepEntries ?? 500);
+    if (this.log.compact !== undefined && compactTo > this.log.memory.firstIndex()) await this.log.compact(compactTo);
+    this.logger.info(
+      { index, sizeBytes: snap.data.byteLength, firstIndex: this.log.memory.firstIndex(), ms: Math.round(performance.now() - started) },
+      'snapshot taken',
+    );
   }
 
   /** Pending proposals whose slot now holds an entry of another term can never apply. */
