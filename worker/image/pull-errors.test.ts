@@ -151,6 +151,24 @@ describe('pull failures name the image and the cause and leave the cache clean',
     await expect(readFile('/etc/shoal-escaped')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('a layer compressed in a way this worker cannot read (zstd)', async () => {
+    const layer = Buffer.from('pretend zstd');
+    const layerDigest = await pushBlob(reg, 'shoal/zstd', layer);
+    const config = Buffer.from(JSON.stringify({ architecture: HOST_ARCH, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }));
+    const configDigest = await pushBlob(reg, 'shoal/zstd', config);
+    const mt = 'application/vnd.oci.image.manifest.v1+json';
+    const manifest = {
+      schemaVersion: 2,
+      mediaType: mt,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: layerDigest, size: layer.length }],
+    };
+    await pushManifest(reg, 'shoal/zstd', 'v1', Buffer.from(JSON.stringify(manifest)), mt);
+    const store = await cleanup.store();
+    await expectPullError(store, `${reg.host}/shoal/zstd:v1`, 'ERR_IMAGE_UNSUPPORTED', /media type application\/vnd.oci.image.layer.v1.tar\+zstd, which this worker cannot unpack/);
+    expect(reg.blobGets(layerDigest)).toBe(0);
+  });
+
   it('a manifest list without this platform', async () => {
     const other = HOST_ARCH === 's390x' ? 'ppc64le' : 's390x';
     const img = await pushImage(reg, { repository: 'shoal/foreign', layers: [buildTar([{ type: 'file', path: 'f', content: 'f' }])], architecture: other });
