@@ -140,6 +140,17 @@ interface PendingRead {
 
 export type RaftNodeStatus = ReturnType<RawNode['status']>;
 
+/** Counters since start, for benchmarks and monitoring (how well group commit batches). */
+export interface RaftNodeMetrics {
+  readonly readys: number;
+  /** Saves with fsync, and how long they took in total. */
+  readonly syncedSaves: number;
+  readonly syncedSaveMs: number;
+  readonly entriesSaved: number;
+  readonly messagesSent: number;
+  readonly entriesApplied: number;
+}
+
 export class RaftNode {
   readonly id: NodeId;
   private readonly raw: RawNode;
@@ -154,6 +165,7 @@ export class RaftNode {
   /** Keyed by read context; insertion order is request order. */
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
+  private readonly counters = { readys: 0, syncedSaves: 0, syncedSaveMs: 0, entriesSaved: 0, messagesSent: 0, entriesApplied: 0 };
   private appliedIndex = 0;
   private scheduled = false;
   /** True while `run` is processing Readys (it may be suspended in a save). */
@@ -219,6 +231,10 @@ export class RaftNode {
 
   status(): RaftNodeStatus {
     return this.raw.status();
+  }
+
+  metrics(): RaftNodeMetrics {
+    return { ...this.counters };
   }
 
   /**
@@ -321,7 +337,13 @@ export class RaftNode {
     }
     if (rd.entries.length > 0) this.rejectOverwritten(rd.entries);
     if (rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync)) {
+      const startMs = performance.now();
       await this.log.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+      if (rd.mustSync) {
+        this.counters.syncedSaves++;
+        this.counters.syncedSaveMs += performance.now() - startMs;
+      }
+      this.counters.entriesSaved += rd.entries.length;
       // close() waits for this loop; a save that finished after close began still counts as
       // durable, but nothing more may happen on a closed node.
       if (this.closed) return;
@@ -334,6 +356,9 @@ export class RaftNode {
       this.pendingCommitSave = this.log.save({ hardState: rd.hardState, entries: [], snapshot: null, mustSync: false });
       this.pendingCommitSave.catch((err: unknown) => this.die(err as Error));
     }
+    this.counters.readys++;
+    this.counters.messagesSent += rd.messages.length;
+    this.counters.entriesApplied += rd.committedEntries.length;
     this.transport.send(rd.messages);
     if (rd.snapshot !== null) this.applySnapshot(rd.snapshot);
     for (const e of rd.committedEntries) this.applyEntry(e);

@@ -6,6 +6,7 @@
 // gathered per microtask turn and sent in one write, so many concurrent requests cost one
 // syscall, not one each.
 import net from 'node:net';
+import type { RaftNodeMetrics } from '../../raft/node.js';
 import { encodeFrame, FrameDecoder } from '../../raft/transport/frame.js';
 
 export const OP_PUT = 1;
@@ -21,6 +22,7 @@ export interface MemberStatus {
   readonly leader: number | null;
   readonly term: number;
   readonly applied: number;
+  readonly metrics: RaftNodeMetrics;
 }
 
 export class ClientProtocolError extends Error {

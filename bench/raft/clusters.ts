@@ -16,11 +16,19 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const START_LIMIT_MS = 30_000;
 const POLL_MS = 50;
 
+/** The leader's durable-write counters (cumulative), to see how well each system batches. */
+export interface FsyncCounters {
+  readonly fsyncs: number;
+  readonly fsyncMs: number;
+  readonly entries: number;
+}
+
 export interface Cluster {
   readonly system: 'shoal' | 'etcd';
   /** Client port of the current leader on 127.0.0.1. */
   readonly leaderPort: number;
   readonly dir: string;
+  leaderFsyncs(): Promise<FsyncCounters>;
   stop(): Promise<void>;
 }
 
@@ -58,7 +66,8 @@ export async function startShoal(opts: ShoalClusterOptions): Promise<Cluster> {
   for (const [i, p] of peers.entries()) {
     const cfg: MemberConfig = { id: p.id, dir: path.join(dir, `m${p.id}`), dekHex, raftPort: p.port, clientPort: ports[3 + i]!, peers, tickMs: opts.tickMs };
     const nodeArgs = ['--import', 'tsx'];
-    if (opts.cpuProfDir !== null) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=shoal-m${p.id}-${Date.now()}.cpuprofile`);
+    // Default profile names (CPU.<date>.<pid>.<thread>…): tsx's loader thread writes one too.
+    if (opts.cpuProfDir !== null) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
     const s = startChild(`shoal member ${p.id}`, process.execPath, [...nodeArgs, path.join(HERE, 'member.ts'), JSON.stringify(cfg)], path.join(dir, `m${p.id}.log`), {
       pipeStdout: true,
       cwd: REPO_ROOT,
@@ -92,7 +101,17 @@ export async function startShoal(opts: ShoalClusterOptions): Promise<Cluster> {
         if (leaders[0]!.applied < 2) return undefined;
         return st.indexOf(leaders[0]!);
       });
-      return { system: 'shoal', leaderPort: ports[3 + leaderIdx]!, dir, stop };
+      const leaderPort = ports[3 + leaderIdx]!;
+      const leaderFsyncs = async (): Promise<FsyncCounters> => {
+        const c = await ShoalClient.connect(leaderPort);
+        try {
+          const m = (await c.status()).metrics;
+          return { fsyncs: m.syncedSaves, fsyncMs: m.syncedSaveMs, entries: m.entriesSaved };
+        } finally {
+          c.close();
+        }
+      };
+      return { system: 'shoal', leaderPort, dir, stop, leaderFsyncs };
     } finally {
       for (const c of clients) c.close();
     }
@@ -152,7 +171,20 @@ export async function startEtcd(): Promise<Cluster> {
         const idx = st.findIndex((s) => s.header.member_id === leader);
         return idx >= 0 ? idx : undefined;
       });
-      return { system: 'etcd', leaderPort: m[leaderIdx]!.client, dir, stop };
+      const metricsUrl = `http://127.0.0.1:${m[leaderIdx]!.metrics}/metrics`;
+      const leaderFsyncs = async (): Promise<FsyncCounters> => {
+        const text = await (await fetch(metricsUrl)).text();
+        const metric = (name: string): number => {
+          const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+          return line === undefined ? NaN : Number(line.slice(name.length + 1));
+        };
+        return {
+          fsyncs: metric('etcd_disk_wal_fsync_duration_seconds_count'),
+          fsyncMs: metric('etcd_disk_wal_fsync_duration_seconds_sum') * 1000,
+          entries: metric('etcd_server_proposals_committed_total'),
+        };
+      };
+      return { system: 'etcd', leaderPort: m[leaderIdx]!.client, dir, stop, leaderFsyncs };
     } finally {
       for (const c of clients) c.close();
     }

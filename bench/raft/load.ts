@@ -71,6 +71,15 @@ async function main(): Promise<void> {
     const errors = await drive(put, cfg.total, cfg.concurrency, cfg.keyBase, value, latencies);
     const seconds = (performance.now() - t0) / 1000;
     const ok = latencies.filter((x) => !Number.isNaN(x));
+    if (process.env['BENCH_RAFT_SLOW_MS'] !== undefined) {
+      // Debug aid: where in the run the slow operations fell (index:ms), on stderr.
+      const limit = Number(process.env['BENCH_RAFT_SLOW_MS']);
+      const slow: string[] = [];
+      latencies.forEach((l, i) => {
+        if (l > limit) slow.push(`${i}:${l.toFixed(0)}`);
+      });
+      process.stderr.write(`slow (> ${limit} ms): ${slow.length} ${slow.slice(0, 200).join(' ')}\n`);
+    }
     process.stdout.write(`${JSON.stringify(summarize(ok, seconds, errors))}\n`);
   } finally {
     close();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureEtcd, REPO_ROOT, startEtcd, startShoal, type Cluster } from './clusters.js';
 import type { LoadConfig } from './load.js';
 import { cleanup, installExitHandlers, startChild, stopChild } from './procs.js';
-import { formatTable, medianRow, type BenchRow, type RunFigures, type System } from './stats.js';
+import { formatTable, median, medianRow, round, type BenchRow, type RunFigures, type System } from './stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PAYLOAD_BYTES = 256;
@@ -93,8 +93,11 @@ async function runLoad(cluster: Cluster, w: Workload, warmup: number, logDir: st
   let out = '';
   s.child.stdout!.on('data', (d: Buffer) => (out += d.toString('utf8')));
   const timer = setTimeout(() => void stopChild(s, 1000), LOAD_LIMIT_MS);
+  let err = '';
+  s.child.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
   const code = await s.exited;
   clearTimeout(timer);
+  if (err.startsWith('slow')) note(err.trim());
   const line = out.trim().split('\n').pop() ?? '';
   if (code !== 0 || line === '') throw new Error(`load client for ${cluster.system} failed (exit ${code}); see ${s.logFile}`);
   return JSON.parse(line) as RunFigures;
@@ -107,13 +110,29 @@ async function benchSystem(system: System, args: Args, workloads: readonly Workl
   try {
     for (const w of workloads) {
       const runs: RunFigures[] = [];
+      const perFsyncs: number[] = [];
+      const fsyncMss: number[] = [];
       for (let r = 0; r < args.runs; r++) {
         const warmup = Math.min(1000, Math.max(50, Math.floor(w.total / 10)));
+        const before = await cluster.leaderFsyncs();
         const f = await runLoad(cluster, w, warmup, cluster.dir);
-        note(`${system} c=${w.concurrency} total=${w.total} run ${r + 1}/${args.runs}: ${f.ops_per_s.toFixed(0)} ops/s, p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms${f.errors ? `, ${f.errors} errors` : ''}`);
+        const after = await cluster.leaderFsyncs();
+        const fsyncs = after.fsyncs - before.fsyncs;
+        const perFsync = (after.entries - before.entries) / fsyncs;
+        const fsyncMs = (after.fsyncMs - before.fsyncMs) / fsyncs;
+        perFsyncs.push(perFsync);
+        fsyncMss.push(fsyncMs);
+        note(
+          `${system} c=${w.concurrency} total=${w.total} run ${r + 1}/${args.runs}: ${f.ops_per_s.toFixed(0)} ops/s, p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms` +
+            `${f.errors ? `, ${f.errors} errors` : ''}; leader: ${perFsync.toFixed(1)} entries/fsync, fsync ${fsyncMs.toFixed(2)} ms`,
+        );
         runs.push(f);
       }
-      rows.push(medianRow({ bench: 'raft', system, nodes: NODES, concurrency: w.concurrency, payload_bytes: PAYLOAD_BYTES }, runs));
+      rows.push({
+        ...medianRow({ bench: 'raft', system, nodes: NODES, concurrency: w.concurrency, payload_bytes: PAYLOAD_BYTES }, runs),
+        leader_entries_per_fsync: round(median(perFsyncs), 1),
+        leader_fsync_ms: round(median(fsyncMss), 3),
+      });
     }
   } finally {
     await cluster.stop();

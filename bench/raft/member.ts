@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     readFrames(s, (id, op, payload) => {
       if (op === OP_STATUS) {
         const st = node.status();
-        const body: MemberStatus = { id: cfg.id, role: st.role, leader: st.leader as number | null, term: st.term, applied: node.applied };
+        const body: MemberStatus = { id: cfg.id, role: st.role, leader: st.leader as number | null, term: st.term, applied: node.applied, metrics: node.metrics() };
         out.write(encodeResponse(id, CODE_OK, Buffer.from(JSON.stringify(body))));
       } else if (op === OP_PUT) {
         // The payload is a view into the socket's chunk; the log keeps its own sealed copy,

@@ -21,6 +21,9 @@ export interface BenchRow extends RunFigures {
   readonly concurrency: number;
   readonly payload_bytes: number;
   readonly runs: number;
+  /** Entries (etcd: committed proposals) per leader fsync during the measured runs. */
+  readonly leader_entries_per_fsync?: number;
+  readonly leader_fsync_ms?: number;
 }
 
 /** Nearest-rank percentile (p in [0, 100]) of an ascending-sorted array; NaN when empty. */
