@@ -1,0 +1,544 @@
+// MemoryStore: the manager's objects in memory, changed only by Raft-committed transactions.
+//
+// Reads are synchronous and see committed state only: JavaScript runs one thing at a time and
+// entries are applied synchronously, so everything read inside one synchronous stretch of code
+// (a `view`, a transaction function) is one consistent snapshot. Stored objects are deeply
+// frozen and shared, never copied.
+//
+// Writes: `update(tx => …)` runs the function against committed state plus the transaction's
+// own pending writes, checks what it can early (versions, names) and turns the writes into a
+// batch of actions. The batch — with IDs and timestamps already stamped, so applying it needs
+// no clock and no randomness — is proposed through Raft. Every manager applies committed
+// batches in log order with `applyEntry`, re-checking each action against the state at that
+// point (another batch may have been committed in between); if any action fails the whole
+// batch is rolled back and the error is what the proposer's `update` rejects with. Objects
+// written by a batch get `Version.Index` = the entry's index.
+//
+// Concurrency is optimistic: several transactions may be in flight at once (they share the
+// Raft group commit); one built on a version another changed in the meantime fails on apply
+// with "update out of sequence" and changes nothing.
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { decodeBatch, encodeBatch, ORIGIN_BYTES, type StoreAction } from './actions.js';
+import {
+  AmbiguousError,
+  ExistsError,
+  InvalidObjectError,
+  NameConflictError,
+  NoProposerError,
+  NotFoundError,
+  SequenceConflictError,
+  StoreClosedError,
+  StoreError,
+  TransactionTooLargeError,
+} from './errors.js';
+import { newId } from './ids.js';
+import { all, byIdPrefix, byName, findIn, matches, type By } from './query.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+import { SCHEMA, Table } from './tables.js';
+import { KINDS, type Kind, type NewObject, type ObjectByKind, type StoreObject } from './types.js';
+import { ChangeRing, StoreWatch, type ChangeEvent, type WatchOptions, type WatchSource } from './watch.js';
+
+/** What the store needs from Raft. `RaftNode` satisfies it: `propose` resolves once the entry is applied here. */
+export interface Proposer {
+  propose(data: Uint8Array): Promise<{ readonly index: number; readonly term: number }>;
+}
+
+/** What `applyEntry` and `restore` take (raft/types.ts Entry and Snapshot have these shapes). */
+export interface AppliedEntry {
+  readonly index: number;
+  readonly data: Uint8Array;
+}
+
+export interface StoreSnapshot {
+  readonly metadata: { readonly index: number };
+  readonly data: Uint8Array;
+}
+
+export interface MemoryStoreOptions {
+  readonly proposer?: Proposer;
+  readonly logger?: Logger;
+  /** Change events kept for watches (default 10,000). */
+  readonly watchRingEvents?: number;
+  /** Largest encoded transaction (default 1.5 MiB). */
+  readonly maxTransactionBytes?: number;
+  /** Most actions in one transaction (default 10,000). */
+  readonly maxTransactionActions?: number;
+  /** Clock for CreatedAt/UpdatedAt, read only when a transaction is built (default: the system clock). */
+  readonly now?: () => Date;
+}
+
+export interface ReadTx {
+  /** The Raft index of the last applied entry this view reflects. */
+  readonly version: number;
+  get<K extends Kind>(kind: K, id: string): ObjectByKind[K] | undefined;
+  /** Objects of `kind` matching `q` (default: all of them). */
+  find<K extends Kind>(kind: K, q?: By): ObjectByKind[K][];
+  /**
+   * Resolves a user's reference as dockerd does: full ID, then exact name, then unique ID
+   * prefix. Throws NotFoundError ("service web not found") or AmbiguousError.
+   */
+  lookup<K extends Kind>(kind: K, ref: string): ObjectByKind[K];
+}
+
+export interface Tx extends ReadTx {
+  /** Stamps ID (unless given), CreatedAt and UpdatedAt; the returned object's Version.Index is 0 until committed. */
+  create<K extends Kind>(kind: K, obj: NewObject<K>): ObjectByKind[K];
+  /** `obj.Version` must be the version it was read at, else SequenceConflictError ("update out of sequence"). */
+  update<K extends Kind>(kind: K, obj: ObjectByKind[K]): ObjectByKind[K];
+  /** With `version`, fails like update when the object changed since. */
+  delete(kind: Kind, id: string, version?: number): void;
+}
+
+export interface UpdateResult<T> {
+  readonly result: T;
+  /** The Raft index of the committed transaction: the new Version.Index of every object it wrote. */
+  readonly version: number;
+}
+
+export interface StoreStats {
+  readonly version: number;
+  readonly objects: Readonly<Record<Kind, number>>;
+  readonly watches: number;
+  /** Watches can start from any version ≥ this one. */
+  readonly oldestWatchVersion: number;
+  /** How many times a snapshot replaced the contents (on start and from the leader). */
+  readonly restores: number;
+  readonly lastRestoreIndex: number;
+}
+
+type Outcome = { readonly ok: true; readonly events: readonly ChangeEvent[] } | { readonly ok: false; readonly error: StoreError };
+
+interface Waiter {
+  outcome: Outcome | undefined;
+}
+
+type Tables = { readonly [K in Kind]: Table<K> };
+
+const DEFAULT_WATCH_RING_EVENTS = 10_000;
+const DEFAULT_MAX_TX_BYTES = 1.5 * 1024 * 1024;
+const DEFAULT_MAX_TX_ACTIONS = 10_000;
+
+export class MemoryStore implements WatchSource, ReadTx {
+  readonly ring: ChangeRing;
+  private readonly tables: Tables;
+  private readonly log: Logger;
+  private readonly origin = randomBytes(ORIGIN_BYTES);
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly watches = new Set<StoreWatch>();
+  private readonly now: () => Date;
+  private readonly maxTxBytes: number;
+  private readonly maxTxActions: number;
+  private proposer: Proposer | undefined;
+  private seq = 0;
+  private applied = 0;
+  private gen = 0;
+  private resetVersion = 0;
+  private restoreCount = 0;
+  private isClosed = false;
+
+  constructor(opts: MemoryStoreOptions = {}) {
+    this.proposer = opts.proposer;
+    this.log = (opts.logger ?? pino({ name: 'store', level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' })).child({ component: 'store' });
+    this.now = opts.now ?? (() => new Date());
+    this.maxTxBytes = opts.maxTransactionBytes ?? DEFAULT_MAX_TX_BYTES;
+    this.maxTxActions = opts.maxTransactionActions ?? DEFAULT_MAX_TX_ACTIONS;
+    this.ring = new ChangeRing(opts.watchRingEvents ?? DEFAULT_WATCH_RING_EVENTS, 0);
+    const t = {} as Record<Kind, Table<Kind>>;
+    for (const k of KINDS) t[k] = new Table(k);
+    this.tables = t as unknown as Tables;
+  }
+
+  /** Attaches the Raft node once it exists (the node needs the store's apply hooks first). */
+  setProposer(p: Proposer): void {
+    this.proposer = p;
+  }
+
+  // ------------------------------------------------------------------------- reads
+
+  get version(): number {
+    return this.applied;
+  }
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  get lastResetVersion(): number {
+    return this.resetVersion;
+  }
+
+  get<K extends Kind>(kind: K, id: string): ObjectByKind[K] | undefined {
+    return this.table(kind).get(id);
+  }
+
+  find<K extends Kind>(kind: K, q: By = all): ObjectByKind[K][] {
+    return findIn(this.table(kind), q);
+  }
+
+  lookup<K extends Kind>(kind: K, ref: string): ObjectByKind[K] {
+    return lookupIn(this, kind, ref);
+  }
+
+  count(kind: Kind): number {
+    return this.tables[kind].size;
+  }
+
+  /** Runs `fn` against committed state; nothing can change while it runs (it is synchronous). */
+  view<T>(fn: (tx: ReadTx) => T): T {
+    return fn(this);
+  }
+
+  stats(): StoreStats {
+    const objects = {} as Record<Kind, number>;
+    for (const k of KINDS) objects[k] = this.tables[k].size;
+    return {
+      version: this.applied,
+      objects,
+      watches: this.watches.size,
+      oldestWatchVersion: this.ring.oldestVersion,
+      restores: this.restoreCount,
+      lastRestoreIndex: this.resetVersion,
+    };
+  }
+
+  // ------------------------------------------------------------------------- watch
+
+  /** Changes after `opts.sinceVersion` (default: now), in order; see watch.ts. Throws TooOldError synchronously. */
+  watch(opts: WatchOptions = {}): StoreWatch {
+    if (this.isClosed) throw new StoreClosedError();
+    return new StoreWatch(this, opts, this.applied);
+  }
+
+  /** Reads and starts a watch at the same version: no change can fall between the two. */
+  viewAndWatch<T>(fn: (tx: ReadTx) => T, opts: Omit<WatchOptions, 'sinceVersion'> = {}): [T, StoreWatch] {
+    const result = fn(this);
+    return [result, this.watch({ ...opts, sinceVersion: this.applied })];
+  }
+
+  attach(w: StoreWatch): void {
+    this.watches.add(w);
+  }
+
+  detach(w: StoreWatch): void {
+    this.watches.delete(w);
+  }
+
+  // ------------------------------------------------------------------------- writes
+
+  /**
+   * Runs `fn` (synchronously: it must not await) in a transaction, proposes the resulting
+   * batch and resolves once it is committed and applied here. Rejects with the first failing
+   * check (SequenceConflictError, NameConflictError, NotFoundError, ExistsError), with what
+   * `fn` threw, or with the proposer's error (e.g. not the leader). On any rejection nothing
+   * of the transaction was applied — except after a proposer timeout, whose outcome is unknown.
+   */
+  async update<T>(fn: (tx: Tx) => T): Promise<UpdateResult<T>> {
+    if (this.isClosed) throw new StoreClosedError();
+    const tx = new WriteTx(this, this.now().toISOString());
+    const result = fn(tx);
+    if (result instanceof Promise) throw new InvalidObjectError('store.update: the transaction function must be synchronous (it returned a Promise)');
+    const actions = tx.actions();
+    if (actions.length === 0) return { result, version: this.applied };
+    if (this.proposer === undefined) throw new NoProposerError();
+    const seq = ++this.seq;
+    const data = encodeBatch({ origin: this.origin, seq, actions });
+    if (data.byteLength > this.maxTxBytes || actions.length > this.maxTxActions) {
+      throw new TransactionTooLargeError(data.byteLength, this.maxTxBytes, actions.length, this.maxTxActions);
+    }
+    const waiter: Waiter = { outcome: undefined };
+    this.waiters.set(seq, waiter);
+    let index: number;
+    try {
+      ({ index } = await this.proposer.propose(data));
+    } finally {
+      this.waiters.delete(seq);
+    }
+    const outcome = waiter.outcome;
+    if (outcome === undefined) {
+      // The proposer said "applied" but apply never saw the batch: the wiring is wrong.
+      throw new Error(`store: entry ${index} was reported applied but the store did not apply it; is apply wired to this store?`);
+    }
+    if (!outcome.ok) throw outcome.error;
+    return { result, version: index };
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const w of [...this.watches]) w.close();
+  }
+
+  // ------------------------------------------------------------------------- replication
+
+  /** Applies one committed entry (the RaftNode `apply` hook). Deterministic: no clock, no randomness. */
+  applyEntry(e: AppliedEntry): void {
+    if (e.index <= this.applied) {
+      this.log.warn({ index: e.index, applied: this.applied }, 'entry already applied; skipped');
+      return;
+    }
+    this.applied = e.index;
+    let batch;
+    try {
+      batch = decodeBatch(e.data);
+    } catch (err) {
+      // Every manager decodes the same bytes the same way, so every one skips it alike.
+      this.log.error({ index: e.index, err }, 'committed entry is not a store transaction; skipped');
+      return;
+    }
+    const outcome = this.applyActions(batch.actions, e.index);
+    if (outcome.ok && outcome.events.length > 0) {
+      for (const ev of outcome.events) this.ring.push(ev);
+      for (const w of this.watches) w.notify();
+    }
+    if (Buffer.compare(batch.origin, this.origin) === 0) {
+      const w = this.waiters.get(batch.seq);
+      if (w !== undefined) w.outcome = outcome;
+    }
+  }
+
+  /** The whole store, for a Raft snapshot (the RaftNode `snapshotData` hook). */
+  snapshotData(): Uint8Array {
+    const objects = new Map<Kind, StoreObject[]>();
+    for (const k of KINDS) objects.set(k, [...this.tables[k].all()]);
+    return encodeSnapshot({ version: this.applied, objects });
+  }
+
+  /**
+   * Replaces the contents with a snapshot (the RaftNode `restore` hook: on start, and when a
+   * follower installs the leader's snapshot). Open watches end with WatchResetError.
+   */
+  restore(snap: StoreSnapshot): void {
+    const index = snap.metadata.index;
+    const contents = snap.data.byteLength === 0 ? { version: index, objects: new Map<Kind, StoreObject[]>() } : decodeSnapshot(snap.data);
+    for (const k of KINDS) this.tables[k].clear();
+    for (const [k, list] of contents.objects) {
+      const t = this.table(k);
+      for (const o of list) t.put(deepFreeze(o));
+    }
+    this.applied = index;
+    this.resetVersion = index;
+    this.restoreCount++;
+    this.gen++;
+    this.ring.reset(index);
+    this.log.info({ index, objects: this.stats().objects }, 'store restored from snapshot');
+    for (const w of [...this.watches]) w.notify();
+  }
+
+  // ------------------------------------------------------------------------- internals
+
+  private table<K extends Kind>(kind: K): Table<K> {
+    const t = this.tables[kind] as Table<K> | undefined;
+    if (t === undefined) throw new InvalidObjectError(`store: unknown kind ${String(kind)}`);
+    return t;
+  }
+
+  /** Applies all actions or none. Only StoreErrors are expected; anything else is a bug and propagates. */
+  private applyActions(actions: readonly StoreAction[], index: number): Outcome {
+    const undo: { t: Table<Kind>; id: string; prev: StoreObject | undefined }[] = [];
+    const events: ChangeEvent[] = [];
+    try {
+      for (const a of actions) {
+        const t = this.table(a.kind) as Table<Kind>;
+        if (a.op === 'create') {
+          const id = a.object.ID;
+          if (t.get(id) !== undefined) throw new ExistsError(a.kind, id);
+          checkUniqueName(t, a.object, id);
+          const o = stamp(a.object, index);
+          t.put(o);
+          undo.push({ t, id, prev: undefined });
+          events.push({ kind: a.kind, action: 'create', version: index, object: o } as ChangeEvent);
+        } else if (a.op === 'update') {
+          const id = a.object.ID;
+          const cur = t.get(id);
+          if (cur === undefined) throw new NotFoundError(a.kind, id);
+          if (cur.Version.Index !== a.expectVersion) throw new SequenceConflictError(a.kind, id, a.expectVersion, cur.Version.Index);
+          checkUniqueName(t, a.object, id);
+          const o = stamp(a.object, index);
+          t.put(o);
+          undo.push({ t, id, prev: cur });
+          events.push({ kind: a.kind, action: 'update', version: index, object: o, old: cur } as ChangeEvent);
+        } else {
+          const cur = t.get(a.id);
+          if (cur === undefined) throw new NotFoundError(a.kind, a.id);
+          if (a.expectVersion !== null && cur.Version.Index !== a.expectVersion) {
+            throw new SequenceConflictError(a.kind, a.id, a.expectVersion, cur.Version.Index);
+          }
+          t.remove(a.id);
+          undo.push({ t, id: a.id, prev: cur });
+          events.push({ kind: a.kind, action: 'delete', version: index, object: cur } as ChangeEvent);
+        }
+      }
+    } catch (err) {
+      for (let i = undo.length - 1; i >= 0; i--) {
+        const u = undo[i]!;
+        if (u.prev === undefined) u.t.remove(u.id);
+        else u.t.put(u.prev);
+      }
+      if (err instanceof StoreError) return { ok: false, error: err };
+      throw err;
+    }
+    return { ok: true, events };
+  }
+}
+
+// ----------------------------------------------------------------------------- transaction
+
+interface Pending {
+  readonly op: 'create' | 'update' | 'delete';
+  /** null for a delete. */
+  readonly object: StoreObject | null;
+  /** The committed version the transaction read (update, delete-if-version). */
+  readonly expect: number | null;
+  /** First-touch order, so the batch keeps the order the function wrote in. */
+  readonly order: number;
+}
+
+class WriteTx implements Tx {
+  private readonly pending = new Map<Kind, Map<string, Pending>>();
+  private touches = 0;
+
+  constructor(private readonly store: MemoryStore, private readonly nowIso: string) {}
+
+  get version(): number {
+    return this.store.version;
+  }
+
+  get<K extends Kind>(kind: K, id: string): ObjectByKind[K] | undefined {
+    const p = this.pending.get(kind)?.get(id);
+    if (p !== undefined) return (p.object ?? undefined) as ObjectByKind[K] | undefined;
+    return this.store.get(kind, id);
+  }
+
+  find<K extends Kind>(kind: K, q: By = all): ObjectByKind[K][] {
+    const base = this.store.find(kind, q);
+    const ov = this.pending.get(kind);
+    if (ov === undefined || ov.size === 0) return base;
+    const out = base.filter((o) => !ov.has(o.ID));
+    for (const p of ov.values()) if (p.object !== null && matches(kind, q, p.object)) out.push(p.object as ObjectByKind[K]);
+    return out;
+  }
+
+  lookup<K extends Kind>(kind: K, ref: string): ObjectByKind[K] {
+    return lookupIn(this, kind, ref);
+  }
+
+  create<K extends Kind>(kind: K, obj: NewObject<K>): ObjectByKind[K] {
+    checkShape(kind, obj);
+    const id = obj.ID ?? newId();
+    if (typeof id !== 'string' || id.length === 0 || /\s/.test(id)) throw new InvalidObjectError(`${kind} ID must be a non-empty string without spaces`);
+    if (this.get(kind, id) !== undefined) throw new ExistsError(kind, id);
+    const { ID: _id, Version: _v, CreatedAt: _c, UpdatedAt: _u, ...rest } = obj as Record<string, unknown>;
+    const o = deepFreeze({ ID: id, Version: { Index: 0 }, CreatedAt: this.nowIso, UpdatedAt: this.nowIso, ...structuredClone(rest) }) as StoreObject;
+    this.checkName(kind, o);
+    this.record(kind, id, { op: 'create', object: o, expect: null });
+    return o as ObjectByKind[K];
+  }
+
+  update<K extends Kind>(kind: K, obj: ObjectByKind[K]): ObjectByKind[K] {
+    checkShape(kind, obj);
+    const cur = this.get(kind, obj.ID);
+    if (cur === undefined) throw new NotFoundError(kind, obj.ID);
+    const given = obj.Version?.Index;
+    if (given !== cur.Version.Index) throw new SequenceConflictError(kind, obj.ID, typeof given === 'number' ? given : -1, cur.Version.Index);
+    const o = deepFreeze({ ...structuredClone(obj), ID: cur.ID, Version: cur.Version, CreatedAt: cur.CreatedAt, UpdatedAt: this.nowIso }) as StoreObject;
+    this.checkName(kind, o);
+    const p = this.pending.get(kind)?.get(obj.ID);
+    if (p !== undefined) this.record(kind, obj.ID, { ...p, object: o });
+    else this.record(kind, obj.ID, { op: 'update', object: o, expect: cur.Version.Index });
+    return o as ObjectByKind[K];
+  }
+
+  delete(kind: Kind, id: string, version?: number): void {
+    const cur = this.get(kind, id);
+    if (cur === undefined) throw new NotFoundError(kind, id);
+    if (version !== undefined && version !== cur.Version.Index) throw new SequenceConflictError(kind, id, version, cur.Version.Index);
+    const ov = this.pending.get(kind);
+    const p = ov?.get(id);
+    if (p?.op === 'create') {
+      ov!.delete(id); // created and deleted in one transaction: nothing to propose
+      return;
+    }
+    const expect = p?.op === 'update' ? p.expect : (version ?? null);
+    this.record(kind, id, { op: 'delete', object: null, expect });
+  }
+
+  /** The batch, in first-touch order. */
+  actions(): StoreAction[] {
+    const flat: { kind: Kind; id: string; p: Pending }[] = [];
+    for (const [kind, m] of this.pending) for (const [id, p] of m) flat.push({ kind, id, p });
+    flat.sort((a, b) => a.p.order - b.p.order);
+    return flat.map(({ kind, id, p }): StoreAction => {
+      if (p.op === 'create') return { op: 'create', kind, object: p.object! };
+      if (p.op === 'update') return { op: 'update', kind, object: p.object!, expectVersion: p.expect! };
+      return { op: 'delete', kind, id, expectVersion: p.expect };
+    });
+  }
+
+  private record(kind: Kind, id: string, p: Omit<Pending, 'order'> & { order?: number }): void {
+    let m = this.pending.get(kind);
+    if (m === undefined) this.pending.set(kind, (m = new Map()));
+    m.set(id, { ...p, order: p.order ?? this.touches++ });
+  }
+
+  private checkName(kind: Kind, o: StoreObject): void {
+    const schema = SCHEMA[kind];
+    if (!schema.uniqueNames) return;
+    const name = schema.name(o)!;
+    for (const other of this.find(kind, byName(name))) {
+      if (other.ID !== o.ID) throw new NameConflictError(kind, name, other.ID);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- helpers
+
+function lookupIn<K extends Kind>(tx: ReadTx, kind: K, ref: string): ObjectByKind[K] {
+  if (ref.length === 0) throw new NotFoundError(kind, ref);
+  const exact = tx.get(kind, ref);
+  if (exact !== undefined) return exact;
+  const named = tx.find(kind, byName(ref));
+  if (named.length === 1) return named[0]!;
+  if (named.length > 1) throw new AmbiguousError(kind, ref, named.length);
+  const prefixed = tx.find(kind, byIdPrefix(ref));
+  if (prefixed.length === 1) return prefixed[0]!;
+  if (prefixed.length > 1) throw new AmbiguousError(kind, ref, prefixed.length);
+  throw new NotFoundError(kind, ref);
+}
+
+/** What every object must have before it may be proposed; the rest of a spec is the control API's to validate. */
+function checkShape(kind: Kind, obj: unknown): void {
+  const o = obj as { Spec?: unknown } | null;
+  if (typeof o !== 'object' || o === null) throw new InvalidObjectError(`${kind}: not an object`);
+  if (typeof o.Spec !== 'object' || o.Spec === null) throw new InvalidObjectError(`${kind}: Spec is required`);
+  const schema = SCHEMA[kind];
+  if (schema === undefined) throw new InvalidObjectError(`store: unknown kind ${String(kind)}`);
+  if (schema.uniqueNames) {
+    const name = schema.name(o as StoreObject);
+    if (typeof name !== 'string' || name.length === 0) throw new InvalidObjectError(`${kind}: Spec.Name is required`);
+  }
+}
+
+function checkUniqueName(t: Table<Kind>, o: StoreObject, id: string): void {
+  if (!t.schema.uniqueNames) return;
+  const name = t.schema.name(o);
+  if (name === undefined) return;
+  for (const other of t.byName(name)) if (other.ID !== id) throw new NameConflictError(t.kind, name, other.ID);
+}
+
+/** The object as committed at `index`: bookkeeping first, as dockerd orders its fields. */
+function stamp(o: StoreObject, index: number): StoreObject {
+  const { ID, Version: _version, ...rest } = o;
+  return deepFreeze({ ID, Version: { Index: index }, ...rest }) as StoreObject;
+}
+
+export function deepFreeze<T>(o: T): T {
+  if (typeof o !== 'object' || o === null || Object.isFrozen(o)) return o;
+  for (const v of Object.values(o)) deepFreeze(v);
+  return Object.freeze(o);
+}
+
