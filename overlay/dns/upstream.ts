@@ -1,0 +1,80 @@
+// The host's resolvers, as /etc/resolv.conf names them, and forwarding a raw query to them.
+
+import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { isIpv4 } from '../addresses.js';
+
+export interface Upstream {
+  readonly address: string;
+  readonly port: number;
+}
+
+export const UPSTREAM_TIMEOUT_MS = 2_000;
+
+export interface ResolvConf {
+  readonly nameservers: readonly Upstream[];
+  readonly search: readonly string[];
+}
+
+/** IPv4 nameservers and search domains of a resolv.conf text. */
+export function parseResolvConf(text: string): ResolvConf {
+  const nameservers: Upstream[] = [];
+  let search: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/[#;].*$/, '').trim();
+    const [key, ...rest] = line.split(/\s+/);
+    if (key === 'nameserver' && rest[0] !== undefined && isIpv4(rest[0])) nameservers.push({ address: rest[0], port: 53 });
+    if (key === 'search' || key === 'domain') search = rest.filter((s) => s.length > 0);
+  }
+  return { nameservers, search };
+}
+
+export function readHostResolvConf(path = '/etc/resolv.conf'): ResolvConf {
+  try {
+    return parseResolvConf(readFileSync(path, 'utf8'));
+  } catch {
+    return { nameservers: [], search: [] };
+  }
+}
+
+/** The resolv.conf a container on the overlay gets: our resolver, and the host's search domains. */
+export function containerResolvConf(nameserver: string, search: readonly string[] = []): string {
+  const lines = [`nameserver ${nameserver}`];
+  if (search.length > 0) lines.push(`search ${search.join(' ')}`);
+  lines.push('options ndots:0');
+  return lines.join('\n') + '\n';
+}
+
+/** Sends `query` to each upstream in turn until one answers; undefined when none does in time. */
+export async function forwardQuery(query: Buffer, upstreams: readonly Upstream[], timeoutMs = UPSTREAM_TIMEOUT_MS): Promise<Buffer | undefined> {
+  const id = query.readUInt16BE(0);
+  for (const upstream of upstreams) {
+    const answer = await askOne(query, id, upstream, timeoutMs);
+    if (answer !== undefined) return answer;
+  }
+  return undefined;
+}
+
+function askOne(query: Buffer, id: number, upstream: Upstream, timeoutMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const sock = dgram.createSocket('udp4');
+    let done = false;
+    const finish = (value: Buffer | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.close();
+      resolve(value);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    sock.on('error', () => finish(undefined));
+    sock.on('message', (msg, rinfo) => {
+      // Only the server asked, with the same id, may answer (a fresh socket per query picks a random port).
+      if (rinfo.address !== upstream.address || rinfo.port !== upstream.port || msg.length < 12 || msg.readUInt16BE(0) !== id) return;
+      finish(msg);
+    });
+    sock.send(query, upstream.port, upstream.address, (err) => {
+      if (err) finish(undefined);
+    });
+  });
+}
