@@ -23,6 +23,7 @@ afterAll(async () => {
 });
 afterEach(async () => {
   reg.truncateBlobs.clear();
+  reg.stallPaths.clear();
   await cleanup.run();
 });
 
@@ -119,6 +120,19 @@ describe('pull failures name the image and the cause and leave the cache clean',
     const store = await cleanup.store({ blobAttempts: 2 });
     await expectPullError(store, `${reg.host}/shoal/truncated:v1`, 'ERR_IMAGE_BLOB_TRUNCATED', new RegExp(`blob ${pushed.layerDigests[0]}: download cut off after \\d+ of ${pushed.layerBytes} bytes`));
     expect(reg.blobGets(pushed.layerDigests[0] as string)).toBe(2);
+  });
+
+  it('a registry that stops sending in the middle of a blob or a manifest', async () => {
+    const pushed = await pushImage(reg, { repository: 'shoal/stall', tag: 'v1', layers: [await uniqueBusybox('stall')] });
+    reg.stallPaths.add(`/blobs/${pushed.layerDigests[0]}`);
+    const store = await cleanup.store({ blobAttempts: 2, blobIdleTimeoutMs: 300 });
+    await expectPullError(store, `${reg.host}/shoal/stall:v1`, 'ERR_IMAGE_BLOB_TRUNCATED', new RegExp(`blob ${pushed.layerDigests[0]}: no data for 300 ms`));
+    expect(reg.blobGets(pushed.layerDigests[0] as string)).toBe(2);
+
+    reg.stallPaths.clear();
+    reg.stallPaths.add('/shoal/stall/manifests/v1');
+    const impatient = await cleanup.store({ requestTimeoutMs: 300 });
+    await expectPullError(impatient, `${reg.host}/shoal/stall:v1`, 'ERR_IMAGE_BLOB_TRUNCATED', /manifest shoal\/stall:v1: response body not complete within 300 ms/);
   });
 
   it('a blob with the right digest that is not a gzip tar', async () => {

@@ -39,6 +39,8 @@ export interface RegistryClientOptions {
 
 const MANIFEST_MAX_BYTES = 4 << 20;
 const ERROR_BODY_MAX_BYTES = 64 << 10;
+/** Manifests, configs, tokens and error bodies are small: this is ample on any working link. */
+const BODY_TIMEOUT_MS = 60_000;
 const TOKEN_DEFAULT_LIFETIME_S = 60;
 /** 401 → authenticate → retry, at most this many rounds per request. */
 const AUTH_ROUNDS_MAX = 2;
@@ -55,18 +57,29 @@ export interface FetchedManifest {
   readonly digest: string;
 }
 
-/** Reads at most maxBytes of a body; longer bodies are an error. */
-export async function readBodyLimited(res: Response, maxBytes: number): Promise<Buffer> {
+/** Reads at most maxBytes of a body within timeoutMs; longer or slower bodies are an error. */
+export async function readBodyLimited(res: Response, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<Buffer> {
   if (res.body === null) return Buffer.alloc(0);
+  const reader = res.body.getReader();
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    total += chunk.length;
-    if (total > maxBytes) {
-      await res.body.cancel().catch(() => undefined);
-      throw new RegistryRequestError('bad-response', `response larger than ${maxBytes} bytes`);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RegistryRequestError('truncated', `response body not complete within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), deadline]);
+      if (done) break;
+      total += value.length;
+      if (total > maxBytes) throw new RegistryRequestError('bad-response', `response larger than ${maxBytes} bytes`);
+      chunks.push(Buffer.from(value));
     }
-    chunks.push(Buffer.from(chunk));
+  } catch (err) {
+    await reader.cancel().catch(() => undefined);
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
   return Buffer.concat(chunks);
 }
@@ -118,14 +131,20 @@ export class RegistryClient {
   }
 
   private async send(url: string, headers: Record<string, string>, what: string): Promise<Response> {
-    const timeout = AbortSignal.timeout(this.opts.requestTimeoutMs);
-    const signal = this.opts.signal !== undefined ? AbortSignal.any([this.opts.signal, timeout]) : timeout;
+    // The timeout covers the wait for response headers only: a large blob may take longer to
+    // stream, and the body has its own idle timeout (layer-download.ts). So the controller is
+    // aborted by a timer that is cleared once headers are in, not by AbortSignal.timeout.
+    const headersDeadline = new AbortController();
+    const timer = setTimeout(() => headersDeadline.abort(), this.opts.requestTimeoutMs);
+    const signal = this.opts.signal !== undefined ? AbortSignal.any([this.opts.signal, headersDeadline.signal]) : headersDeadline.signal;
     try {
       return await fetch(url, { headers: { 'user-agent': this.opts.userAgent, ...headers }, signal, redirect: 'follow' });
     } catch (err) {
       if (this.opts.signal?.aborted === true) throw err;
-      const why = timeout.aborted ? `no response within ${this.opts.requestTimeoutMs} ms` : causeText(err);
+      const why = headersDeadline.signal.aborted ? `no response within ${this.opts.requestTimeoutMs} ms` : causeText(err);
       throw new RegistryRequestError('unreachable', `${what}: registry ${this.opts.endpoint.baseUrl} unreachable: ${why}`, undefined, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -188,6 +207,7 @@ export class RegistryClient {
     }
     const service = ch.params.service;
     const wantScope = ch.params.scope ?? scope;
+    // Token responses are small: one deadline for the whole exchange is right here.
     const timeout = AbortSignal.timeout(this.opts.requestTimeoutMs);
     let res: Response;
     try {
@@ -213,7 +233,7 @@ export class RegistryClient {
       throw new RegistryRequestError('unauthorized', `${what}: token server refused: ${await describeError(res)}; ${this.credentialsHint()}`, res.status);
     }
     if (!res.ok) throw new RegistryRequestError('http', `${what}: token server: ${await describeError(res)}`, res.status);
-    const doc = JSON.parse((await readBodyLimited(res, ERROR_BODY_MAX_BYTES)).toString('utf8')) as { token?: string; access_token?: string; expires_in?: number };
+    const doc = JSON.parse((await readBodyLimited(res, ERROR_BODY_MAX_BYTES, this.opts.requestTimeoutMs)).toString('utf8')) as { token?: string; access_token?: string; expires_in?: number };
     const value = doc.token ?? doc.access_token;
     if (typeof value !== 'string' || value === '') throw new RegistryRequestError('bad-response', `${what}: token server answered without a token`);
     const lifetimeS = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : TOKEN_DEFAULT_LIFETIME_S;
@@ -225,8 +245,8 @@ export class RegistryClient {
   async getManifest(ref: string): Promise<FetchedManifest> {
     const what = `manifest ${this.opts.repository}:${ref}`;
     const res = await this.get(this.url('manifests', ref), MANIFEST_ACCEPT, what);
-    const body = await readBodyLimited(res, MANIFEST_MAX_BYTES).catch((err: unknown) => {
-      if (err instanceof RegistryRequestError) throw err;
+    const body = await readBodyLimited(res, MANIFEST_MAX_BYTES, this.opts.requestTimeoutMs).catch((err: unknown) => {
+      if (err instanceof RegistryRequestError) throw new RegistryRequestError(err.kind, `${what}: ${err.message}`);
       throw new RegistryRequestError('truncated', `${what}: body cut off: ${causeText(err)}`, undefined, { cause: err });
     });
     const digest = sha256Digest(body);
@@ -248,8 +268,9 @@ export class RegistryClient {
   /** Fetches a small blob (a config) whole, verifying its digest and size. */
   async getSmallBlob(digest: string, sizeBytes: number): Promise<Buffer> {
     const res = await this.getBlob(digest);
-    const body = await readBodyLimited(res, sizeBytes).catch((err: unknown) => {
-      if (err instanceof RegistryRequestError) throw new RegistryRequestError('digest-mismatch', `blob ${digest}: digest mismatch: ${err.message}`);
+    const body = await readBodyLimited(res, sizeBytes, this.opts.requestTimeoutMs).catch((err: unknown) => {
+      if (err instanceof RegistryRequestError && err.kind === 'bad-response') throw new RegistryRequestError('digest-mismatch', `blob ${digest}: digest mismatch: ${err.message}`);
+      if (err instanceof RegistryRequestError) throw new RegistryRequestError(err.kind, `blob ${digest}: ${err.message}`);
       throw new RegistryRequestError('truncated', `blob ${digest}: body cut off: ${causeText(err)}`, undefined, { cause: err });
     });
     if (body.length < sizeBytes) throw new RegistryRequestError('truncated', `blob ${digest}: truncated: got ${body.length} of ${sizeBytes} bytes`);

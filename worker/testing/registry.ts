@@ -41,6 +41,8 @@ export interface RegistryFixture {
   readonly requests: RecordedRequest[];
   /** Blob digests whose GET the proxy cuts off after half the body. */
   readonly truncateBlobs: Set<string>;
+  /** Path endings (`/manifests/v1`, `/blobs/sha256:…`) whose GET the proxy stalls after half the body. */
+  readonly stallPaths: Set<string>;
   /** Authorization header for pushes to `repository` when auth is on. */
   pushAuthorization(repository: string): string | undefined;
   /** Requests the token server answered (token auth only), in order: `account scope`. */
@@ -144,6 +146,7 @@ export async function startRegistry(options: RegistryFixtureOptions = {}): Promi
     const registryPort = await waitForListening(child);
     const requests: RecordedRequest[] = [];
     const truncateBlobs = new Set<string>();
+    const stallPaths = new Set<string>();
     proxy = createServer((req, res) => {
       const path = req.url ?? '/';
       const upstream = httpRequest(
@@ -167,6 +170,16 @@ export async function startRegistry(options: RegistryFixtureOptions = {}): Promi
             });
             return;
           }
+          if (req.method === 'GET' && [...stallPaths].some((p) => path.endsWith(p)) && (up.statusCode ?? 0) === 200) {
+            const total = Number(up.headers['content-length'] ?? 0);
+            const head: Buffer[] = [];
+            up.on('data', (chunk: Buffer) => head.push(chunk));
+            up.on('end', () => {
+              // Half the body, then silence with the connection held open (until stop()).
+              res.write(Buffer.concat(head).subarray(0, Math.floor(total / 2)));
+            });
+            return;
+          }
           up.pipe(res);
         },
       );
@@ -185,6 +198,7 @@ export async function startRegistry(options: RegistryFixtureOptions = {}): Promi
       storageDir,
       requests,
       truncateBlobs,
+      stallPaths,
       pushAuthorization,
       tokenRequests,
       blobGets: (digest) => requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`)).length,
