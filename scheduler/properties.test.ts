@@ -17,9 +17,9 @@ import {
   type SchedulerNode,
   type SchedulerResult,
 } from './index.js';
-import { countByNode, CPU, GiB, node, tasks } from './testing/builders.js';
+import { countByNode, CPU, GiB, node, placed, tasks } from './testing/builders.js';
 
-const RUNS = 150;
+const RUNS = 100;
 
 // ---- generators -------------------------------------------------------------------------------
 
@@ -93,7 +93,7 @@ function buildTasks(services: Generated<typeof serviceArb>[], prefix = 'svc'): P
 /** A cluster that already runs tasks: the output of an earlier pass, turned into placed tasks. */
 const clusterArb = fc
   .record({
-    nodes: fc.array(nodeArb, { minLength: 0, maxLength: 12 }),
+    nodes: fc.array(nodeArb, { minLength: 0, maxLength: 40, size: 'max' }),
     earlier: fc.array(serviceArb, { maxLength: 2 }),
     pending: fc.array(serviceArb, { minLength: 1, maxLength: 4 }),
   })
@@ -271,6 +271,44 @@ describe('scheduling properties', () => {
         const totals = nodes.map((n) => countByNode(result.assignments).get(n.ID) ?? 0);
         expect(Math.max(...totals) - Math.min(...totals)).toBeLessThanOrEqual(1);
       }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('gives each task, in decision order, to the node with fewest service tasks, then fewest tasks, then lowest ID, among nodes with room', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ mine: fc.integer({ min: 0, max: 3 }), others: fc.integer({ min: 0, max: 3 }), roomGiB: fc.integer({ min: 0, max: 4 }) }), {
+          minLength: 1,
+          maxLength: 60,
+          size: 'max',
+        }),
+        fc.integer({ min: 1, max: 80 }),
+        (existing, count) => {
+          const nodes = existing.map((e, i) => node(`n${String(i).padStart(2, '0')}`, { resources: { NanoCPUs: CPU, MemoryBytes: e.roomGiB * GiB } }));
+          const placedTasks = existing.flatMap((e, i) => [
+            ...Array.from({ length: e.mine }, (_, j) => placed(`web.old${i}-${j}`, 'web', nodes[i]!.ID)),
+            ...Array.from({ length: e.others }, (_, j) => placed(`db.old${i}-${j}`, 'db', nodes[i]!.ID)),
+          ]);
+          const result = schedule({ nodes, placedTasks, pendingTasks: tasks('web', count, { reservations: { MemoryBytes: GiB } }) });
+          const room = existing.map((e) => e.roomGiB);
+          const totalRoom = room.reduce((a, b) => a + b, 0);
+          expect(result.assignments.size).toBe(Math.min(count, totalRoom));
+          const mine = existing.map((e) => e.mine);
+          const all = existing.map((e) => e.mine + e.others);
+          for (const nodeId of result.assignments.values()) {
+            let best = -1;
+            for (let i = 0; i < nodes.length; i++) {
+              if (room[i] === 0) continue;
+              if (best < 0 || mine[i]! < mine[best]! || (mine[i] === mine[best] && all[i]! < all[best]!)) best = i;
+            }
+            expect(nodeId).toBe(nodes[best]!.ID);
+            mine[best]!++;
+            all[best]!++;
+            room[best]!--;
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -10,8 +10,8 @@
 //   4. Each group, in key order: run the static filters (ready, constraints, platform) over all
 //      nodes once (cached per distinct constraints+platforms), build the spread tree of the
 //      preferences over the eligible nodes, split the group's tasks over its branches, and in each
-//      leaf give tasks one by one to the best node of a heap, dropping nodes the dynamic filters
-//      (max replicas, host ports, resources) refuse.
+//      leaf give tasks one by one to the best node (LeafCandidates), dropping nodes the dynamic
+//      filters (max replicas, host ports, resources) refuse.
 //   5. Tasks left over get `no suitable node (…)` with the refusals counted over every node.
 
 import { ClusterView, demandOf, hostPortKeys, type Demand } from './cluster-view.js';
@@ -26,6 +26,7 @@ import { readyFilter } from './filters/ready.js';
 import { resourcesFilter } from './filters/resources.js';
 import { firstRefusal, noSuitableNode, Refusals } from './pipeline.js';
 import { parsePreferences, spreadValue, type SpreadOver } from './preferences.js';
+import { SelectionMarks } from './node-heap.js';
 import { SpreadLayout, SpreadTree, waterFill } from './spread-tree.js';
 import type { PendingTask, SchedulerInput, SchedulerResult, TaskSpec } from './types.js';
 
@@ -80,8 +81,11 @@ class Pass {
   private readonly layoutCache = new Map<string, SpreadLayout>();
   private readonly candidateCache = new Map<string, readonly (Int32Array | undefined)[]>();
 
+  private readonly selection: SelectionMarks;
+
   constructor(private readonly view: ClusterView) {
     this.ready = readyFilter(view);
+    this.selection = new SelectionMarks(view.size);
   }
 
   /** A task that names its node is placed there if every filter passes on that node. */
@@ -119,7 +123,7 @@ class Pass {
     const outcome = this.staticOutcome(compiled.staticKey, compiled.staticFilters);
     const layoutKey = compiled.spread.map((s) => `${s.source}\u0000${s.label}`).join('\u0001');
     const layout = this.layout(layoutKey, compiled.spread);
-    const tree = new SpreadTree(layout, this.candidates(compiled.staticKey, layoutKey, outcome, layout), view.serviceNodes(), view.serviceScratch, view.activeTasks);
+    const tree = new SpreadTree(layout, this.candidates(compiled.staticKey, layoutKey, outcome, layout), view.serviceNodes(), view.serviceScratch, view.activeTasks, this.selection);
 
     const tasks = group.free;
     const dynamic = compiled.dynamicFilters;
@@ -127,22 +131,25 @@ class Pass {
     let nextTask = 0;
 
     const placeOnLeaf = (leaf: number, want: number): number => {
-      const heap = tree.heap(leaf);
+      const candidates = tree.leaf(leaf, want);
       let placed = 0;
-      // Each turn places a task or drops a node: at most want + heap size turns.
-      while (placed < want && heap.size > 0) {
-        const node = heap.top();
+      // Each turn places a task or drops a node: at most want + candidates turns.
+      while (placed < want) {
+        const node = candidates.best();
+        if (node < 0) {
+          tree.full[leaf] = 1;
+          break;
+        }
         const refusal = firstRefusal(dynamic, node);
         if (refusal !== undefined) {
           refusals.add(refusal.phrase, refusal.rank);
-          heap.pop();
+          candidates.dropBest();
           continue;
         }
         this.assign(tasks[nextTask++]!, node, group.serviceId, compiled.demand);
         placed++;
-        heap.sinkTop();
+        candidates.placedOnBest();
       }
-      if (heap.size === 0) tree.full[leaf] = 1;
       return placed;
     };
 

@@ -9,7 +9,7 @@
 // preferences (`SpreadLayout`); each task group then only counts its service's tasks into it
 // and fills the leaves it visits with its eligible nodes (`SpreadTree`).
 
-import { NodeHeap } from './node-heap.js';
+import { LeafCandidates, type SelectionMarks } from './node-heap.js';
 
 /** The tree's shape for one list of preferences. Branch 0 is the root; a child's number is above its parent's. */
 export class SpreadLayout {
@@ -67,13 +67,13 @@ export class SpreadLayout {
   }
 }
 
-/** One task group's view of a layout: task counts per branch, which branches are full, leaf heaps. */
+/** One task group's view of a layout: task counts per branch, which branches are full, leaf candidates. */
 export class SpreadTree {
   /** Tasks of the service under each branch, on every node (eligible or not), as swarm counts. */
   readonly tasks: Int32Array;
   /** 1 when no node under the branch can take another task of the group. */
   readonly full: Uint8Array;
-  private readonly heaps: (NodeHeap | undefined)[];
+  private readonly leaves: (LeafCandidates | undefined)[];
 
   /**
    * `candidates[leaf]` are the leaf's eligible nodes (shared, never modified); `serviceNodes` the
@@ -85,11 +85,12 @@ export class SpreadTree {
     serviceNodes: readonly number[],
     private readonly serviceTasks: Int32Array,
     private readonly allTasks: Int32Array,
+    private readonly selection: SelectionMarks,
   ) {
     const size = layout.size;
     this.tasks = new Int32Array(size);
     this.full = new Uint8Array(size);
-    this.heaps = new Array<NodeHeap | undefined>(size);
+    this.leaves = new Array<LeafCandidates | undefined>(size);
     for (const node of serviceNodes) {
       const count = serviceTasks[node]!;
       for (let b = layout.leafOf[node]!; b >= 0; b = layout.parent[b]!) this.tasks[b] += count;
@@ -102,14 +103,14 @@ export class SpreadTree {
     }
   }
 
-  /** The heap of a leaf, built on first use from its candidates. */
-  heap(leaf: number): NodeHeap {
-    let heap = this.heaps[leaf];
-    if (heap === undefined) {
-      heap = new NodeHeap((this.candidates[leaf] ?? new Int32Array(0)).slice(), this.serviceTasks, this.allTasks);
-      this.heaps[leaf] = heap;
+  /** The candidates of a leaf, set up on first use; `want` is how many tasks the leaf is asked for. */
+  leaf(leaf: number, want: number): LeafCandidates {
+    let candidates = this.leaves[leaf];
+    if (candidates === undefined) {
+      candidates = new LeafCandidates(this.candidates[leaf] ?? new Int32Array(0), this.serviceTasks, this.allTasks, this.selection, want);
+      this.leaves[leaf] = candidates;
     }
-    return heap;
+    return candidates;
   }
 }
 
