@@ -1,7 +1,7 @@
 // Root CA, node certificates, CSRs, expiry policy and root rotation, checked with openssl and with
 // node:crypto's verifier.
 import { execFileSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,6 +84,12 @@ describe('node certificates', () => {
     tampered[20] = (tampered[20] ?? 0) ^ 0x01;
     expect(() => ca.issue(tampered, newNodeId(), WORKER_ROLE, Date.now())).toThrow(CAError);
     expect(() => ca.issue(Buffer.from('not a csr'), newNodeId(), WORKER_ROLE, Date.now())).toThrow(/does not parse/);
+  });
+
+  it('refuse a CSR over a key that is not P-256', async () => {
+    const ca = await ClusterCA.create({ nowMs: Date.now() });
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    expect(() => ca.issue(createNodeCsr(p384), newNodeId(), WORKER_ROLE, Date.now())).toThrow(/must be an uncompressed ECDSA P-256 public key/);
   });
 
   it('last the configured expiry: default 90 days, at least 1 hour unless a test lowers the bound explicitly', () => {
