@@ -73,13 +73,15 @@ export class NetnsLab {
     return out.split('\n').filter((l) => l.length > 0);
   }
 
-  /** Sends one DNS query (base64) from inside `netnsPath` to server:port; resolves with the response or undefined on timeout. */
-  async dnsExchange(netnsPath: string, server: string, port: number, query: Buffer, timeoutMs = 3_000): Promise<Buffer | undefined> {
-    const out = await run(['nsenter', `--net=${netnsPath}`, process.execPath, '-e', DNS_CLIENT, server, String(port), query.toString('base64'), String(timeoutMs)], {
-      timeoutMs: timeoutMs + 10_000,
+  /** Sends DNS queries in turn from inside `netnsPath` to server:port; each response, or undefined on timeout. */
+  async dnsExchange(netnsPath: string, server: string, port: number, queries: readonly Buffer[], timeoutMs = 3_000): Promise<Array<Buffer | undefined>> {
+    const out = await run(['nsenter', `--net=${netnsPath}`, process.execPath, '-e', DNS_CLIENT, server, String(port), String(timeoutMs), ...queries.map((q) => q.toString('base64'))], {
+      timeoutMs: queries.length * timeoutMs + 10_000,
     });
-    const line = out.trim();
-    return line === 'TIMEOUT' ? undefined : Buffer.from(line, 'base64');
+    return out
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((line) => (line === 'TIMEOUT' ? undefined : Buffer.from(line, 'base64')));
   }
 
   async cleanup(): Promise<void> {
@@ -124,9 +126,14 @@ function once() {
 `;
 
 const DNS_CLIENT = String.raw`
-const [server, port, q, timeoutMs] = process.argv.slice(1);
+const [server, port, timeoutMs, ...queries] = process.argv.slice(1);
 const s = require('node:dgram').createSocket('udp4');
-const t = setTimeout(() => { console.log('TIMEOUT'); process.exit(0); }, Number(timeoutMs));
-s.on('message', (m) => { clearTimeout(t); console.log(m.toString('base64')); process.exit(0); });
-s.send(Buffer.from(q, 'base64'), Number(port), server);
+function ask(q) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { s.removeAllListeners('message'); resolve('TIMEOUT'); }, Number(timeoutMs));
+    s.once('message', (m) => { clearTimeout(t); resolve(m.toString('base64')); });
+    s.send(Buffer.from(q, 'base64'), Number(port), server);
+  });
+}
+(async () => { for (const q of queries) console.log(await ask(q)); s.close(); })();
 `;
