@@ -76,7 +76,7 @@ export async function parseDaemonArgs(argv: readonly string[], out: (text: strin
       throw new DaemonUsageError(msg ?? err?.message ?? 'invalid arguments');
     });
   const args = await parser.parseAsync([...argv], {}, (err, _argv, output) => {
-    if (err === null && output !== '') {
+    if (err == null && output !== '') {
       printed = true;
       out(`${output}\n`);
     }
