@@ -64,13 +64,14 @@ export async function startShoal(opts: ShoalClusterOptions): Promise<Cluster> {
   const members: Spawned[] = [];
   const readyLines: Promise<void>[] = [];
   for (const [i, p] of peers.entries()) {
-    const cfg: MemberConfig = { id: p.id, dir: path.join(dir, `m${p.id}`), dekHex, raftPort: p.port, clientPort: ports[3 + i]!, peers, tickMs: opts.tickMs };
+    const cfg: MemberConfig = { id: p.id, dir: path.join(dir, `m${p.id}`), raftPort: p.port, clientPort: ports[3 + i]!, peers, tickMs: opts.tickMs };
     const nodeArgs = ['--import', 'tsx'];
     // Default profile names (CPU.<date>.<pid>.<thread>…): tsx's loader thread writes one too.
     if (opts.cpuProfDir !== null) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`);
     const s = startChild(`shoal member ${p.id}`, process.execPath, [...nodeArgs, path.join(HERE, 'member.ts'), JSON.stringify(cfg)], path.join(dir, `m${p.id}.log`), {
       pipeStdout: true,
       cwd: REPO_ROOT,
+      env: { SHOAL_BENCH_DEK: dekHex },
     });
     members.push(s);
     readyLines.push(

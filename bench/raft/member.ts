@@ -10,7 +10,6 @@ import { CODE_ERROR, CODE_NOT_LEADER, CODE_OK, BatchedWriter, OP_PUT, OP_STATUS,
 export interface MemberConfig {
   readonly id: number;
   readonly dir: string;
-  readonly dekHex: string;
   readonly raftPort: number;
   readonly clientPort: number;
   readonly peers: readonly { readonly id: number; readonly port: number }[];
@@ -29,7 +28,8 @@ async function main(): Promise<void> {
     id: cfg.id,
     peers: cfg.peers.map((p) => p.id),
     dir: cfg.dir,
-    dek: Buffer.from(cfg.dekHex, 'hex'),
+    // The throwaway key comes by environment, not argv, so it does not show in `ps`.
+    dek: Buffer.from(process.env['SHOAL_BENCH_DEK'] ?? '', 'hex'),
     transport,
     tickMs: cfg.tickMs,
     electionTick: 10,
