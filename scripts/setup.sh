@@ -13,6 +13,12 @@ declare -A NEED=(
   [busybox]=busybox-static           # worker/image tests: the test images' contents
   [htpasswd]=apache2-utils           # worker/image tests: bcrypt htpasswd for registry basic auth
   [setfattr]=attr                    # worker/image: opaque-dir xattrs on unpacked layers
+  [iptables]=iptables                # overlay: VIP DNAT/REJECT chains in container netns (iptables-restore)
+  [bridge]=iproute2                  # overlay: static FDB entries on the vxlan
+  [nsenter]=util-linux               # overlay: enter only a netns (ip netns exec remounts /sys)
+  [iperf3]=iperf3                    # bench/overlay: throughput over the overlay vs a veth
+  [ping]=iputils-ping                # overlay tests and bench/overlay: latency
+  [runc]=runc                        # worker/executor: containers (OCI bundles, runc run/kill/delete/exec)
 )
 
 missing=()
