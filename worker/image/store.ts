@@ -198,6 +198,8 @@ export class ImageStore {
   private readonly pinnedLayers = new Map<string, number>();
   /** Mounted roots per image ID. */
   private readonly mounts = new Map<string, number>();
+  /** Settles when the running gc (if any) is done; layer commits and mounts wait for it. */
+  private gcDone: Promise<void> = Promise.resolve();
   private readonly platform: Platform;
 
   private constructor(private readonly opts: ImageStoreOptions) {
@@ -547,6 +549,7 @@ export class ImageStore {
         entries: result.stats.entries,
       };
       await writeFile(join(staging, 'layer.json'), JSON.stringify(record), { mode: 0o600 });
+      await this.gcDone; // never commit a layer while gc may be moving the same address away
       try {
         await rename(staging, this.layerDir(diffId));
       } catch (err) {
@@ -567,6 +570,7 @@ export class ImageStore {
    * (top first) and `containerDir/upper` + `containerDir/work`, on `containerDir/rootfs`.
    */
   async mountRootfs(imageId: string, containerDir: string): Promise<RootfsMount> {
+    await this.gcDone;
     const image = this.get(imageId);
     if (image === undefined) throw new ImageStoreError('ERR_IMAGE_NOT_PRESENT', `image ${imageId} is not in the store; pull it first`);
     const missing = image.diffIds.filter((d) => !this.layers.has(d));
@@ -574,16 +578,17 @@ export class ImageStore {
     const rootfs = join(containerDir, 'rootfs');
     const upperDir = join(containerDir, 'upper');
     const workDir = join(containerDir, 'work');
-    for (const d of [rootfs, upperDir, workDir]) await mkdir(d, { recursive: true, mode: 0o755 });
-    let lowerDirs = [...image.diffIds].reverse().map((d) => this.layerLinkName(d));
-    if (lowerDirs.length === 0) {
-      // An image without layers still needs one lower dir.
-      const empty = join(containerDir, 'empty');
-      await mkdir(empty, { recursive: true });
-      lowerDirs = [empty];
-    }
+    // Counted before the first await, so a gc starting meanwhile keeps this image.
     this.mounts.set(image.id, (this.mounts.get(image.id) ?? 0) + 1);
     try {
+      for (const d of [rootfs, upperDir, workDir]) await mkdir(d, { recursive: true, mode: 0o755 });
+      let lowerDirs = [...image.diffIds].reverse().map((d) => this.layerLinkName(d));
+      if (lowerDirs.length === 0) {
+        // An image without layers still needs one lower dir.
+        const empty = join(containerDir, 'empty');
+        await mkdir(empty, { recursive: true });
+        lowerDirs = [empty];
+      }
       await mountOverlay({ lowerDirs, upperDir, workDir, target: rootfs, cwd: this.linksDir });
     } catch (err) {
       this.releaseMount(image.id);
@@ -614,6 +619,20 @@ export class ImageStore {
    * progress is fetching or will reference are kept.
    */
   async gc(inUse: Iterable<string>): Promise<GcResult> {
+    const previous = this.gcDone;
+    let release = (): void => undefined;
+    this.gcDone = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      await previous;
+      return await this.collect(inUse);
+    } finally {
+      release();
+    }
+  }
+
+  private async collect(inUse: Iterable<string>): Promise<GcResult> {
     const keep = new Set<string>();
     for (const key of inUse) {
       const img = this.get(key);
