@@ -1,0 +1,200 @@
+// npm run bench:overlay [-- --json] [-- --runs 3 --seconds 3 --pings 200]
+// Two "hosts" (network namespaces on a veth underlay), one container on each, joined two ways:
+//   overlay — the Shoal data plane: veth → sandbox bridge → vxlan (UDP 4789) → underlay → … → container
+//   veth    — a plain veth between the same two container namespaces
+// Throughput: iperf3 TCP, container 1 → container 2, `seconds` per run, median of `runs` (paths interleaved).
+// Latency: `pings` ICMP echoes at 10 ms intervals per path, p50/p99 of the per-echo RTT.
+// Control plane: time of attach(), setServices() (one backend more) and setPeers() (one peer more).
+
+import { spawn } from 'node:child_process';
+import readline from 'node:readline';
+import { run } from '../../overlay/exec.js';
+import { OverlayDataPlane } from '../../overlay/index.js';
+import { NetnsLab } from '../../overlay/testing/netns-lab.js';
+
+function option(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 && at + 1 < process.argv.length ? process.argv[at + 1]! : fallback;
+}
+
+const json = process.argv.includes('--json');
+const runs = Number(option('runs', '3'));
+const seconds = Number(option('seconds', '3'));
+const pings = Number(option('pings', '200'));
+const IPERF_PORT = 5201;
+const IPERF_READY_TIMEOUT_MS = 10_000;
+
+interface PathRow {
+  readonly bench: 'overlay';
+  readonly system: 'shoal';
+  readonly path: 'overlay' | 'veth';
+  readonly runs: number;
+  readonly seconds: number;
+  readonly mbit_s: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+  readonly pings: number;
+  /** This path's figures divided by the veth path's (1 for veth). */
+  readonly mbit_ratio_vs_veth: number;
+  readonly p50_ratio_vs_veth: number;
+}
+
+interface ControlRow {
+  readonly bench: 'overlay';
+  readonly system: 'shoal';
+  readonly path: 'control';
+  readonly op: 'attach' | 'setServices' | 'setPeers';
+  readonly ops: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function median(values: readonly number[]): number {
+  return quantile([...values].sort((a, b) => a - b), 0.5);
+}
+
+async function startIperfServer(netns: string): Promise<() => void> {
+  const child = spawn('nsenter', [`--net=${netns}`, 'iperf3', '-s', '--forceflush', '-p', String(IPERF_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('iperf3 server did not start')), IPERF_READY_TIMEOUT_MS);
+    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line.includes('Server listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`iperf3 server exited ${code}`));
+    });
+  });
+  return () => child.kill('SIGKILL');
+}
+
+async function iperfMbit(fromNetns: string, toIp: string): Promise<number> {
+  const out = await run(['iperf3', '-c', toIp, '-p', String(IPERF_PORT), '-t', String(seconds), '-J'], { netns: fromNetns, timeoutMs: seconds * 1000 + 20_000 });
+  const report = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
+  return report.end.sum_received.bits_per_second / 1e6;
+}
+
+async function pingRtts(fromNetns: string, toIp: string): Promise<number[]> {
+  const verbose = await run(['ping', '-n', '-c', String(pings), '-i', '0.01', '-W', '2', toIp], { netns: fromNetns, timeoutMs: pings * 50 + 20_000 });
+  return [...verbose.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
+async function main(): Promise<void> {
+  const lab = new NetnsLab(`shoalbench-ov${process.pid}`);
+  const planes: OverlayDataPlane[] = [];
+  let stopIperf: (() => void) | undefined;
+  try {
+    const hA = await lab.addNetns('hA');
+    const hB = await lab.addNetns('hB');
+    await lab.link(hA, 'ul0', '172.31.251.1', hB, 'ul0', '172.31.251.2', 24);
+    const c1 = await lab.addNetns('c1');
+    const c2 = await lab.addNetns('c2');
+    await lab.link(c1, 'direct0', '192.168.251.1', c2, 'direct0', '192.168.251.2', 30);
+
+    const net = { id: `benchnet${process.pid}`, name: 'bench', vni: 4500, subnet: '10.88.0.0/16', gateway: '10.88.0.1' };
+    const a = new OverlayDataPlane({ hostTag: `ba${process.pid}`, underlayAddress: '172.31.251.1', underlayInterface: 'ul0', hostNetns: hA, upstreamResolvers: [] });
+    const b = new OverlayDataPlane({ hostTag: `bb${process.pid}`, underlayAddress: '172.31.251.2', underlayInterface: 'ul0', hostNetns: hB, upstreamResolvers: [] });
+    planes.push(a, b);
+    const nA = await a.createNetwork(net);
+    const nB = await b.createNetwork(net);
+    await nA.attach({ id: 't1', containerNetns: c1, ifName: 'eth0', ip: '10.88.0.2' });
+    await nB.attach({ id: 't2', containerNetns: c2, ifName: 'eth0', ip: '10.88.0.3' });
+    const peers = [{ ip: '10.88.0.2', hostAddr: '172.31.251.1' }, { ip: '10.88.0.3', hostAddr: '172.31.251.2' }];
+    await nA.setPeers(peers);
+    await nB.setPeers(peers);
+
+    stopIperf = await startIperfServer(c2);
+    const targets = { overlay: '10.88.0.3', veth: '192.168.251.2' } as const;
+    const mbit: Record<'overlay' | 'veth', number[]> = { overlay: [], veth: [] };
+    await pingRtts(c1, targets.overlay); // warm ARP/FDB paths
+    for (let r = 0; r < runs; r++) {
+      for (const path of ['veth', 'overlay'] as const) mbit[path].push(await iperfMbit(c1, targets[path]));
+    }
+    const rtts = { veth: await pingRtts(c1, targets.veth), overlay: await pingRtts(c1, targets.overlay) };
+
+    // Control-plane operations: extra endpoints and backends on host A, one at a time.
+    const attachMs: number[] = [];
+    const servicesMs: number[] = [];
+    const peersMs: number[] = [];
+    const CONTROL_OPS = 10;
+    const backends: string[] = [];
+    for (let i = 0; i < CONTROL_OPS; i++) {
+      const ns = await lab.addNetns(`x${i}`);
+      const ip = `10.88.1.${i + 10}`;
+      attachMs.push(await timed(() => nA.attach({ id: `x${i}`, containerNetns: ns, ifName: 'eth0', ip })));
+      backends.push(ip);
+      servicesMs.push(await timed(() => nA.setServices([{ id: 'svc', name: 'svc', endpointMode: 'vip', vip: '10.88.255.1', backends }])));
+      peers.push({ ip: `10.88.2.${i + 10}`, hostAddr: '172.31.251.2' });
+      peersMs.push(await timed(() => nA.setPeers(peers)));
+    }
+
+    const vethMbit = median(mbit.veth);
+    const vethP50 = median(rtts.veth);
+    const rows: Array<PathRow | ControlRow> = (['overlay', 'veth'] as const).map((path) => {
+      const sorted = [...rtts[path]].sort((x, y) => x - y);
+      const m = median(mbit[path]);
+      const p50 = quantile(sorted, 0.5);
+      return {
+        bench: 'overlay', system: 'shoal', path, runs, seconds, mbit_s: round(m), p50_ms: round(p50, 3), p99_ms: round(quantile(sorted, 0.99), 3),
+        pings: sorted.length, mbit_ratio_vs_veth: round(m / vethMbit, 3), p50_ratio_vs_veth: round(p50 / vethP50, 3),
+      };
+    });
+    for (const [op, values] of [['attach', attachMs], ['setServices', servicesMs], ['setPeers', peersMs]] as const) {
+      const sorted = [...values].sort((x, y) => x - y);
+      rows.push({ bench: 'overlay', system: 'shoal', path: 'control', op, ops: values.length, p50_ms: round(quantile(sorted, 0.5), 1), p99_ms: round(quantile(sorted, 0.99), 1) });
+    }
+    print(rows);
+  } finally {
+    stopIperf?.();
+    for (const plane of planes) await plane.close().catch((e: unknown) => console.error('overlay bench cleanup:', e));
+    await lab.cleanup();
+  }
+}
+
+function round(value: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function print(rows: ReadonlyArray<PathRow | ControlRow>): void {
+  if (json) {
+    console.log(JSON.stringify(rows));
+    return;
+  }
+  console.log(`overlay: TCP throughput (iperf3, ${seconds} s × ${runs}, median) and ICMP RTT (${pings} echoes) between two containers on two hosts`);
+  const head = ['path', 'Mbit/s', 'p50 ms', 'p99 ms', 'Mbit/s ÷ veth', 'p50 ÷ veth'];
+  const cells = [head];
+  for (const r of rows) {
+    if (r.path === 'control') continue;
+    cells.push([r.path, String(r.mbit_s), String(r.p50_ms), String(r.p99_ms), String(r.mbit_ratio_vs_veth), String(r.p50_ratio_vs_veth)]);
+  }
+  table(cells);
+  console.log('\ncontrol operations on one host (ms)');
+  const ctl = [['op', 'ops', 'p50 ms', 'p99 ms']];
+  for (const r of rows) if (r.path === 'control') ctl.push([r.op, String(r.ops), String(r.p50_ms), String(r.p99_ms)]);
+  table(ctl);
+}
+
+function table(cells: readonly (readonly string[])[]): void {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  for (const row of cells) console.log(row.map((cell, i) => cell.padStart(widths[i]!)).join('  '));
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
