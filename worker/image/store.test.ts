@@ -297,6 +297,19 @@ describe('garbage collection', () => {
     await expect(store.mountRootfs(a.configDigest, await cleanup.tempDir('ctr'))).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_PRESENT' });
   });
 
+  it('never breaks a pull that runs while gc does', async () => {
+    const layers = [buildTar([{ type: 'file', path: 'p', content: 'racing' }]), buildTar([{ type: 'file', path: 'q', content: 'gc' }])];
+    const pushed = await pushImage(reg, { repository: 'shoal/gc-race', tag: 'v1', layers });
+    const store = await cleanup.store();
+    for (let round = 0; round < 5; round++) {
+      const [pulled] = await Promise.all([store.pull(`${reg.host}/shoal/gc-race:v1`), store.gc([]), store.gc([])]);
+      const mount = await store.mountRootfs(pulled.image.id, await cleanup.tempDir('ctr'));
+      expect(await readFile(join(mount.rootfs, 'p'), 'utf8')).toBe('racing');
+      await mount.unmount();
+      expect((await store.gc([])).removedLayers.length).toBe(pushed.diffIds.length);
+    }
+  });
+
   it('keeps what a mount made before a daemon restart still uses', async () => {
     const pushed = await pushImage(reg, { repository: 'shoal/gc-restart', tag: 'v1', layers: [buildTar([{ type: 'file', path: 'r', content: 'restart' }])] });
     const before = await cleanup.store();
