@@ -30,8 +30,14 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function startMember(id: NodeId, dir: string, dek: Uint8Array): Promise<Member> {
+interface SnapshotPolicy {
+  readonly intervalEntries: number;
+  readonly keepEntries: number;
+}
+
+async function startMember(id: NodeId, dir: string, dek: Uint8Array, snapshots?: SnapshotPolicy): Promise<Member> {
   const transport = await TcpTransport.listen({ id, listen: { host: '127.0.0.1', port: 0 }, logger: silent, minBackoffMs: 5, maxBackoffMs: 50 });
+  // The state machine is the list of applied payloads; its snapshot is that list as JSON.
   const applied: string[] = [];
   const node = await RaftNode.open({
     id,
@@ -40,6 +46,17 @@ async function startMember(id: NodeId, dir: string, dek: Uint8Array): Promise<Me
     dek,
     transport,
     apply: (e) => applied.push(Buffer.from(e.data).toString('utf8')),
+    restore: (snap) => {
+      applied.length = 0;
+      if (snap.data.byteLength > 0) applied.push(...(JSON.parse(Buffer.from(snap.data).toString('utf8')) as string[]));
+    },
+    ...(snapshots === undefined
+      ? {}
+      : {
+          snapshotData: () => Buffer.from(JSON.stringify(applied)),
+          snapshotIntervalEntries: snapshots.intervalEntries,
+          snapshotKeepEntries: snapshots.keepEntries,
+        }),
     tickMs: 10,
     electionTick: 10,
     heartbeatTick: 1,
@@ -136,6 +153,46 @@ describe('RaftNode over TCP with durable logs', () => {
     const expectedFinal = Array.from({ length: 260 }, (_, i) => `op-${i}`);
     await waitFor('all three to apply 260 entries', () => ([...members.values()].every((m) => m.applied.length === 260) ? true : undefined));
     for (const m of members.values()) expect(m.applied).toEqual(expectedFinal);
+  });
+
+  it('compacts its log behind snapshots and brings a node that fell behind the compaction up to date with one', async () => {
+    const dek = randomBytes(32);
+    const policy: SnapshotPolicy = { intervalEntries: 40, keepEntries: 5 };
+    const dirOf = new Map<NodeId, string>();
+    const members = new Map<NodeId, Member>();
+    for (const id of IDS) {
+      const dir = await mkdtemp(path.join(os.tmpdir(), `shoal-node-snap-${id}-`));
+      dirs.push(dir);
+      dirOf.set(id, dir);
+      members.set(id, await startMember(id, dir, dek, policy));
+    }
+    connect(members);
+    const leader = await waitFor('a leader', () => agreedLeader(members));
+    await proposeAll(leader, 0, 20);
+
+    // A follower goes away; the others move on far past what it has, compacting as they go.
+    const lagging = [...members.values()].find((m) => m !== leader)!;
+    const lagId = lagging.node.id;
+    await lagging.node.close();
+    live.delete(lagging.node);
+    members.delete(lagId);
+    for (let i = 20; i < 200; i += 30) await proposeAll(leader, i, 30);
+    const expected = Array.from({ length: 200 }, (_, i) => `op-${i}`);
+    expect(leader.applied).toEqual(expected);
+    await waitFor('the leader to compact', () => (leader.node.status().firstIndex > 100 ? true : undefined));
+
+    // Back from its own directory: its log ends before the leader's first index, so only a
+    // snapshot can catch it up; its state machine must end up the same.
+    const back = await startMember(lagId, dirOf.get(lagId)!, dek, policy);
+    members.set(lagId, back);
+    connect(members);
+    await waitFor('the lagging node to catch up through a snapshot', () => (back.applied.length === 200 ? true : undefined));
+    expect(back.applied).toEqual(expected);
+    expect(back.node.status().firstIndex).toBeGreaterThan(100);
+    const now = await waitFor('a leader', () => agreedLeader(members));
+    await proposeAll(now, 200, 5);
+    await waitFor('everyone to apply 205 entries', () => ([...members.values()].every((m) => m.applied.length === 205) ? true : undefined));
+    for (const m of members.values()) expect(m.applied).toEqual(Array.from({ length: 205 }, (_, i) => `op-${i}`));
   });
 
   it('rejects pending proposals when the node closes, and new calls afterwards', async () => {

@@ -1,10 +1,10 @@
 // `npm run bench:raft [-- --json] [-- --quick] [-- --runs N] [-- --only shoal|etcd] [-- --concurrency N] [-- --cpu-prof DIR]`
 //
 // Shoal's Raft (3 member processes: RaftNode + LevelDB log with fsync + TCP transport) against
-// Debian's etcd 3.4 (3 members), both on loopback on this machine, one after the other in the
-// same run, driven by the same kind of load process (load.ts): 8-byte sequential keys, 256-byte
+// Debian's etcd 3.4 (3 members), both on loopback on this machine in the same run, driven one
+// after the other by the same kind of load process (load.ts): 8-byte sequential keys, 256-byte
 // values, concurrency 1, 16 and 256, fixed totals. Each configuration runs `--runs` times
-// (fresh load process each time); rows report the median of each figure.
+// (fresh load process each time, the systems taking turns); rows report the median of each figure.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureEtcd, REPO_ROOT, startEtcd, startShoal, type Cluster } from './clusters.js';
@@ -103,41 +103,61 @@ async function runLoad(cluster: Cluster, w: Workload, warmup: number, logDir: st
   return JSON.parse(line) as RunFigures;
 }
 
-async function benchSystem(system: System, args: Args, workloads: readonly Workload[]): Promise<BenchRow[]> {
-  note(`starting 3 ${system} members`);
-  const cluster = system === 'shoal' ? await startShoal({ tickMs: args.tickMs, cpuProfDir: args.cpuProfDir }) : await startEtcd();
-  const rows: BenchRow[] = [];
+interface Series {
+  readonly runs: RunFigures[];
+  readonly perFsync: number[];
+  readonly fsyncMs: number[];
+}
+
+/** One measured run against `cluster`, with the leader's fsync batching over the run. */
+async function measure(cluster: Cluster, w: Workload, r: number, args: Args, into: Series): Promise<void> {
+  const warmup = Math.min(1000, Math.max(50, Math.floor(w.total / 10)));
+  const before = await cluster.leaderFsyncs();
+  const f = await runLoad(cluster, w, warmup, cluster.dir);
+  const after = await cluster.leaderFsyncs();
+  const fsyncs = after.fsyncs - before.fsyncs;
+  const perFsync = (after.entries - before.entries) / fsyncs;
+  const fsyncMs = (after.fsyncMs - before.fsyncMs) / fsyncs;
+  into.runs.push(f);
+  into.perFsync.push(perFsync);
+  into.fsyncMs.push(fsyncMs);
+  note(
+    `${cluster.system} c=${w.concurrency} total=${w.total} run ${r + 1}/${args.runs}: ${f.ops_per_s.toFixed(0)} ops/s, p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms` +
+      `${f.errors ? `, ${f.errors} errors` : ''}; leader: ${perFsync.toFixed(1)} entries/fsync, fsync ${fsyncMs.toFixed(2)} ms`,
+  );
+}
+
+/**
+ * Both clusters stay up for the whole run and the systems take turns run by run (shoal, etcd,
+ * shoal, etcd, …), so drifts in the machine's background load hit both alike; the idle cluster
+ * only exchanges heartbeats meanwhile.
+ */
+async function benchAll(systems: readonly System[], args: Args, workloads: readonly Workload[]): Promise<BenchRow[]> {
+  const clusters: Cluster[] = [];
   try {
-    for (const w of workloads) {
-      const runs: RunFigures[] = [];
-      const perFsyncs: number[] = [];
-      const fsyncMss: number[] = [];
-      for (let r = 0; r < args.runs; r++) {
-        const warmup = Math.min(1000, Math.max(50, Math.floor(w.total / 10)));
-        const before = await cluster.leaderFsyncs();
-        const f = await runLoad(cluster, w, warmup, cluster.dir);
-        const after = await cluster.leaderFsyncs();
-        const fsyncs = after.fsyncs - before.fsyncs;
-        const perFsync = (after.entries - before.entries) / fsyncs;
-        const fsyncMs = (after.fsyncMs - before.fsyncMs) / fsyncs;
-        perFsyncs.push(perFsync);
-        fsyncMss.push(fsyncMs);
-        note(
-          `${system} c=${w.concurrency} total=${w.total} run ${r + 1}/${args.runs}: ${f.ops_per_s.toFixed(0)} ops/s, p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms` +
-            `${f.errors ? `, ${f.errors} errors` : ''}; leader: ${perFsync.toFixed(1)} entries/fsync, fsync ${fsyncMs.toFixed(2)} ms`,
-        );
-        runs.push(f);
-      }
-      rows.push({
-        ...medianRow({ bench: 'raft', system, nodes: NODES, concurrency: w.concurrency, payload_bytes: PAYLOAD_BYTES }, runs),
-        leader_entries_per_fsync: round(median(perFsyncs), 1),
-        leader_fsync_ms: round(median(fsyncMss), 3),
-      });
+    for (const system of systems) {
+      note(`starting 3 ${system} members`);
+      clusters.push(system === 'shoal' ? await startShoal({ tickMs: args.tickMs, cpuProfDir: args.cpuProfDir }) : await startEtcd());
     }
+    const rows: BenchRow[] = [];
+    for (const w of workloads) {
+      const series = clusters.map((): Series => ({ runs: [], perFsync: [], fsyncMs: [] }));
+      for (let r = 0; r < args.runs; r++) {
+        for (const [i, c] of clusters.entries()) await measure(c, w, r, args, series[i]!);
+      }
+      for (const [i, c] of clusters.entries()) {
+        const s = series[i]!;
+        rows.push({
+          ...medianRow({ bench: 'raft', system: c.system, nodes: NODES, concurrency: w.concurrency, payload_bytes: PAYLOAD_BYTES }, s.runs),
+          leader_entries_per_fsync: round(median(s.perFsync), 1),
+          leader_fsync_ms: round(median(s.fsyncMs), 3),
+        });
+      }
+    }
+    return rows;
   } finally {
-    await cluster.stop();
+    await Promise.allSettled(clusters.map((c) => c.stop()));
   }
-  return rows;
 }
 
 async function main(): Promise<void> {
@@ -146,9 +166,8 @@ async function main(): Promise<void> {
   const workloads = (args.quick ? QUICK : FULL).filter((w) => args.concurrency === null || w.concurrency === args.concurrency);
   if (workloads.length === 0) throw new Error(`no workload with concurrency ${args.concurrency} (have 1, 16, 256)`);
   if (args.only !== 'shoal') note(ensureEtcd());
-  const rows: BenchRow[] = [];
-  if (args.only !== 'etcd') rows.push(...(await benchSystem('shoal', args, workloads)));
-  if (args.only !== 'shoal') rows.push(...(await benchSystem('etcd', args, workloads)));
+  const systems = (['shoal', 'etcd'] as const).filter((s) => args.only === null || args.only === s);
+  const rows = await benchAll(systems, args, workloads);
   if (args.json) {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
   } else {
