@@ -120,7 +120,8 @@ export class StoreWatch implements AsyncIterableIterator<ChangeEvent> {
   private cursor: number;
   private readonly generation: number;
   private done = false;
-  private wake: (() => void) | null = null;
+  /** Pending next() calls waiting for a change (normally one: for-await calls next() one at a time). */
+  private wakers: (() => void)[] = [];
   private lastVersion: number;
   private readonly kinds: ReadonlySet<Kind> | null;
   private readonly actions: ReadonlySet<ChangeAction> | null;
@@ -157,9 +158,8 @@ export class StoreWatch implements AsyncIterableIterator<ChangeEvent> {
       if (ev !== null) return { done: false, value: ev };
       if (this.done) return { done: true, value: undefined };
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        this.wakers.push(resolve);
       });
-      this.wake = null;
     }
   }
 
@@ -207,10 +207,9 @@ export class StoreWatch implements AsyncIterableIterator<ChangeEvent> {
 
   /** Called by the store after it applied changes, was reset or closed. */
   notify(): void {
-    const w = this.wake;
-    if (w !== null) {
-      this.wake = null;
-      w();
-    }
+    if (this.wakers.length === 0) return;
+    const ws = this.wakers;
+    this.wakers = [];
+    for (const w of ws) w();
   }
 }
