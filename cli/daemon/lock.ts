@@ -46,7 +46,7 @@ export function acquireDataRootLock(dataRoot: string): DataRootLock {
         if ((readErr as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
         throw readErr;
       }
-      if (owner.pid !== process.pid && isProcessAlive(owner.pid, owner.startTime === '' ? undefined : owner.startTime)) {
+      if (isProcessAlive(owner.pid, owner.startTime === '' ? undefined : owner.startTime)) {
         throw new DataRootLockedError(dataRoot, owner.pid);
       }
       try {
