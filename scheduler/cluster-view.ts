@@ -74,6 +74,8 @@ export class ClusterView {
 
   private readonly indexById = new Map<string, number>();
   private readonly generic = new Map<string, Float64Array>();
+  /** Kind → node → names of its free named units, in name order (only nodes that name units). */
+  private readonly namedFree = new Map<string, Map<number, string[]>>();
   private readonly portsInUse = new Map<string, Uint8Array>();
   private readonly serviceTasks = new Map<string, Map<number, number>>();
 
@@ -100,6 +102,7 @@ export class ClusterView {
       this.memoryBytes[i] = res?.MemoryBytes ?? 0;
       if (res?.GenericResources !== undefined && res.GenericResources.length > 0) {
         for (const [kind, units] of genericUnits(res.GenericResources)) this.genericAvailable(kind)[i] = units;
+        this.addNamedUnits(i, res.GenericResources);
       }
       refusals[i] = readyRefusalOf(node);
     }
@@ -114,6 +117,21 @@ export class ClusterView {
 
   indexOf(nodeId: string): number | undefined {
     return this.indexById.get(nodeId);
+  }
+
+  private addNamedUnits(at: number, resources: readonly GenericResource[]): void {
+    for (const r of resources) {
+      if (r.NamedResourceSpec === undefined) continue;
+      let byNode = this.namedFree.get(r.NamedResourceSpec.Kind);
+      if (byNode === undefined) {
+        byNode = new Map();
+        this.namedFree.set(r.NamedResourceSpec.Kind, byNode);
+      }
+      const names = byNode.get(at) ?? [];
+      names.push(r.NamedResourceSpec.Value);
+      byNode.set(at, names);
+    }
+    for (const byNode of this.namedFree.values()) byNode.get(at)?.sort();
   }
 
   /** Available units of a generic resource kind per node (zero where a node has none). */
@@ -166,6 +184,12 @@ export class ClusterView {
         for (const [kind, units] of genericUnits(r.GenericResources)) this.genericAvailable(kind)[at] -= units;
       }
     }
+    for (const held of t.AssignedGenericResources ?? []) {
+      if (held.NamedResourceSpec === undefined) continue;
+      const names = this.namedFree.get(held.NamedResourceSpec.Kind)?.get(at);
+      const i = names?.indexOf(held.NamedResourceSpec.Value) ?? -1;
+      if (i >= 0) names!.splice(i, 1);
+    }
     const ports = t.Endpoint?.Ports;
     if (ports !== undefined && ports.length > 0) for (const port of hostPortKeys(ports)) this.portUse(port)[at] = 1;
     if (active) this.countTask(at, t.ServiceID);
@@ -176,13 +200,25 @@ export class ClusterView {
     return this.scratchTouched;
   }
 
-  /** Records that a task now holds `demand` on node `at`. */
-  take(at: number, serviceId: string, demand: Demand, active: boolean): void {
+  /**
+   * Records that a new task now holds `demand` on node `at`; returns the generic resource units it
+   * gets (named ones first, in name order), or undefined when it reserves none.
+   */
+  take(at: number, serviceId: string, demand: Demand): GenericResource[] | undefined {
     this.nanoCpus[at] -= demand.nanoCpus;
     this.memoryBytes[at] -= demand.memoryBytes;
-    if (demand.generic.size > 0) for (const [kind, units] of demand.generic) this.genericAvailable(kind)[at] -= units;
     if (demand.hostPorts.length > 0) for (const port of demand.hostPorts) this.portUse(port)[at] = 1;
-    if (active) this.countTask(at, serviceId);
+    this.countTask(at, serviceId);
+    if (demand.generic.size === 0) return undefined;
+    const assigned: GenericResource[] = [];
+    for (const [kind, units] of demand.generic) {
+      this.genericAvailable(kind)[at] -= units;
+      const free = this.namedFree.get(kind)?.get(at);
+      const named = free === undefined ? [] : free.splice(0, Math.min(units, free.length));
+      for (const Value of named) assigned.push({ NamedResourceSpec: { Kind: kind, Value } });
+      if (units > named.length) assigned.push({ DiscreteResourceSpec: { Kind: kind, Value: units - named.length } });
+    }
+    return assigned;
   }
 
   private lastCountedService: string | undefined;

@@ -64,6 +64,24 @@ describe('resources filter', () => {
     expect(r.unplaced.get('ml.4')).toBe('no suitable node (insufficient generic resource gpu on 1 node)');
   });
 
+  it('gives each task its own named units, skipping those held by tasks already running', () => {
+    const gpus = ['GPU-c', 'GPU-a', 'GPU-b', 'GPU-d'].map((Value) => ({ NamedResourceSpec: { Kind: 'gpu', Value } }));
+    const nodes = [node('n1', { resources: { NanoCPUs: 4 * CPU, MemoryBytes: 8 * GiB, GenericResources: [...gpus, { DiscreteResourceSpec: { Kind: 'fpga', Value: 3 } }] } })];
+    const running: PlacedTask = {
+      ...placed('old.1', 'old', 'n1', { reservations: { GenericResources: [{ DiscreteResourceSpec: { Kind: 'gpu', Value: 1 } }] } }),
+      AssignedGenericResources: [{ NamedResourceSpec: { Kind: 'gpu', Value: 'GPU-a' } }],
+    };
+    const reserve = { GenericResources: [{ DiscreteResourceSpec: { Kind: 'gpu', Value: 1 } }, { DiscreteResourceSpec: { Kind: 'fpga', Value: 1 } }] };
+    const r = run(nodes, tasks('ml', 4, { reservations: reserve }), [running]);
+    expect(r.assignments.size).toBe(3);
+    expect(r.genericResources.get('ml.1')).toEqual([{ NamedResourceSpec: { Kind: 'gpu', Value: 'GPU-b' } }, { DiscreteResourceSpec: { Kind: 'fpga', Value: 1 } }]);
+    expect(r.genericResources.get('ml.2')![0]).toEqual({ NamedResourceSpec: { Kind: 'gpu', Value: 'GPU-c' } });
+    expect(r.genericResources.get('ml.3')![0]).toEqual({ NamedResourceSpec: { Kind: 'gpu', Value: 'GPU-d' } });
+    expect(r.genericResources.has('ml.4')).toBe(false);
+    expect(r.unplaced.get('ml.4')).toBe('no suitable node (insufficient generic resource gpu on 1 node)');
+    expect(run(nodes, tasks('web', 1)).genericResources.size).toBe(0);
+  });
+
   it('lets tasks without reservations run anywhere, even on nodes that report no resources', () => {
     const bare: SchedulerNode = { ID: 'bare', Spec: { Role: 'worker', Availability: 'active' }, Status: { State: 'ready' } };
     expect(run([bare], tasks('web', 2)).assignments.size).toBe(2);

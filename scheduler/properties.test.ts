@@ -11,6 +11,7 @@ import {
   parseConstraints,
   platformSupported,
   schedule,
+  type GenericResource,
   type PendingTask,
   type PlacedTask,
   type Placement,
@@ -34,6 +35,7 @@ const nodeArb = fc.record({
   cpus: fc.integer({ min: 1, max: 8 }),
   memGiB: fc.integer({ min: 1, max: 8 }),
   gpus: fc.integer({ min: 0, max: 2 }),
+  namedGpus: fc.boolean(),
 });
 
 type Generated<A> = A extends fc.Arbitrary<infer T> ? T : never;
@@ -50,7 +52,12 @@ function buildNodes(specs: Generated<typeof nodeArb>[]): SchedulerNode[] {
       resources: {
         NanoCPUs: s.cpus * CPU,
         MemoryBytes: s.memGiB * GiB,
-        GenericResources: s.gpus > 0 ? [{ DiscreteResourceSpec: { Kind: 'gpu', Value: s.gpus } }] : [],
+        GenericResources:
+          s.gpus === 0
+            ? []
+            : s.namedGpus
+              ? Array.from({ length: s.gpus }, (_, g) => ({ NamedResourceSpec: { Kind: 'gpu', Value: `GPU-${i}-${g}` } }))
+              : [{ DiscreteResourceSpec: { Kind: 'gpu', Value: s.gpus } }],
       },
     }),
   );
@@ -103,7 +110,12 @@ const clusterArb = fc
     const first = schedule({ nodes: builtNodes, placedTasks: [], pendingTasks: earlierTasks });
     const placedTasks: PlacedTask[] = earlierTasks
       .filter((t) => first.assignments.has(t.ID))
-      .map((t) => ({ ...t, NodeID: first.assignments.get(t.ID)!, DesiredState: 'running' as const }));
+      .map((t) => ({
+        ...t,
+        NodeID: first.assignments.get(t.ID)!,
+        DesiredState: 'running' as const,
+        ...(first.genericResources.has(t.ID) ? { AssignedGenericResources: first.genericResources.get(t.ID)! } : {}),
+      }));
     return { nodes: builtNodes, placedTasks, pendingTasks: buildTasks(pending) };
   });
 
@@ -117,8 +129,8 @@ interface NodeUse {
   byService: Map<string, number>;
 }
 
-function gpuOf(r: { GenericResources?: readonly { DiscreteResourceSpec?: { Value: number } }[] } | undefined): number {
-  return (r?.GenericResources ?? []).reduce((sum, g) => sum + (g.DiscreteResourceSpec?.Value ?? 0), 0);
+function gpuOf(r: { GenericResources?: readonly GenericResource[] } | undefined): number {
+  return (r?.GenericResources ?? []).reduce((sum, g) => sum + (g.DiscreteResourceSpec?.Value ?? (g.NamedResourceSpec === undefined ? 0 : 1)), 0);
 }
 
 function hostPorts(t: PendingTask | PlacedTask): string[] {
@@ -168,6 +180,20 @@ describe('scheduling properties', () => {
           expect(u.cpu).toBeLessThanOrEqual(cap.NanoCPUs!);
           expect(u.mem).toBeLessThanOrEqual(cap.MemoryBytes!);
           expect(u.gpu).toBeLessThanOrEqual(gpuOf(cap));
+        }
+        // Named units: each held by at most one task, and only on the node that has it.
+        const holder = new Map<string, string>();
+        const held = [
+          ...placedTasks.map((t) => [t.NodeID, t.AssignedGenericResources ?? []] as const),
+          ...[...result.genericResources].map(([id, units]) => [result.assignments.get(id)!, units] as const),
+        ];
+        for (const [nodeId, units] of held) {
+          for (const unit of units) {
+            if (unit.NamedResourceSpec === undefined) continue;
+            expect(unit.NamedResourceSpec.Value.startsWith(`GPU-${Number(nodeId.slice(1))}-`)).toBe(true);
+            expect(holder.has(unit.NamedResourceSpec.Value)).toBe(false);
+            holder.set(unit.NamedResourceSpec.Value, nodeId);
+          }
         }
       }),
       { numRuns: RUNS },

@@ -28,7 +28,7 @@ import { firstRefusal, noSuitableNode, Refusals } from './pipeline.js';
 import { parsePreferences, spreadValue, type SpreadOver } from './preferences.js';
 import { SelectionMarks } from './node-heap.js';
 import { SpreadLayout, SpreadTree, waterFill } from './spread-tree.js';
-import type { PendingTask, SchedulerInput, SchedulerResult, TaskSpec } from './types.js';
+import type { GenericResource, PendingTask, SchedulerInput, SchedulerResult, TaskSpec } from './types.js';
 
 interface TaskGroup {
   readonly key: string;
@@ -67,12 +67,13 @@ export function schedule(input: SchedulerInput): SchedulerResult {
     if (group.free.length > 0) pass.placeGroup(group);
   }
   checkUniqueIds(input.pendingTasks, pass.assignments.size + pass.unplaced.size);
-  return { assignments: pass.assignments, unplaced: pass.unplaced };
+  return { assignments: pass.assignments, unplaced: pass.unplaced, genericResources: pass.genericResources };
 }
 
 class Pass {
   readonly assignments = new Map<string, string>();
   readonly unplaced = new Map<string, string>();
+  readonly genericResources = new Map<string, readonly GenericResource[]>();
   private readonly ready: NodeFilter;
   private readonly constraintCache = new Map<string, Constraint>();
   private readonly staticCache = new Map<string, StaticOutcome>();
@@ -194,8 +195,9 @@ class Pass {
   }
 
   private assign(task: PendingTask, node: number, serviceId: string, demand: Demand): void {
-    this.view.take(node, serviceId, demand, true);
+    const generic = this.view.take(node, serviceId, demand);
     this.assignments.set(task.ID, this.view.nodes[node]!.ID);
+    if (generic !== undefined) this.genericResources.set(task.ID, generic);
   }
 
   private compile(group: TaskGroup): CompiledGroup {

@@ -101,6 +101,8 @@ interface TaskBase {
 export interface PlacedTask extends TaskBase {
   readonly NodeID: string;
   readonly DesiredState?: TaskState;
+  /** The generic resource units the task holds, as a pass assigned them (`SchedulerResult.genericResources`). */
+  readonly AssignedGenericResources?: readonly GenericResource[];
 }
 
 /**
@@ -127,4 +129,11 @@ export interface SchedulerResult {
    * `no suitable node (insufficient memory on 3 nodes; constraint node.labels.zone==a not met on 2 nodes)`.
    */
   readonly unplaced: ReadonlyMap<string, string>;
+  /**
+   * Task ID → the generic resource units given to it, for assigned tasks that reserve some: named
+   * units (e.g. `{NamedResourceSpec:{Kind:'gpu',Value:'GPU-1'}}`) where the node names its units,
+   * counts otherwise. The manager keeps them on the task (`AssignedGenericResources`) so the worker
+   * can tell the container which units are its own, and passes them back in `PlacedTask`.
+   */
+  readonly genericResources: ReadonlyMap<string, readonly GenericResource[]>;
 }
