@@ -1,6 +1,6 @@
 // The spread tree of placement preferences, as swarm builds it: the root splits the nodes by the
 // value of the first preference's label, each branch by the next, and the leaves hold the
-// candidate nodes in a heap. Tasks are split over the branches of a level so that their task
+// candidate nodes (`LeafCandidates`). Tasks are split over the branches of a level so that their task
 // counts (tasks of the service already under each branch) come out as even as possible —
 // water-filling from the emptiest branch — and a branch that runs out of room hands its share to
 // the others. Without preferences the tree is a single leaf.
