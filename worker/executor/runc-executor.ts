@@ -15,7 +15,7 @@ import { createLoopbackNetns, deleteNetns } from './netns.js';
 import { buildOciConfig, type OciMount } from './oci-spec.js';
 import { DEFAULT_STOP_GRACE_PERIOD_NS, healthcheckPlan, processArgs, processCwd, processEnv, stopSignal, type HealthcheckPlan } from './process-spec.js';
 import { Runc, RuncCommandError, type RuncState } from './runc.js';
-import { spawnShim, TASK_FILES } from './shim.js';
+import { ackShim, spawnShim, TASK_FILES } from './shim.js';
 import { DEFAULT_TASK_LOG_OPTIONS, FifoLogReader, TaskLogWriter, type TaskLogOptions } from './task-log.js';
 import { MountSpecError, prepareEtcFiles, prepareSecretFiles, prepareSpecMounts, removeDirs } from './task-mounts.js';
 import type { ContainerState, Executor, ExitStatus, HealthReport, ReconcileResult, TaskController, TaskDescriptor, TaskEvent, TaskInspect } from './types.js';
@@ -26,6 +26,10 @@ const DEFAULT_START_TIMEOUT_MS = 30_000;
 /** After SIGKILL, how long a container may take to be gone before shutdown gives up. */
 const KILL_WAIT_MS = 10_000;
 const START_POLL_MS = 100;
+/** Safety-net poll for the shim's status file (inotify normally reports it at once). */
+const EXIT_POLL_MS = 1_000;
+/** After acknowledging the status, how long to wait for the log FIFOs to drain to EOF. */
+const DRAIN_WAIT_MS = 5_000;
 const HOSTNAME_MAX = 63;
 const RECORD_VERSION = 1;
 /** How long adoption waits for an exited container's FIFOs to drain. */
@@ -207,9 +211,7 @@ export class RuncExecutor implements Executor {
       if (record === undefined || record.version !== RECORD_VERSION || record.taskId !== id) {
         // A prepare that died before its record was written: undo what it may have made.
         this.log.warn({ taskId: id }, 'removing a task directory without a record');
-        await this.runc.delete(id, true).catch(() => undefined);
-        for (const m of await mountsUnder(dir)) await unmountIfMounted(m).catch(() => undefined);
-        await rm(dir, { recursive: true, force: true });
+        await this.removeUnrecorded(id, dir);
         continue;
       }
       const task = new RuncTask(this, { taskId: id, spec: {} }, this.log);
@@ -221,6 +223,20 @@ export class RuncExecutor implements Executor {
       this.log.warn({ containerId: orphan.id, status: orphan.status }, 'removing a runc container with no task directory');
       await this.runc.delete(orphan.id, true).catch((err: unknown) => this.log.error({ err }, 'runc delete of an orphan failed'));
     }
+  }
+
+  /** Undoes what a task directory without a usable record may hold: container, shim, mounts, netns, cgroup. */
+  private async removeUnrecorded(id: string, dir: string): Promise<void> {
+    await this.runc.delete(id, true).catch(() => undefined);
+    ackShim(dir);
+    const config = await readFile(join(dir, TASK_FILES.bundle, 'config.json'), 'utf8')
+      .then((t) => JSON.parse(t) as { linux?: { namespaces?: { type: string; path?: string }[] } })
+      .catch(() => undefined);
+    const nsName = config?.linux?.namespaces?.find((n) => n.type === 'network')?.path?.split('/').pop();
+    if (nsName !== undefined && nsName.startsWith(`${this.netnsPrefix}-`)) await deleteNetns(nsName).catch(() => undefined);
+    for (const m of await mountsUnder(dir)) await unmountIfMounted(m).catch(() => undefined);
+    await removeCgroupTree(`/${this.cgroupParent}/${id}`, `/${this.cgroupParent}/${id}`).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
   }
 
   controller(task: TaskDescriptor): TaskController {
@@ -282,6 +298,7 @@ class RuncTask implements TaskController {
   private readonly listeners = new Set<(e: TaskEvent) => void>();
   private lifecycle: Promise<unknown> = Promise.resolve();
   private adopted = false;
+  private exitWatch: { close(): void } | undefined;
   private detached = false;
   private readonly log: Logger;
 
@@ -455,7 +472,7 @@ class RuncTask implements TaskController {
       sysctls: spec.Sysctls,
     });
     await writeFile(join(this.bundleDir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
-    await mkfifo([join(this.dir, TASK_FILES.stdoutFifo), join(this.dir, TASK_FILES.stderrFifo)]);
+    await mkfifo([join(this.dir, TASK_FILES.stdoutFifo), join(this.dir, TASK_FILES.stderrFifo), join(this.dir, TASK_FILES.ackFifo)]);
 
     const record: TaskRecord = {
       version: RECORD_VERSION,
@@ -534,6 +551,7 @@ class RuncTask implements TaskController {
       throw new RuntimeError(id, 'start the shim', errorText(err), { cause: err });
     }
     this.state = 'running';
+    this.watchExit();
     const seen = await waitForAnyFile(this.dir, [TASK_FILES.pid, TASK_FILES.exit], this.ex.opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS);
     for (const r of this.readers) r.releaseKeeper();
     const pidText = await readFile(join(this.dir, TASK_FILES.pid), 'utf8').catch(() => undefined);
@@ -594,9 +612,48 @@ class RuncTask implements TaskController {
     this.health.start();
   }
 
-  /** Both log FIFOs reached EOF: the container and its shim are gone. Records the exit status. */
+  /**
+   * Watches for the shim's status file; once there, acknowledges it (the shim then closes the log
+   * FIFOs and ends), waits for the readers to drain to EOF, and records the exit.
+   */
+  private watchExit(): void {
+    this.exitWatch?.close();
+    const exitPath = join(this.dir, TASK_FILES.exit);
+    let fired = false;
+    const check = async (): Promise<void> => {
+      if (fired || !(await exists(exitPath))) return;
+      fired = true;
+      stop();
+      ackShim(this.dir);
+      const readers = this.readers;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(readers.map((r) => r.ended)), new Promise<void>((r) => (timer = setTimeout(r, DRAIN_WAIT_MS)))]);
+      clearTimeout(timer);
+      if (!this.detached) await this.onContainerGone();
+    };
+    const watcher = watch(this.dir, (_event, filename) => {
+      if (filename === TASK_FILES.exit) void check();
+    });
+    watcher.on('error', () => undefined);
+    const poll = setInterval(() => void check(), EXIT_POLL_MS);
+    poll.unref();
+    const stop = (): void => {
+      watcher.close();
+      clearInterval(poll);
+      if (this.exitWatch === handle) this.exitWatch = undefined;
+    };
+    const handle = { close: stop };
+    this.exitWatch = handle;
+    void check();
+  }
+
+  /**
+   * The container is gone: its status file was acknowledged and the logs drained, or both log FIFOs
+   * reached EOF without a status (the shim was killed). Records the exit status once.
+   */
   private async onContainerGone(): Promise<void> {
     await this.startSettled;
+    this.exitWatch?.close();
     if (this.exit !== undefined || this.record === undefined) return;
     const record = this.record;
     await this.health?.stop();
@@ -645,6 +702,7 @@ class RuncTask implements TaskController {
     // The shim (or, were it killed, the container) holds the FIFOs' write ends: EOF comes when both are gone.
     this.openReaders();
     for (const r of this.readers) r.releaseKeeper();
+    this.watchExit();
     if (this.pid !== undefined) {
       this.log.info({ pid: this.pid }, 'adopted a running container');
       this.startHealth(record);
@@ -659,6 +717,7 @@ class RuncTask implements TaskController {
   /** Stops watching without touching the container (executor close). */
   async detach(): Promise<void> {
     this.detached = true;
+    this.exitWatch?.close();
     await this.health?.stop();
     this.closeReaders();
   }
@@ -722,6 +781,8 @@ class RuncTask implements TaskController {
       if (this.state === 'removed') return;
       if (this.state === 'running') await this.stop(true);
       await this.health?.stop();
+      this.exitWatch?.close();
+      ackShim(this.dir);
       this.closeReaders();
       const record = this.record;
       const problems: string[] = [];

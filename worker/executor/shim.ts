@@ -8,12 +8,13 @@
 //  - The shim outlives the executor: a restarted shoald finds the status file (or a running container)
 //    instead of a lost child. An `sh` shim costs ~1 MB and a fork, not a Node process (~40 MB, 100 ms).
 //  - The shim holds both log FIFOs open read-write, so the container never gets SIGPIPE while no
-//    executor reads them (its writes wait in the pipe buffer instead), and the executor sees EOF only
-//    when the container and the shim are both gone — that EOF is the exit notification.
+//    executor reads them (its writes wait in the pipe buffer instead). After the exit it lingers until
+//    the executor acknowledges the status (ackShim), so output still in the pipes is not lost when the
+//    container ends while no executor runs; then the executor reads EOF and knows it has everything.
 //  - `--keep` leaves the stopped container (and its cgroup) in place, so the OOM-kill counter can be
 //    read after the exit; `runc delete` at remove() clears it.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** File names in a task's directory. */
@@ -22,6 +23,7 @@ export const TASK_FILES = {
   bundle: 'bundle',
   stdoutFifo: 'stdout.fifo',
   stderrFifo: 'stderr.fifo',
+  ackFifo: 'ack.fifo',
   pid: 'pid',
   exit: 'exit',
   shimLog: 'shim.log',
@@ -30,13 +32,33 @@ export const TASK_FILES = {
 } as const;
 
 // $1 task dir, $2 runc binary, $3 runc root, $4 container id.
+// fd 5 holds ack.fifo open (read-write, so the open never blocks) from the start: after the status
+// file is written the shim waits on it until the executor has seen the status, keeping the log FIFOs
+// (and whatever the container wrote last) alive while no executor runs.
 const SHIM_SCRIPT = [
   'd="$1"; runc="$2"; root="$3"; id="$4"',
-  'exec </dev/null 3<>"$d/stdout.fifo" 4<>"$d/stderr.fifo" || exit 111',
-  '"$runc" --root "$root" --log "$d/runc.log" --log-format json run --keep --bundle "$d/bundle" --pid-file "$d/pid" "$id" >&3 2>&4 3>&- 4>&-',
+  'exec </dev/null 3<>"$d/stdout.fifo" 4<>"$d/stderr.fifo" 5<>"$d/ack.fifo" || exit 111',
+  '"$runc" --root "$root" --log "$d/runc.log" --log-format json run --keep --bundle "$d/bundle" --pid-file "$d/pid" "$id" >&3 2>&4 3>&- 4>&- 5>&-',
   'code=$?',
   'printf \'%s\\n\' "$code" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"',
+  'read -r _ <&5',
 ].join('\n');
+
+/**
+ * Tells a shim whose container has exited that its status was collected, so it closes the log FIFOs
+ * and ends. Harmless when the shim is gone (no reader: ENXIO).
+ */
+export function ackShim(taskDir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(join(taskDir, TASK_FILES.ackFifo), constants.O_WRONLY | constants.O_NONBLOCK);
+    writeSync(fd, '\n');
+  } catch {
+    // No shim waiting.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
 
 /** Starts the shim detached (own session, no pipes to us); returns its PID. */
 export function spawnShim(taskDir: string, runcBinary: string, runcRoot: string, containerId: string): { pid: number; exited: Promise<void> } {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ImageStore } from '../image/index.js';
 import { buildTar, busyboxEntries, pushImage, type ImageConfigSpec, type RegistryFixture, type TarSpec } from '../testing/registry.js';
 import { removeCgroupTree } from './cgroups.js';
@@ -13,6 +13,7 @@ import { mountsUnder, unmountIfMounted } from './host-mounts.js';
 import { deleteNetns, NETNS_DIR } from './netns.js';
 import { Runc } from './runc.js';
 import { RuncExecutor, type RuncExecutorOptions } from './runc-executor.js';
+import { ackShim } from './shim.js';
 
 /** Applets the executor tests use, linked to busybox (the fixture links only a few). */
 const EXTRA_APPLETS = ['sleep', 'dd', 'wc', 'pwd', 'env', 'hostname', 'seq', 'head', 'tr', 'grep', 'kill', 'mkdir', 'touch', 'printf', 'date', 'stat', 'od'];
@@ -102,6 +103,9 @@ export class ExecutorCleanup {
         await attempt(() => runc.kill(c.id, 'KILL', true).catch(() => undefined));
         await attempt(() => runc.delete(c.id, true));
       }
+      // Shims of containers that ended wait for an executor to collect their status: release them.
+      const tasksDir = join(dirname(root), 'tasks');
+      for (const id of await readdir(tasksDir).catch(() => [] as string[])) ackShim(join(tasksDir, id));
     }
     this.runcRoots.clear();
     for (const dir of this.dirs) for (const m of await mountsUnder(dir)) await attempt(() => unmountIfMounted(m));
