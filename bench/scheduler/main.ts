@@ -3,7 +3,16 @@
 //   empty — place `tasks` tasks of `services` services on an empty cluster of `nodes` nodes in one pass;
 //   busy  — the cluster already runs those tasks; place 10 more tasks per service (a steady-state pass).
 
-import { schedule, type PendingTask, type PlacedTask, type SchedulerNode } from '../../scheduler/index.js';
+import {
+  nodeMatches,
+  parseConstraints,
+  platformSupported,
+  schedule,
+  type PendingTask,
+  type PlacedTask,
+  type SchedulerNode,
+  type SchedulerResult,
+} from '../../scheduler/index.js';
 import { makeWorkload } from './workload.js';
 
 interface Row {
@@ -85,6 +94,7 @@ for (const nodes of nodeCounts) {
   rows.push(row('empty', nodes, 0, workload.pending.length, empty));
 
   const first = schedule({ nodes: workload.nodes, placedTasks: [], pendingTasks: workload.pending });
+  verify(workload.nodes, workload.pending, first);
   const running: PlacedTask[] = workload.pending
     .filter((t) => first.assignments.has(t.ID))
     .map((t) => ({ ID: t.ID, ServiceID: t.ServiceID, Spec: t.Spec, NodeID: first.assignments.get(t.ID)!, DesiredState: 'running' }));
@@ -111,6 +121,35 @@ function row(scenario: 'empty' | 'busy', nodes: number, runningTasks: number, ta
     rss_mb: round(m.rssMb, 1),
     heap_mb: round(m.heapMb, 1),
   };
+}
+
+/** Refuses to report the speed of wrong answers: constraints, platforms, readiness and capacity hold. */
+function verify(nodes: readonly SchedulerNode[], pending: readonly PendingTask[], result: SchedulerResult): void {
+  const byId = new Map(nodes.map((n) => [n.ID, n]));
+  const used = new Map<string, { cpu: number; mem: number }>();
+  const parsed = new Map<readonly string[], ReturnType<typeof parseConstraints>>();
+  for (const t of pending) {
+    const at = result.assignments.get(t.ID);
+    if (at === undefined) continue;
+    const n = byId.get(at)!;
+    const placement = t.Spec.Placement ?? {};
+    const constraints = placement.Constraints ?? [];
+    if (!parsed.has(constraints)) parsed.set(constraints, parseConstraints(constraints));
+    const ok =
+      n.Status.State === 'ready' &&
+      n.Spec.Availability === 'active' &&
+      nodeMatches(parsed.get(constraints)!, n) &&
+      platformSupported(placement.Platforms ?? [], n.Description?.Platform);
+    if (!ok) throw new Error(`bench: task ${t.ID} was placed on ${at}, which it may not run on`);
+    const u = used.get(at) ?? { cpu: 0, mem: 0 };
+    u.cpu += t.Spec.Resources?.Reservations?.NanoCPUs ?? 0;
+    u.mem += t.Spec.Resources?.Reservations?.MemoryBytes ?? 0;
+    used.set(at, u);
+  }
+  for (const [id, u] of used) {
+    const cap = byId.get(id)!.Description?.Resources;
+    if (u.cpu > (cap?.NanoCPUs ?? 0) || u.mem > (cap?.MemoryBytes ?? 0)) throw new Error(`bench: node ${id} is over its resources`);
+  }
 }
 
 function round(x: number, digits: number): number {
