@@ -19,6 +19,8 @@ declare -A NEED=(
   [iperf3]=iperf3                    # bench/overlay: throughput over the overlay vs a veth
   [ping]=iputils-ping                # overlay tests and bench/overlay: latency
   [runc]=runc                        # worker/executor: containers (OCI bundles, runc run/kill/delete/exec)
+  [docker]=docker.io                 # e2e: the real docker CLI against shoald (its daemon is never started)
+  [umount]=mount                     # lab down: unmount what a killed daemon left under the lab dir
 )
 
 missing=()
