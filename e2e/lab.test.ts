@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bridgeName, forwardChain, vethPrefix } from '../cli/lab/naming.js';
+import { bridgeName, forwardChain, isLabHostName, vethPrefix } from '../cli/lab/naming.js';
 import type { LabState } from '../cli/lab/state.js';
 import { unixRequest } from '../cli/testing/http.js';
 import { ensureCliBuilt } from './build-cli.js';
@@ -40,8 +40,8 @@ function labState(name: string): LabState {
 
 /** Everything a lab makes, checked from the outside. */
 function assertNothingLeft(name: string): void {
-  const netns = sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0]);
-  expect(netns.filter((n) => n !== undefined && (n === `${name}-m1` || n.startsWith(`${name}-m`) || n.startsWith(`${name}-w`)))).toEqual([]);
+  const netns = sh('ip', ['netns', 'list']).split('\n').map((l) => l.split(' ')[0] ?? '');
+  expect(netns.filter((n) => isLabHostName(name, n))).toEqual([]);
   const links = sh('ip', ['-o', 'link', 'show']);
   expect(links).not.toContain(bridgeName(name));
   expect(links).not.toContain(vethPrefix(name));

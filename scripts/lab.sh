@@ -23,25 +23,8 @@ fi
 echo "== lab up"
 bin/shoal lab up "$@"
 
-name=lab
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[$i]}" in
-    --name) name="${args[$((i + 1))]:-lab}" ;;
-    --name=*) name="${args[$i]#--name=}" ;;
-  esac
-done
-flag=""
-[ "$name" = lab ] || flag=" --name $name"
+cat <<'TXT'
 
-cat <<TXT
-
-What to try (bin/shoal is the shoal CLI; add it to PATH with: export PATH=\$PWD/bin:\$PATH):
-  bin/shoal lab ls$flag                        hosts, addresses, daemons
-  bin/shoal lab exec$flag $name-m1 -- docker info   the real docker CLI against that host's shoald
-  eval "\$(bin/shoal lab env$flag $name-m1)"        point this shell at $name-m1, then: docker version, shoal info
-  bin/shoal lab partition$flag $name-m1 -- $name-m2 ...; bin/shoal lab heal$flag
-  bin/shoal lab kill$flag $name-m1; bin/shoal lab start$flag $name-m1
-  bin/shoal lab down$flag                      remove everything the lab made
+bin/shoal is the shoal CLI (inside `shoal lab exec` it is on PATH; elsewhere: export PATH=$PWD/bin:$PATH).
 Swarm mode (swarm init/join, services) arrives with the manager; the demo service will be deployed here then.
 TXT

@@ -3,6 +3,7 @@
 // the bridge. See cli/README.md for the layout.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { ApiClient } from '../client/api-client.js';
 import { CliError } from '../errors.js';
@@ -361,7 +362,7 @@ export function labExec(state: LabState, hostArg: string, argv: readonly string[
   return new Promise((resolve, reject) => {
     const child = spawn('nsenter', [`--net=/run/netns/${host.netns}`, '--', ...argv], { stdio: 'inherit', env });
     child.once('error', (err) => reject(new CliError('ERR_LAB', `could not run ${argv[0] ?? ''} in ${host.name}: ${err.message}`)));
-    child.once('exit', (code, sig) => resolve(code ?? (sig !== null ? 128 + 9 : 1)));
+    child.once('exit', (code, sig) => resolve(code ?? (sig !== null ? 128 + (constants.signals[sig] ?? 0) : 1)));
   });
 }
 
