@@ -1,0 +1,75 @@
+// STOP-GAP: membership changes and follower progress through RaftNode's core.
+//
+// raft/node.ts's RaftNode exposes propose/readIndex/transferLeader/status but not yet
+// `proposeConfChange` or `progress` (the core, RawNode, has both). Until raft/ adds them to the
+// driver, this module reaches the node's private `raw` core and `schedule` loop — checked at
+// construction, so a change in raft/node.ts fails loudly here, not silently. Everything else in
+// the manager goes through this class only; replacing it is a one-file change.
+import type { RaftNode } from '../../raft/node.js';
+import type { ProgressStatus, ProposeResult } from '../../raft/raft.js';
+import type { ConfChange, NodeId } from '../../raft/types.js';
+import { ManagerError, NoLeaderError } from '../errors.js';
+
+interface CoreAccess {
+  readonly raw: {
+    proposeConfChange(cc: ConfChange): ProposeResult;
+    progress(id: NodeId): ProgressStatus | undefined;
+  };
+  schedule(): void;
+}
+
+export class ConfChangeRefusedError extends ManagerError {
+  constructor(readonly reason: string, what: string) {
+    super(
+      reason === 'notLeader' ? 'NOT_LEADER' : 'TIMEOUT',
+      reason === 'confChangePending'
+        ? `${what}: another membership change is still being applied; retry shortly`
+        : `${what}: refused by Raft (${reason})`,
+    );
+  }
+}
+
+export class MembershipChanger {
+  private readonly core: CoreAccess;
+
+  constructor(private readonly node: RaftNode) {
+    const core = node as unknown as Partial<CoreAccess>;
+    if (typeof core.raw?.proposeConfChange !== 'function' || typeof core.raw.progress !== 'function' || typeof core.schedule !== 'function') {
+      throw new Error('manager/membership: RaftNode no longer has the core this stop-gap relies on; expose proposeConfChange/progress on RaftNode and use them here');
+    }
+    this.core = core as CoreAccess;
+  }
+
+  /** The leader's view of a member's replication; undefined on followers. */
+  progress(id: NodeId): ProgressStatus | undefined {
+    return this.core.raw.progress(id);
+  }
+
+  /**
+   * Proposes `cc` and resolves once it is applied here (the core applies configuration changes
+   * when their entry is handed out committed) and the membership reflects it.
+   */
+  async change(cc: ConfChange, timeoutMs: number): Promise<void> {
+    const what = `${cc.type} ${String(cc.nodeId)}`;
+    const r = this.core.raw.proposeConfChange(cc);
+    if (!r.ok) {
+      if (r.reason === 'notLeader' && r.leaderHint === null) throw new NoLeaderError(`cannot ${what}`);
+      throw new ConfChangeRefusedError(r.reason, what);
+    }
+    this.core.schedule();
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const s = this.node.status();
+      if (this.node.applied >= r.index && s.applied >= r.index) {
+        const id = String(cc.nodeId);
+        const voter = s.voters.map(String).includes(id);
+        const learner = s.learners.map(String).includes(id);
+        const done = cc.type === 'addNode' ? voter : cc.type === 'addLearner' ? learner || voter : !voter && !learner;
+        if (done) return;
+        throw new ManagerError('TIMEOUT', `${what}: the entry at index ${r.index} was applied but the membership does not show it (overwritten by a new leader?); retry`);
+      }
+      if (performance.now() > deadline) throw new ManagerError('TIMEOUT', `${what}: not committed within ${timeoutMs} ms (a quorum may be unreachable); its outcome is unknown`);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  }
+}
