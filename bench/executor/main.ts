@@ -8,7 +8,7 @@
 //           network namespace itself, until the command returns (the container runs).
 // Every container stays up until the end (N containers running at once, as on a busy worker), then
 // all are removed. Rows: {bench:'executor', system, tasks, p50_ms, p99_ms, …}.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Runc } from '../../worker/executor/runc.js';
@@ -54,11 +54,11 @@ function percentile(values: readonly number[], p: number): number {
 }
 
 function bareRun(runc: Runc, bundle: string, id: string): Promise<void> {
+  // stdio must not be pipes: with -d runc hands its stdio to the container, which keeps them open.
   return new Promise((resolve, reject) => {
-    execFile(runc.binary, ['--root', runc.root, 'run', '-d', '--bundle', bundle, id], { timeout: 30_000 }, (err, _o, stderr) => {
-      if (err !== null) reject(new Error(`runc run -d ${id}: ${String(stderr).trim() || err.message}`));
-      else resolve();
-    });
+    const child = spawn(runc.binary, ['--root', runc.root, 'run', '-d', '--bundle', bundle, id], { stdio: 'ignore', timeout: 30_000 });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`runc run -d ${id}: exit ${code}`))));
   });
 }
 
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
           `${r.system.padEnd(6)}  ${String(r.tasks).padStart(5)}  ${r.p50_ms.toFixed(1).padStart(7)}  ${r.p99_ms.toFixed(1).padStart(7)}  ${(r.prepare_p50_ms?.toFixed(1) ?? '-').padStart(12)}  ${(r.start_p50_ms?.toFixed(1) ?? '-').padStart(10)}`,
         );
       }
-      console.log(`shoal p50 / runc p50 = ${(rows[0] as Row).p50_ms / (rows[1] as Row).p50_ms > 0 ? ((rows[0] as Row).p50_ms / (rows[1] as Row).p50_ms).toFixed(2) : '-'}`);
+      console.log(`shoal p50 / runc p50 = ${((rows[0] as Row).p50_ms / (rows[1] as Row).p50_ms).toFixed(2)}`);
     }
   } finally {
     for (const id of bareIds) await bare.delete(id, true).catch(() => undefined);

@@ -390,6 +390,17 @@ class RuncTask implements TaskController {
     undo.push(() => rm(this.dir, { recursive: true, force: true }));
     await mkdir(join(this.ex.logsDir, id), { recursive: true, mode: 0o700 });
 
+    // Steps that only need the task directory run beside the pull and mount: each is a process
+    // spawn, and on a busy host those dominate the time to RUNNING.
+    const fifos = mkfifo([join(this.dir, TASK_FILES.stdoutFifo), join(this.dir, TASK_FILES.stderrFifo), join(this.dir, TASK_FILES.ackFifo)]);
+    fifos.catch(() => undefined);
+    const netns = this.makeNetns();
+    netns.catch(() => undefined);
+    undo.push(async () => {
+      const made = await netns.catch(() => undefined);
+      if (made?.name !== undefined) await deleteNetns(made.name);
+    });
+
     const image = await this.pullImage(spec.Image, signal);
     let mount: RootfsMount;
     try {
@@ -442,18 +453,7 @@ class RuncTask implements TaskController {
       throw new HostSetupError(id, `prepare mounts: ${errorText(err)}`, { cause: err });
     }
 
-    let netnsPath = this.desc.networkNamespacePath;
-    let netnsName: string | undefined;
-    if (netnsPath === undefined) {
-      netnsName = `${this.ex.netnsPrefix}-${randomBytes(5).toString('hex')}`;
-      try {
-        netnsPath = await createLoopbackNetns(netnsName);
-      } catch (err) {
-        throw new HostSetupError(id, `create network namespace ${netnsName}: ${errorText(err)}`, { cause: err });
-      }
-      const name = netnsName;
-      undo.push(() => deleteNetns(name));
-    }
+    const { path: netnsPath, name: netnsName } = await netns;
 
     const limits = this.desc.spec.Resources?.Limits ?? {};
     const cgroupsPath = `/${this.ex.cgroupParent}/${id}`;
@@ -472,7 +472,11 @@ class RuncTask implements TaskController {
       sysctls: spec.Sysctls,
     });
     await writeFile(join(this.bundleDir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
-    await mkfifo([join(this.dir, TASK_FILES.stdoutFifo), join(this.dir, TASK_FILES.stderrFifo), join(this.dir, TASK_FILES.ackFifo)]);
+    try {
+      await fifos;
+    } catch (err) {
+      throw new HostSetupError(id, errorText(err), { cause: err });
+    }
 
     const record: TaskRecord = {
       version: RECORD_VERSION,
@@ -492,6 +496,18 @@ class RuncTask implements TaskController {
     };
     await this.saveRecord(record);
     return record;
+  }
+
+  /** The caller's network namespace, or a new loopback-only one of ours. */
+  private async makeNetns(): Promise<{ path: string; name: string | undefined }> {
+    const given = this.desc.networkNamespacePath;
+    if (given !== undefined) return { path: given, name: undefined };
+    const name = `${this.ex.netnsPrefix}-${randomBytes(5).toString('hex')}`;
+    try {
+      return { path: await createLoopbackNetns(name), name };
+    } catch (err) {
+      throw new HostSetupError(this.taskId, `create network namespace ${name}: ${errorText(err)}`, { cause: err });
+    }
   }
 
   private async pullImage(ref: string, signal: AbortSignal | undefined): Promise<{ id: string; config: ImageConfig }> {
@@ -538,7 +554,7 @@ class RuncTask implements TaskController {
   private async startContainer(record: TaskRecord): Promise<void> {
     const id = this.taskId;
     // After a restart of the host the overlay is gone: mount it again.
-    if (!(await isMountPoint(join(this.bundleDir, 'rootfs')))) {
+    if (this.rootfsMount === undefined && !(await isMountPoint(join(this.bundleDir, 'rootfs')))) {
       this.rootfsMount = await this.ex.opts.images.mountRootfs(record.imageId, this.bundleDir);
     }
     for (const f of [TASK_FILES.pid, TASK_FILES.exit]) await rm(join(this.dir, f), { force: true });
