@@ -45,13 +45,14 @@ async function executor(): Promise<RuncExecutor> {
   return ex;
 }
 
-function task(spec: Partial<ContainerSpec> & { Image?: string }, extra: { resources?: TaskSpec['Resources']; deps?: DependencyGetter; netns?: string } = {}): TaskController {
+function task(spec: Partial<ContainerSpec> & { Image?: string }, extra: { resources?: TaskSpec['Resources']; deps?: DependencyGetter; netns?: string; resolvConf?: string } = {}): TaskController {
   const taskId = `t${++taskSeq}-${Date.now().toString(36)}`;
   return ex.controller({
     taskId,
     spec: { ContainerSpec: { Image: image, ...spec }, Resources: extra.resources },
     dependencies: extra.deps,
     networkNamespacePath: extra.netns,
+    resolvConf: extra.resolvConf,
   });
 }
 
@@ -255,14 +256,17 @@ describe('files, mounts and namespaces', () => {
     expect(await netnsExists(name)).toBe(false);
   });
 
-  it('joins a network namespace the caller gives, and leaves it in place on remove', async () => {
+  it('joins a network namespace the caller gives with its resolv.conf, and leaves it in place on remove', async () => {
     await executor();
     const name = `${ex.netnsPrefix}-caller`;
     execFileSync('ip', ['netns', 'add', name]);
     execFileSync('ip', ['-n', name, 'link', 'add', 'probe0', 'type', 'veth', 'peer', 'name', 'probe1']);
-    const t = task({ Command: ['sh', '-c', 'ls /sys/class/net | sort'] }, { netns: `/run/netns/${name}` });
+    const t = task(
+      { Command: ['sh', '-c', 'ls /sys/class/net | sort; cat /etc/resolv.conf; grep -c db.internal /etc/hosts'], Hosts: ['10.0.0.9 db.internal'] },
+      { netns: `/run/netns/${name}`, resolvConf: 'nameserver 127.0.0.11' },
+    );
     const { out } = await runToEnd(t);
-    expect(out).toEqual(['lo', 'probe0', 'probe1']);
+    expect(out).toEqual(['lo', 'probe0', 'probe1', 'nameserver 127.0.0.11', '1']);
     await t.remove();
     expect(await netnsExists(name)).toBe(true);
   });

@@ -447,7 +447,7 @@ class RuncTask implements TaskController {
       const secretMounts = await prepareSecretFiles(spec, this.desc.dependencies, secretsDir);
       secretsMounted = secretMounts.length > 0;
       mounts.push(...secretMounts);
-      mounts.push(...(await prepareEtcFiles(spec, hostname, join(this.dir, 'etc'))));
+      mounts.push(...(await prepareEtcFiles(spec, hostname, join(this.dir, 'etc'), this.desc.resolvConf)));
     } catch (err) {
       if (err instanceof MountSpecError) throw new InvalidTaskSpecError(id, err.message, { cause: err });
       throw new HostSetupError(id, `prepare mounts: ${errorText(err)}`, { cause: err });

@@ -159,8 +159,8 @@ export async function prepareSecretFiles(spec: ContainerSpec, deps: DependencyGe
   return mounts;
 }
 
-/** Writes hostname, hosts (and resolv.conf when the spec has DNS settings) into `dir`; returns their bind mounts. */
-export async function prepareEtcFiles(spec: ContainerSpec, hostname: string, dir: string): Promise<OciMount[]> {
+/** Writes hostname, hosts (and resolv.conf when given or when the spec has DNS settings) into `dir`; returns their bind mounts. */
+export async function prepareEtcFiles(spec: ContainerSpec, hostname: string, dir: string, resolvConf?: string): Promise<OciMount[]> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `127.0.1.1\t${hostname}`];
   for (const h of spec.Hosts ?? []) {
@@ -175,7 +175,10 @@ export async function prepareEtcFiles(spec: ContainerSpec, hostname: string, dir
     { destination: '/etc/hosts', type: 'bind', source: join(dir, 'hosts'), options: ['rbind', 'rprivate'] },
   ];
   const dns = spec.DNSConfig;
-  if (dns !== undefined && ((dns.Nameservers?.length ?? 0) > 0 || (dns.Search?.length ?? 0) > 0 || (dns.Options?.length ?? 0) > 0)) {
+  if (resolvConf !== undefined) {
+    await writeFile(join(dir, 'resolv.conf'), resolvConf.endsWith('\n') ? resolvConf : `${resolvConf}\n`, { mode: 0o644 });
+    mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: join(dir, 'resolv.conf'), options: ['rbind', 'rprivate'] });
+  } else if (dns !== undefined && ((dns.Nameservers?.length ?? 0) > 0 || (dns.Search?.length ?? 0) > 0 || (dns.Options?.length ?? 0) > 0)) {
     const lines = [
       ...(dns.Nameservers ?? []).map((n) => `nameserver ${n}`),
       ...((dns.Search?.length ?? 0) > 0 ? [`search ${(dns.Search ?? []).join(' ')}`] : []),

@@ -125,6 +125,11 @@ export interface TaskDescriptor {
    * a loopback-only namespace for the task and deletes it with the task.
    */
   readonly networkNamespacePath?: string;
+  /**
+   * The container's /etc/resolv.conf content (the overlay's embedded DNS). Absent: built from the
+   * spec's DNSConfig when it has one, else the image's own file is left alone.
+   */
+  readonly resolvConf?: string;
   /** Docker's `X-Registry-Auth` value for the pull. */
   readonly registryAuth?: string;
   readonly dependencies?: DependencyGetter;
