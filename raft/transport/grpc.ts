@@ -108,6 +108,8 @@ export class GrpcTransport implements Transport {
   private closed = false;
   private material: TlsMaterial;
   private partitioned: ReadonlySet<string> = new Set();
+  /** When a message from each peer last arrived (performance.now()), for reachability. */
+  private readonly lastHeard = new Map<string, number>();
   private readonly log: Logger;
   private readonly chunkSizeBytes: number;
   private readonly maxQueuedMsgs: number;
@@ -170,6 +172,12 @@ export class GrpcTransport implements Transport {
 
   peerAddresses(): Map<NodeId, string> {
     return new Map([...this.peers].map(([id, p]) => [id, p.addr]));
+  }
+
+  /** Whether a message from `peer` arrived within the last `withinMs` milliseconds. */
+  heardFrom(peer: NodeId, withinMs: number): boolean {
+    const t = this.lastHeard.get(String(peer));
+    return t !== undefined && performance.now() - t <= withinMs;
   }
 
   /** New channels use this material (after a certificate renewal or a root rotation). */
@@ -478,6 +486,7 @@ export class GrpcTransport implements Transport {
       return;
     }
     if (this.partitioned.has(p.from)) return;
+    this.lastHeard.set(p.from, performance.now());
     let m: Message;
     try {
       m = messageFromProto(p, snapshotData);

@@ -128,6 +128,25 @@ describe('TcpTransport', () => {
     }
   });
 
+  it('closes inbound connections beyond its limit', async () => {
+    const a = await open(1, { maxInboundConnections: 1 });
+    const first = net.connect(a.address.port, '127.0.0.1');
+    await new Promise<void>((r) => first.once('connect', () => r()));
+    try {
+      await until(() => (a as unknown as { inbound: Set<net.Socket> }).inbound.size === 1);
+      const second = net.connect(a.address.port, '127.0.0.1');
+      second.on('error', () => {});
+      const closed = await new Promise<boolean>((r) => {
+        second.once('close', () => r(true));
+        setTimeout(() => r(false), 5000).unref();
+      });
+      expect(closed).toBe(true);
+      expect(first.destroyed).toBe(false);
+    } finally {
+      first.destroy();
+    }
+  });
+
   it('ignores messages addressed to another node', async () => {
     const a = await open(1);
     const b = await open(2);

@@ -40,6 +40,8 @@ export interface TcpTransportOptions {
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly connectTimeoutMs?: number;
+  /** Inbound connections accepted at once (default 64); more are closed on arrival. */
+  readonly maxInboundConnections?: number;
   readonly logger?: Logger;
 }
 
@@ -293,6 +295,12 @@ export class TcpTransport implements Transport {
 
   private accept(s: net.Socket): void {
     if (this.closed) {
+      s.destroy();
+      return;
+    }
+    const limit = this.opts.maxInboundConnections ?? 64;
+    if (this.inbound.size >= limit) {
+      this.log.warn({ remote: s.remoteAddress, limit }, 'too many inbound connections; closing the new one');
       s.destroy();
       return;
     }
