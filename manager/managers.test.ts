@@ -146,12 +146,16 @@ describe('three managers in three processes', () => {
     const leader = await agreedLeader(m);
     const [a, b] = m.filter((p) => p !== leader) as [ManagerProcess, ManagerProcess];
     await b.kill('SIGKILL');
-    // Two of three are up: removing `a` would leave 1 reachable of 2 remaining, a quorum needs 2.
-    const err = await eventually('the quorum check to see the dead manager', async () => {
-      const e = await leader.requestError('demote', { nodeId: a.nodeId });
-      return e?.code === 'QUORUM_AT_RISK' ? e : undefined;
+    m = [leader, a];
+    // What `docker node ls` would show: the leader sees b unreachable.
+    await eventually('the leader to see the dead manager unreachable', async () => {
+      const s = await status(leader);
+      return s.members.some((x) => x.nodeId === b.nodeId && !x.reachable);
     });
-    expect(err.message).toContain('fewer than the 2 a quorum needs');
+    // Two of three are up: removing `a` would leave 1 reachable of 2 remaining, a quorum needs 2.
+    const err = await leader.requestError('demote', { nodeId: a.nodeId });
+    expect(err?.code).toBe('QUORUM_AT_RISK');
+    expect(err?.message).toContain('fewer than the 2 a quorum needs');
     // The same from a follower: forwarded to the leader, same refusal.
     const viaFollower = await a.requestError('remove', { nodeId: a.nodeId });
     expect(viaFollower?.code).toBe('QUORUM_AT_RISK');
@@ -163,6 +167,7 @@ describe('three managers in three processes', () => {
 
   it('a removed manager is out of Raft and cannot rejoin with its old certificate', async () => {
     const leader = await agreedLeader(m);
+    await eventually('the leader to see every manager reachable', async () => (await status(leader)).members.every((x) => x.reachable));
     const victim = m.find((p) => p !== leader)!;
     await leader.request('remove', { nodeId: victim.nodeId });
     const rest = m.filter((p) => p !== victim);

@@ -81,10 +81,16 @@ export class Membership {
     return this.o.store.get('node', id)?.ManagerStatus?.Addr ?? this.o.transport.peerAddresses().get(id) ?? null;
   }
 
+  /**
+   * Heard from within an election timeout. The leader hears every member each heartbeat; a
+   * follower hears only the leader, so for the others it falls back on the Node object (what the
+   * leader wrote). Raft's own recentActive flag is not used: it is cleared every election timeout
+   * and would make live members flap to "unreachable".
+   */
   private reachable(id: string): boolean {
     if (id === this.o.selfId) return true;
-    const pr = this.changer.progress(id);
-    if (pr !== undefined) return pr.recentActive;
+    if (this.o.transport.heardFrom(id, this.o.electionTimeoutMs)) return true;
+    if (this.o.node.status().role === 'leader') return false;
     return this.o.store.get('node', id)?.ManagerStatus?.Reachability === 'reachable';
   }
 
@@ -236,7 +242,7 @@ export class Membership {
     for (const id of this.voters()) {
       if (id === this.o.selfId) continue;
       const pr = this.changer.progress(id);
-      if (pr === undefined || !pr.recentActive) continue;
+      if (pr === undefined || !this.reachable(id)) continue;
       if (best === null || pr.match > best.match) best = { id, match: pr.match };
     }
     return best?.id ?? null;
