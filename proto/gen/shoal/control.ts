@@ -43,7 +43,10 @@ export const protobufFileName = "shoal/control.proto";
 /**
  * The cluster's control API (what `shoal`/docker commands reach through a manager's local API, and
  * what a follower manager forwards to the leader). Manager certificates only.
- * A starting set of CRUD shapes; later parts add fields and calls.
+ * Object references (node_id, service_id, …) resolve as dockerd does: full ID, exact name, unique
+ * ID prefix. Specs and objects travel as Docker's JSON (spec_json, *_json): the store keeps Docker's
+ * shapes verbatim and the typed messages cannot carry every field. Typed object fields in responses
+ * carry meta and annotations only; typed specs in requests are ignored. Secrets never carry Data.
  */
 
 export interface GetNodeRequest {
@@ -51,7 +54,11 @@ export interface GetNodeRequest {
 }
 
 export interface GetNodeResponse {
-  node?: Node | undefined;
+  node?:
+    | Node
+    | undefined;
+  /** Docker's JSON shape */
+  nodeJson: string;
 }
 
 export interface ListNodesRequest {
@@ -73,17 +80,27 @@ export interface ListNodesRequest_Filters_LabelsEntry {
 
 export interface ListNodesResponse {
   nodes: Node[];
+  /** Docker's JSON shape, creation order */
+  nodesJson: string[];
 }
 
 export interface UpdateNodeRequest {
   nodeId: string;
   /** The version the caller read; the update fails if the object changed since (optimistic concurrency). */
   nodeVersion: number;
-  spec?: NodeSpec | undefined;
+  spec?:
+    | NodeSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface UpdateNodeResponse {
-  node?: Node | undefined;
+  node?:
+    | Node
+    | undefined;
+  /** Docker's JSON shape */
+  nodeJson: string;
 }
 
 export interface RemoveNodeRequest {
@@ -99,7 +116,11 @@ export interface GetServiceRequest {
 }
 
 export interface GetServiceResponse {
-  service?: Service | undefined;
+  service?:
+    | Service
+    | undefined;
+  /** Docker's JSON shape */
+  serviceJson: string;
 }
 
 export interface ListServicesRequest {
@@ -120,25 +141,45 @@ export interface ListServicesRequest_Filters_LabelsEntry {
 
 export interface ListServicesResponse {
   services: Service[];
+  /** Docker's JSON shape, creation order */
+  servicesJson: string[];
 }
 
 export interface CreateServiceRequest {
-  spec?: ServiceSpec | undefined;
+  spec?:
+    | ServiceSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface CreateServiceResponse {
-  service?: Service | undefined;
+  service?:
+    | Service
+    | undefined;
+  /** Docker's JSON shape */
+  serviceJson: string;
 }
 
 export interface UpdateServiceRequest {
   serviceId: string;
   /** The version the caller read; the update fails if the object changed since (optimistic concurrency). */
   serviceVersion: number;
-  spec?: ServiceSpec | undefined;
+  spec?:
+    | ServiceSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
+  /** docker service rollback: restore the previous spec (spec_json is ignored). */
+  rollback: boolean;
 }
 
 export interface UpdateServiceResponse {
-  service?: Service | undefined;
+  service?:
+    | Service
+    | undefined;
+  /** Docker's JSON shape */
+  serviceJson: string;
 }
 
 export interface RemoveServiceRequest {
@@ -153,7 +194,11 @@ export interface GetTaskRequest {
 }
 
 export interface GetTaskResponse {
-  task?: Task | undefined;
+  task?:
+    | Task
+    | undefined;
+  /** Docker's JSON shape */
+  taskJson: string;
 }
 
 export interface ListTasksRequest {
@@ -177,6 +222,8 @@ export interface ListTasksRequest_Filters_LabelsEntry {
 
 export interface ListTasksResponse {
   tasks: Task[];
+  /** Docker's JSON shape, creation order */
+  tasksJson: string[];
 }
 
 export interface RemoveTaskRequest {
@@ -191,7 +238,11 @@ export interface GetNetworkRequest {
 }
 
 export interface GetNetworkResponse {
-  network?: Network | undefined;
+  network?:
+    | Network
+    | undefined;
+  /** Docker's JSON shape */
+  networkJson: string;
 }
 
 export interface ListNetworksRequest {
@@ -212,25 +263,43 @@ export interface ListNetworksRequest_Filters_LabelsEntry {
 
 export interface ListNetworksResponse {
   networks: Network[];
+  /** Docker's JSON shape, creation order */
+  networksJson: string[];
 }
 
 export interface CreateNetworkRequest {
-  spec?: NetworkSpec | undefined;
+  spec?:
+    | NetworkSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface CreateNetworkResponse {
-  network?: Network | undefined;
+  network?:
+    | Network
+    | undefined;
+  /** Docker's JSON shape */
+  networkJson: string;
 }
 
 export interface UpdateNetworkRequest {
   networkId: string;
   /** The version the caller read; the update fails if the object changed since (optimistic concurrency). */
   networkVersion: number;
-  spec?: NetworkSpec | undefined;
+  spec?:
+    | NetworkSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface UpdateNetworkResponse {
-  network?: Network | undefined;
+  network?:
+    | Network
+    | undefined;
+  /** Docker's JSON shape */
+  networkJson: string;
 }
 
 export interface RemoveNetworkRequest {
@@ -245,7 +314,11 @@ export interface GetSecretRequest {
 }
 
 export interface GetSecretResponse {
-  secret?: Secret | undefined;
+  secret?:
+    | Secret
+    | undefined;
+  /** Docker's JSON shape */
+  secretJson: string;
 }
 
 export interface ListSecretsRequest {
@@ -266,25 +339,43 @@ export interface ListSecretsRequest_Filters_LabelsEntry {
 
 export interface ListSecretsResponse {
   secrets: Secret[];
+  /** Docker's JSON shape, creation order */
+  secretsJson: string[];
 }
 
 export interface CreateSecretRequest {
-  spec?: SecretSpec | undefined;
+  spec?:
+    | SecretSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface CreateSecretResponse {
-  secret?: Secret | undefined;
+  secret?:
+    | Secret
+    | undefined;
+  /** Docker's JSON shape */
+  secretJson: string;
 }
 
 export interface UpdateSecretRequest {
   secretId: string;
   /** The version the caller read; the update fails if the object changed since (optimistic concurrency). */
   secretVersion: number;
-  spec?: SecretSpec | undefined;
+  spec?:
+    | SecretSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface UpdateSecretResponse {
-  secret?: Secret | undefined;
+  secret?:
+    | Secret
+    | undefined;
+  /** Docker's JSON shape */
+  secretJson: string;
 }
 
 export interface RemoveSecretRequest {
@@ -299,7 +390,11 @@ export interface GetConfigRequest {
 }
 
 export interface GetConfigResponse {
-  config?: Config | undefined;
+  config?:
+    | Config
+    | undefined;
+  /** Docker's JSON shape */
+  configJson: string;
 }
 
 export interface ListConfigsRequest {
@@ -320,25 +415,43 @@ export interface ListConfigsRequest_Filters_LabelsEntry {
 
 export interface ListConfigsResponse {
   configs: Config[];
+  /** Docker's JSON shape, creation order */
+  configsJson: string[];
 }
 
 export interface CreateConfigRequest {
-  spec?: ConfigSpec | undefined;
+  spec?:
+    | ConfigSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface CreateConfigResponse {
-  config?: Config | undefined;
+  config?:
+    | Config
+    | undefined;
+  /** Docker's JSON shape */
+  configJson: string;
 }
 
 export interface UpdateConfigRequest {
   configId: string;
   /** The version the caller read; the update fails if the object changed since (optimistic concurrency). */
   configVersion: number;
-  spec?: ConfigSpec | undefined;
+  spec?:
+    | ConfigSpec
+    | undefined;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface UpdateConfigResponse {
-  config?: Config | undefined;
+  config?:
+    | Config
+    | undefined;
+  /** Docker's JSON shape */
+  configJson: string;
 }
 
 export interface RemoveConfigRequest {
@@ -353,7 +466,11 @@ export interface GetClusterRequest {
 }
 
 export interface GetClusterResponse {
-  cluster?: Cluster | undefined;
+  cluster?:
+    | Cluster
+    | undefined;
+  /** Docker's JSON shape */
+  clusterJson: string;
 }
 
 export interface ListClustersRequest {
@@ -361,6 +478,8 @@ export interface ListClustersRequest {
 
 export interface ListClustersResponse {
   clusters: Cluster[];
+  /** Docker's JSON shape, creation order */
+  clustersJson: string[];
 }
 
 export interface UpdateClusterRequest {
@@ -373,10 +492,25 @@ export interface UpdateClusterRequest {
   rotateWorkerToken: boolean;
   rotateManagerToken: boolean;
   rotateManagerUnlockKey: boolean;
+  /** required: Docker's JSON spec */
+  specJson: string;
 }
 
 export interface UpdateClusterResponse {
-  cluster?: Cluster | undefined;
+  cluster?:
+    | Cluster
+    | undefined;
+  /** Docker's JSON shape */
+  clusterJson: string;
+}
+
+export interface GetUnlockKeyRequest {
+}
+
+export interface GetUnlockKeyResponse {
+  unlockKey: string;
+  /** The cluster's Version.Index the key was read at. */
+  version: number;
 }
 
 function createBaseGetNodeRequest(): GetNodeRequest {
@@ -435,13 +569,16 @@ export const GetNodeRequest: MessageFns<GetNodeRequest> = {
 };
 
 function createBaseGetNodeResponse(): GetNodeResponse {
-  return { node: undefined };
+  return { node: undefined, nodeJson: "" };
 }
 
 export const GetNodeResponse: MessageFns<GetNodeResponse> = {
   encode(message: GetNodeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.node !== undefined) {
       Node.encode(message.node, writer.uint32(10).fork()).join();
+    }
+    if (message.nodeJson !== "") {
+      writer.uint32(82).string(message.nodeJson);
     }
     return writer;
   },
@@ -467,6 +604,14 @@ export const GetNodeResponse: MessageFns<GetNodeResponse> = {
             message.node = Node.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.nodeJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -485,6 +630,7 @@ export const GetNodeResponse: MessageFns<GetNodeResponse> = {
   fromPartial(object: DeepPartial<GetNodeResponse>): GetNodeResponse {
     const message = createBaseGetNodeResponse();
     message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
+    message.nodeJson = object.nodeJson ?? "";
     return message;
   },
 };
@@ -742,13 +888,16 @@ export const ListNodesRequest_Filters_LabelsEntry: MessageFns<ListNodesRequest_F
 };
 
 function createBaseListNodesResponse(): ListNodesResponse {
-  return { nodes: [] };
+  return { nodes: [], nodesJson: [] };
 }
 
 export const ListNodesResponse: MessageFns<ListNodesResponse> = {
   encode(message: ListNodesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.nodes) {
       Node.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.nodesJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -774,6 +923,14 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
             message.nodes.push(Node.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.nodesJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -792,12 +949,13 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
   fromPartial(object: DeepPartial<ListNodesResponse>): ListNodesResponse {
     const message = createBaseListNodesResponse();
     message.nodes = object.nodes?.map((e) => Node.fromPartial(e)) || [];
+    message.nodesJson = object.nodesJson?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseUpdateNodeRequest(): UpdateNodeRequest {
-  return { nodeId: "", nodeVersion: 0, spec: undefined };
+  return { nodeId: "", nodeVersion: 0, spec: undefined, specJson: "" };
 }
 
 export const UpdateNodeRequest: MessageFns<UpdateNodeRequest> = {
@@ -810,6 +968,9 @@ export const UpdateNodeRequest: MessageFns<UpdateNodeRequest> = {
     }
     if (message.spec !== undefined) {
       NodeSpec.encode(message.spec, writer.uint32(26).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -851,6 +1012,14 @@ export const UpdateNodeRequest: MessageFns<UpdateNodeRequest> = {
             message.spec = NodeSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -871,18 +1040,22 @@ export const UpdateNodeRequest: MessageFns<UpdateNodeRequest> = {
     message.nodeId = object.nodeId ?? "";
     message.nodeVersion = object.nodeVersion ?? 0;
     message.spec = (object.spec !== undefined && object.spec !== null) ? NodeSpec.fromPartial(object.spec) : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateNodeResponse(): UpdateNodeResponse {
-  return { node: undefined };
+  return { node: undefined, nodeJson: "" };
 }
 
 export const UpdateNodeResponse: MessageFns<UpdateNodeResponse> = {
   encode(message: UpdateNodeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.node !== undefined) {
       Node.encode(message.node, writer.uint32(10).fork()).join();
+    }
+    if (message.nodeJson !== "") {
+      writer.uint32(82).string(message.nodeJson);
     }
     return writer;
   },
@@ -908,6 +1081,14 @@ export const UpdateNodeResponse: MessageFns<UpdateNodeResponse> = {
             message.node = Node.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.nodeJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -926,6 +1107,7 @@ export const UpdateNodeResponse: MessageFns<UpdateNodeResponse> = {
   fromPartial(object: DeepPartial<UpdateNodeResponse>): UpdateNodeResponse {
     const message = createBaseUpdateNodeResponse();
     message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
+    message.nodeJson = object.nodeJson ?? "";
     return message;
   },
 };
@@ -1096,13 +1278,16 @@ export const GetServiceRequest: MessageFns<GetServiceRequest> = {
 };
 
 function createBaseGetServiceResponse(): GetServiceResponse {
-  return { service: undefined };
+  return { service: undefined, serviceJson: "" };
 }
 
 export const GetServiceResponse: MessageFns<GetServiceResponse> = {
   encode(message: GetServiceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.service !== undefined) {
       Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    if (message.serviceJson !== "") {
+      writer.uint32(82).string(message.serviceJson);
     }
     return writer;
   },
@@ -1128,6 +1313,14 @@ export const GetServiceResponse: MessageFns<GetServiceResponse> = {
             message.service = Service.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.serviceJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1148,6 +1341,7 @@ export const GetServiceResponse: MessageFns<GetServiceResponse> = {
     message.service = (object.service !== undefined && object.service !== null)
       ? Service.fromPartial(object.service)
       : undefined;
+    message.serviceJson = object.serviceJson ?? "";
     return message;
   },
 };
@@ -1379,13 +1573,16 @@ export const ListServicesRequest_Filters_LabelsEntry: MessageFns<ListServicesReq
 };
 
 function createBaseListServicesResponse(): ListServicesResponse {
-  return { services: [] };
+  return { services: [], servicesJson: [] };
 }
 
 export const ListServicesResponse: MessageFns<ListServicesResponse> = {
   encode(message: ListServicesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.services) {
       Service.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.servicesJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -1411,6 +1608,14 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
             message.services.push(Service.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.servicesJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1429,18 +1634,22 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
   fromPartial(object: DeepPartial<ListServicesResponse>): ListServicesResponse {
     const message = createBaseListServicesResponse();
     message.services = object.services?.map((e) => Service.fromPartial(e)) || [];
+    message.servicesJson = object.servicesJson?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseCreateServiceRequest(): CreateServiceRequest {
-  return { spec: undefined };
+  return { spec: undefined, specJson: "" };
 }
 
 export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
   encode(message: CreateServiceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       ServiceSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -1466,6 +1675,14 @@ export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
             message.spec = ServiceSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1486,18 +1703,22 @@ export const CreateServiceRequest: MessageFns<CreateServiceRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ServiceSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseCreateServiceResponse(): CreateServiceResponse {
-  return { service: undefined };
+  return { service: undefined, serviceJson: "" };
 }
 
 export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
   encode(message: CreateServiceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.service !== undefined) {
       Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    if (message.serviceJson !== "") {
+      writer.uint32(82).string(message.serviceJson);
     }
     return writer;
   },
@@ -1523,6 +1744,14 @@ export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
             message.service = Service.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.serviceJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1543,12 +1772,13 @@ export const CreateServiceResponse: MessageFns<CreateServiceResponse> = {
     message.service = (object.service !== undefined && object.service !== null)
       ? Service.fromPartial(object.service)
       : undefined;
+    message.serviceJson = object.serviceJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateServiceRequest(): UpdateServiceRequest {
-  return { serviceId: "", serviceVersion: 0, spec: undefined };
+  return { serviceId: "", serviceVersion: 0, spec: undefined, specJson: "", rollback: false };
 }
 
 export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
@@ -1561,6 +1791,12 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
     }
     if (message.spec !== undefined) {
       ServiceSpec.encode(message.spec, writer.uint32(26).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
+    }
+    if (message.rollback !== false) {
+      writer.uint32(88).bool(message.rollback);
     }
     return writer;
   },
@@ -1602,6 +1838,22 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
             message.spec = ServiceSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.rollback = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1624,18 +1876,23 @@ export const UpdateServiceRequest: MessageFns<UpdateServiceRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ServiceSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
+    message.rollback = object.rollback ?? false;
     return message;
   },
 };
 
 function createBaseUpdateServiceResponse(): UpdateServiceResponse {
-  return { service: undefined };
+  return { service: undefined, serviceJson: "" };
 }
 
 export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
   encode(message: UpdateServiceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.service !== undefined) {
       Service.encode(message.service, writer.uint32(10).fork()).join();
+    }
+    if (message.serviceJson !== "") {
+      writer.uint32(82).string(message.serviceJson);
     }
     return writer;
   },
@@ -1661,6 +1918,14 @@ export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
             message.service = Service.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.serviceJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1681,6 +1946,7 @@ export const UpdateServiceResponse: MessageFns<UpdateServiceResponse> = {
     message.service = (object.service !== undefined && object.service !== null)
       ? Service.fromPartial(object.service)
       : undefined;
+    message.serviceJson = object.serviceJson ?? "";
     return message;
   },
 };
@@ -1839,13 +2105,16 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
 };
 
 function createBaseGetTaskResponse(): GetTaskResponse {
-  return { task: undefined };
+  return { task: undefined, taskJson: "" };
 }
 
 export const GetTaskResponse: MessageFns<GetTaskResponse> = {
   encode(message: GetTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.task !== undefined) {
       Task.encode(message.task, writer.uint32(10).fork()).join();
+    }
+    if (message.taskJson !== "") {
+      writer.uint32(82).string(message.taskJson);
     }
     return writer;
   },
@@ -1871,6 +2140,14 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
             message.task = Task.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.taskJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1889,6 +2166,7 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
   fromPartial(object: DeepPartial<GetTaskResponse>): GetTaskResponse {
     const message = createBaseGetTaskResponse();
     message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    message.taskJson = object.taskJson ?? "";
     return message;
   },
 };
@@ -2170,13 +2448,16 @@ export const ListTasksRequest_Filters_LabelsEntry: MessageFns<ListTasksRequest_F
 };
 
 function createBaseListTasksResponse(): ListTasksResponse {
-  return { tasks: [] };
+  return { tasks: [], tasksJson: [] };
 }
 
 export const ListTasksResponse: MessageFns<ListTasksResponse> = {
   encode(message: ListTasksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.tasks) {
       Task.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.tasksJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -2202,6 +2483,14 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
             message.tasks.push(Task.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.tasksJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2220,6 +2509,7 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
   fromPartial(object: DeepPartial<ListTasksResponse>): ListTasksResponse {
     const message = createBaseListTasksResponse();
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
+    message.tasksJson = object.tasksJson?.map((e) => e) || [];
     return message;
   },
 };
@@ -2378,13 +2668,16 @@ export const GetNetworkRequest: MessageFns<GetNetworkRequest> = {
 };
 
 function createBaseGetNetworkResponse(): GetNetworkResponse {
-  return { network: undefined };
+  return { network: undefined, networkJson: "" };
 }
 
 export const GetNetworkResponse: MessageFns<GetNetworkResponse> = {
   encode(message: GetNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.network !== undefined) {
       Network.encode(message.network, writer.uint32(10).fork()).join();
+    }
+    if (message.networkJson !== "") {
+      writer.uint32(82).string(message.networkJson);
     }
     return writer;
   },
@@ -2410,6 +2703,14 @@ export const GetNetworkResponse: MessageFns<GetNetworkResponse> = {
             message.network = Network.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.networkJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2430,6 +2731,7 @@ export const GetNetworkResponse: MessageFns<GetNetworkResponse> = {
     message.network = (object.network !== undefined && object.network !== null)
       ? Network.fromPartial(object.network)
       : undefined;
+    message.networkJson = object.networkJson ?? "";
     return message;
   },
 };
@@ -2661,13 +2963,16 @@ export const ListNetworksRequest_Filters_LabelsEntry: MessageFns<ListNetworksReq
 };
 
 function createBaseListNetworksResponse(): ListNetworksResponse {
-  return { networks: [] };
+  return { networks: [], networksJson: [] };
 }
 
 export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
   encode(message: ListNetworksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.networks) {
       Network.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.networksJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -2693,6 +2998,14 @@ export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
             message.networks.push(Network.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.networksJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2711,18 +3024,22 @@ export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
   fromPartial(object: DeepPartial<ListNetworksResponse>): ListNetworksResponse {
     const message = createBaseListNetworksResponse();
     message.networks = object.networks?.map((e) => Network.fromPartial(e)) || [];
+    message.networksJson = object.networksJson?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseCreateNetworkRequest(): CreateNetworkRequest {
-  return { spec: undefined };
+  return { spec: undefined, specJson: "" };
 }
 
 export const CreateNetworkRequest: MessageFns<CreateNetworkRequest> = {
   encode(message: CreateNetworkRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       NetworkSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -2748,6 +3065,14 @@ export const CreateNetworkRequest: MessageFns<CreateNetworkRequest> = {
             message.spec = NetworkSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2768,18 +3093,22 @@ export const CreateNetworkRequest: MessageFns<CreateNetworkRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? NetworkSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseCreateNetworkResponse(): CreateNetworkResponse {
-  return { network: undefined };
+  return { network: undefined, networkJson: "" };
 }
 
 export const CreateNetworkResponse: MessageFns<CreateNetworkResponse> = {
   encode(message: CreateNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.network !== undefined) {
       Network.encode(message.network, writer.uint32(10).fork()).join();
+    }
+    if (message.networkJson !== "") {
+      writer.uint32(82).string(message.networkJson);
     }
     return writer;
   },
@@ -2805,6 +3134,14 @@ export const CreateNetworkResponse: MessageFns<CreateNetworkResponse> = {
             message.network = Network.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.networkJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2825,12 +3162,13 @@ export const CreateNetworkResponse: MessageFns<CreateNetworkResponse> = {
     message.network = (object.network !== undefined && object.network !== null)
       ? Network.fromPartial(object.network)
       : undefined;
+    message.networkJson = object.networkJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateNetworkRequest(): UpdateNetworkRequest {
-  return { networkId: "", networkVersion: 0, spec: undefined };
+  return { networkId: "", networkVersion: 0, spec: undefined, specJson: "" };
 }
 
 export const UpdateNetworkRequest: MessageFns<UpdateNetworkRequest> = {
@@ -2843,6 +3181,9 @@ export const UpdateNetworkRequest: MessageFns<UpdateNetworkRequest> = {
     }
     if (message.spec !== undefined) {
       NetworkSpec.encode(message.spec, writer.uint32(26).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -2884,6 +3225,14 @@ export const UpdateNetworkRequest: MessageFns<UpdateNetworkRequest> = {
             message.spec = NetworkSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2906,18 +3255,22 @@ export const UpdateNetworkRequest: MessageFns<UpdateNetworkRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? NetworkSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateNetworkResponse(): UpdateNetworkResponse {
-  return { network: undefined };
+  return { network: undefined, networkJson: "" };
 }
 
 export const UpdateNetworkResponse: MessageFns<UpdateNetworkResponse> = {
   encode(message: UpdateNetworkResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.network !== undefined) {
       Network.encode(message.network, writer.uint32(10).fork()).join();
+    }
+    if (message.networkJson !== "") {
+      writer.uint32(82).string(message.networkJson);
     }
     return writer;
   },
@@ -2943,6 +3296,14 @@ export const UpdateNetworkResponse: MessageFns<UpdateNetworkResponse> = {
             message.network = Network.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.networkJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2963,6 +3324,7 @@ export const UpdateNetworkResponse: MessageFns<UpdateNetworkResponse> = {
     message.network = (object.network !== undefined && object.network !== null)
       ? Network.fromPartial(object.network)
       : undefined;
+    message.networkJson = object.networkJson ?? "";
     return message;
   },
 };
@@ -3121,13 +3483,16 @@ export const GetSecretRequest: MessageFns<GetSecretRequest> = {
 };
 
 function createBaseGetSecretResponse(): GetSecretResponse {
-  return { secret: undefined };
+  return { secret: undefined, secretJson: "" };
 }
 
 export const GetSecretResponse: MessageFns<GetSecretResponse> = {
   encode(message: GetSecretResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.secret !== undefined) {
       Secret.encode(message.secret, writer.uint32(10).fork()).join();
+    }
+    if (message.secretJson !== "") {
+      writer.uint32(82).string(message.secretJson);
     }
     return writer;
   },
@@ -3153,6 +3518,14 @@ export const GetSecretResponse: MessageFns<GetSecretResponse> = {
             message.secret = Secret.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.secretJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3173,6 +3546,7 @@ export const GetSecretResponse: MessageFns<GetSecretResponse> = {
     message.secret = (object.secret !== undefined && object.secret !== null)
       ? Secret.fromPartial(object.secret)
       : undefined;
+    message.secretJson = object.secretJson ?? "";
     return message;
   },
 };
@@ -3404,13 +3778,16 @@ export const ListSecretsRequest_Filters_LabelsEntry: MessageFns<ListSecretsReque
 };
 
 function createBaseListSecretsResponse(): ListSecretsResponse {
-  return { secrets: [] };
+  return { secrets: [], secretsJson: [] };
 }
 
 export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
   encode(message: ListSecretsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.secrets) {
       Secret.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.secretsJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -3436,6 +3813,14 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
             message.secrets.push(Secret.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.secretsJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3454,18 +3839,22 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
   fromPartial(object: DeepPartial<ListSecretsResponse>): ListSecretsResponse {
     const message = createBaseListSecretsResponse();
     message.secrets = object.secrets?.map((e) => Secret.fromPartial(e)) || [];
+    message.secretsJson = object.secretsJson?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseCreateSecretRequest(): CreateSecretRequest {
-  return { spec: undefined };
+  return { spec: undefined, specJson: "" };
 }
 
 export const CreateSecretRequest: MessageFns<CreateSecretRequest> = {
   encode(message: CreateSecretRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       SecretSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -3491,6 +3880,14 @@ export const CreateSecretRequest: MessageFns<CreateSecretRequest> = {
             message.spec = SecretSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3511,18 +3908,22 @@ export const CreateSecretRequest: MessageFns<CreateSecretRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? SecretSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseCreateSecretResponse(): CreateSecretResponse {
-  return { secret: undefined };
+  return { secret: undefined, secretJson: "" };
 }
 
 export const CreateSecretResponse: MessageFns<CreateSecretResponse> = {
   encode(message: CreateSecretResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.secret !== undefined) {
       Secret.encode(message.secret, writer.uint32(10).fork()).join();
+    }
+    if (message.secretJson !== "") {
+      writer.uint32(82).string(message.secretJson);
     }
     return writer;
   },
@@ -3548,6 +3949,14 @@ export const CreateSecretResponse: MessageFns<CreateSecretResponse> = {
             message.secret = Secret.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.secretJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3568,12 +3977,13 @@ export const CreateSecretResponse: MessageFns<CreateSecretResponse> = {
     message.secret = (object.secret !== undefined && object.secret !== null)
       ? Secret.fromPartial(object.secret)
       : undefined;
+    message.secretJson = object.secretJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateSecretRequest(): UpdateSecretRequest {
-  return { secretId: "", secretVersion: 0, spec: undefined };
+  return { secretId: "", secretVersion: 0, spec: undefined, specJson: "" };
 }
 
 export const UpdateSecretRequest: MessageFns<UpdateSecretRequest> = {
@@ -3586,6 +3996,9 @@ export const UpdateSecretRequest: MessageFns<UpdateSecretRequest> = {
     }
     if (message.spec !== undefined) {
       SecretSpec.encode(message.spec, writer.uint32(26).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -3627,6 +4040,14 @@ export const UpdateSecretRequest: MessageFns<UpdateSecretRequest> = {
             message.spec = SecretSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3649,18 +4070,22 @@ export const UpdateSecretRequest: MessageFns<UpdateSecretRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? SecretSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateSecretResponse(): UpdateSecretResponse {
-  return { secret: undefined };
+  return { secret: undefined, secretJson: "" };
 }
 
 export const UpdateSecretResponse: MessageFns<UpdateSecretResponse> = {
   encode(message: UpdateSecretResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.secret !== undefined) {
       Secret.encode(message.secret, writer.uint32(10).fork()).join();
+    }
+    if (message.secretJson !== "") {
+      writer.uint32(82).string(message.secretJson);
     }
     return writer;
   },
@@ -3686,6 +4111,14 @@ export const UpdateSecretResponse: MessageFns<UpdateSecretResponse> = {
             message.secret = Secret.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.secretJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3706,6 +4139,7 @@ export const UpdateSecretResponse: MessageFns<UpdateSecretResponse> = {
     message.secret = (object.secret !== undefined && object.secret !== null)
       ? Secret.fromPartial(object.secret)
       : undefined;
+    message.secretJson = object.secretJson ?? "";
     return message;
   },
 };
@@ -3864,13 +4298,16 @@ export const GetConfigRequest: MessageFns<GetConfigRequest> = {
 };
 
 function createBaseGetConfigResponse(): GetConfigResponse {
-  return { config: undefined };
+  return { config: undefined, configJson: "" };
 }
 
 export const GetConfigResponse: MessageFns<GetConfigResponse> = {
   encode(message: GetConfigResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.config !== undefined) {
       Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.configJson !== "") {
+      writer.uint32(82).string(message.configJson);
     }
     return writer;
   },
@@ -3896,6 +4333,14 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
             message.config = Config.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3916,6 +4361,7 @@ export const GetConfigResponse: MessageFns<GetConfigResponse> = {
     message.config = (object.config !== undefined && object.config !== null)
       ? Config.fromPartial(object.config)
       : undefined;
+    message.configJson = object.configJson ?? "";
     return message;
   },
 };
@@ -4147,13 +4593,16 @@ export const ListConfigsRequest_Filters_LabelsEntry: MessageFns<ListConfigsReque
 };
 
 function createBaseListConfigsResponse(): ListConfigsResponse {
-  return { configs: [] };
+  return { configs: [], configsJson: [] };
 }
 
 export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
   encode(message: ListConfigsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.configs) {
       Config.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.configsJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -4179,6 +4628,14 @@ export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
             message.configs.push(Config.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.configsJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4197,18 +4654,22 @@ export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
   fromPartial(object: DeepPartial<ListConfigsResponse>): ListConfigsResponse {
     const message = createBaseListConfigsResponse();
     message.configs = object.configs?.map((e) => Config.fromPartial(e)) || [];
+    message.configsJson = object.configsJson?.map((e) => e) || [];
     return message;
   },
 };
 
 function createBaseCreateConfigRequest(): CreateConfigRequest {
-  return { spec: undefined };
+  return { spec: undefined, specJson: "" };
 }
 
 export const CreateConfigRequest: MessageFns<CreateConfigRequest> = {
   encode(message: CreateConfigRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.spec !== undefined) {
       ConfigSpec.encode(message.spec, writer.uint32(10).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -4234,6 +4695,14 @@ export const CreateConfigRequest: MessageFns<CreateConfigRequest> = {
             message.spec = ConfigSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4254,18 +4723,22 @@ export const CreateConfigRequest: MessageFns<CreateConfigRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ConfigSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseCreateConfigResponse(): CreateConfigResponse {
-  return { config: undefined };
+  return { config: undefined, configJson: "" };
 }
 
 export const CreateConfigResponse: MessageFns<CreateConfigResponse> = {
   encode(message: CreateConfigResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.config !== undefined) {
       Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.configJson !== "") {
+      writer.uint32(82).string(message.configJson);
     }
     return writer;
   },
@@ -4291,6 +4764,14 @@ export const CreateConfigResponse: MessageFns<CreateConfigResponse> = {
             message.config = Config.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4311,12 +4792,13 @@ export const CreateConfigResponse: MessageFns<CreateConfigResponse> = {
     message.config = (object.config !== undefined && object.config !== null)
       ? Config.fromPartial(object.config)
       : undefined;
+    message.configJson = object.configJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateConfigRequest(): UpdateConfigRequest {
-  return { configId: "", configVersion: 0, spec: undefined };
+  return { configId: "", configVersion: 0, spec: undefined, specJson: "" };
 }
 
 export const UpdateConfigRequest: MessageFns<UpdateConfigRequest> = {
@@ -4329,6 +4811,9 @@ export const UpdateConfigRequest: MessageFns<UpdateConfigRequest> = {
     }
     if (message.spec !== undefined) {
       ConfigSpec.encode(message.spec, writer.uint32(26).fork()).join();
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -4370,6 +4855,14 @@ export const UpdateConfigRequest: MessageFns<UpdateConfigRequest> = {
             message.spec = ConfigSpec.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4392,18 +4885,22 @@ export const UpdateConfigRequest: MessageFns<UpdateConfigRequest> = {
     message.spec = (object.spec !== undefined && object.spec !== null)
       ? ConfigSpec.fromPartial(object.spec)
       : undefined;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateConfigResponse(): UpdateConfigResponse {
-  return { config: undefined };
+  return { config: undefined, configJson: "" };
 }
 
 export const UpdateConfigResponse: MessageFns<UpdateConfigResponse> = {
   encode(message: UpdateConfigResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.config !== undefined) {
       Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.configJson !== "") {
+      writer.uint32(82).string(message.configJson);
     }
     return writer;
   },
@@ -4429,6 +4926,14 @@ export const UpdateConfigResponse: MessageFns<UpdateConfigResponse> = {
             message.config = Config.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.configJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4449,6 +4954,7 @@ export const UpdateConfigResponse: MessageFns<UpdateConfigResponse> = {
     message.config = (object.config !== undefined && object.config !== null)
       ? Config.fromPartial(object.config)
       : undefined;
+    message.configJson = object.configJson ?? "";
     return message;
   },
 };
@@ -4607,13 +5113,16 @@ export const GetClusterRequest: MessageFns<GetClusterRequest> = {
 };
 
 function createBaseGetClusterResponse(): GetClusterResponse {
-  return { cluster: undefined };
+  return { cluster: undefined, clusterJson: "" };
 }
 
 export const GetClusterResponse: MessageFns<GetClusterResponse> = {
   encode(message: GetClusterResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.cluster !== undefined) {
       Cluster.encode(message.cluster, writer.uint32(10).fork()).join();
+    }
+    if (message.clusterJson !== "") {
+      writer.uint32(82).string(message.clusterJson);
     }
     return writer;
   },
@@ -4639,6 +5148,14 @@ export const GetClusterResponse: MessageFns<GetClusterResponse> = {
             message.cluster = Cluster.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.clusterJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4659,6 +5176,7 @@ export const GetClusterResponse: MessageFns<GetClusterResponse> = {
     message.cluster = (object.cluster !== undefined && object.cluster !== null)
       ? Cluster.fromPartial(object.cluster)
       : undefined;
+    message.clusterJson = object.clusterJson ?? "";
     return message;
   },
 };
@@ -4707,13 +5225,16 @@ export const ListClustersRequest: MessageFns<ListClustersRequest> = {
 };
 
 function createBaseListClustersResponse(): ListClustersResponse {
-  return { clusters: [] };
+  return { clusters: [], clustersJson: [] };
 }
 
 export const ListClustersResponse: MessageFns<ListClustersResponse> = {
   encode(message: ListClustersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.clusters) {
       Cluster.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.clustersJson) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -4739,6 +5260,14 @@ export const ListClustersResponse: MessageFns<ListClustersResponse> = {
             message.clusters.push(Cluster.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.clustersJson.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4757,6 +5286,7 @@ export const ListClustersResponse: MessageFns<ListClustersResponse> = {
   fromPartial(object: DeepPartial<ListClustersResponse>): ListClustersResponse {
     const message = createBaseListClustersResponse();
     message.clusters = object.clusters?.map((e) => Cluster.fromPartial(e)) || [];
+    message.clustersJson = object.clustersJson?.map((e) => e) || [];
     return message;
   },
 };
@@ -4769,6 +5299,7 @@ function createBaseUpdateClusterRequest(): UpdateClusterRequest {
     rotateWorkerToken: false,
     rotateManagerToken: false,
     rotateManagerUnlockKey: false,
+    specJson: "",
   };
 }
 
@@ -4791,6 +5322,9 @@ export const UpdateClusterRequest: MessageFns<UpdateClusterRequest> = {
     }
     if (message.rotateManagerUnlockKey !== false) {
       writer.uint32(48).bool(message.rotateManagerUnlockKey);
+    }
+    if (message.specJson !== "") {
+      writer.uint32(82).string(message.specJson);
     }
     return writer;
   },
@@ -4856,6 +5390,14 @@ export const UpdateClusterRequest: MessageFns<UpdateClusterRequest> = {
             message.rotateManagerUnlockKey = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.specJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4881,18 +5423,22 @@ export const UpdateClusterRequest: MessageFns<UpdateClusterRequest> = {
     message.rotateWorkerToken = object.rotateWorkerToken ?? false;
     message.rotateManagerToken = object.rotateManagerToken ?? false;
     message.rotateManagerUnlockKey = object.rotateManagerUnlockKey ?? false;
+    message.specJson = object.specJson ?? "";
     return message;
   },
 };
 
 function createBaseUpdateClusterResponse(): UpdateClusterResponse {
-  return { cluster: undefined };
+  return { cluster: undefined, clusterJson: "" };
 }
 
 export const UpdateClusterResponse: MessageFns<UpdateClusterResponse> = {
   encode(message: UpdateClusterResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.cluster !== undefined) {
       Cluster.encode(message.cluster, writer.uint32(10).fork()).join();
+    }
+    if (message.clusterJson !== "") {
+      writer.uint32(82).string(message.clusterJson);
     }
     return writer;
   },
@@ -4918,6 +5464,14 @@ export const UpdateClusterResponse: MessageFns<UpdateClusterResponse> = {
             message.cluster = Cluster.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.clusterJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4938,6 +5492,117 @@ export const UpdateClusterResponse: MessageFns<UpdateClusterResponse> = {
     message.cluster = (object.cluster !== undefined && object.cluster !== null)
       ? Cluster.fromPartial(object.cluster)
       : undefined;
+    message.clusterJson = object.clusterJson ?? "";
+    return message;
+  },
+};
+
+function createBaseGetUnlockKeyRequest(): GetUnlockKeyRequest {
+  return {};
+}
+
+export const GetUnlockKeyRequest: MessageFns<GetUnlockKeyRequest> = {
+  encode(_: GetUnlockKeyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUnlockKeyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUnlockKeyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<GetUnlockKeyRequest>): GetUnlockKeyRequest {
+    return GetUnlockKeyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetUnlockKeyRequest>): GetUnlockKeyRequest {
+    const message = createBaseGetUnlockKeyRequest();
+    return message;
+  },
+};
+
+function createBaseGetUnlockKeyResponse(): GetUnlockKeyResponse {
+  return { unlockKey: "", version: 0 };
+}
+
+export const GetUnlockKeyResponse: MessageFns<GetUnlockKeyResponse> = {
+  encode(message: GetUnlockKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.unlockKey !== "") {
+      writer.uint32(10).string(message.unlockKey);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetUnlockKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetUnlockKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.unlockKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<GetUnlockKeyResponse>): GetUnlockKeyResponse {
+    return GetUnlockKeyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetUnlockKeyResponse>): GetUnlockKeyResponse {
+    const message = createBaseGetUnlockKeyResponse();
+    message.unlockKey = object.unlockKey ?? "";
+    message.version = object.version ?? 0;
     return message;
   },
 };
@@ -5230,6 +5895,17 @@ export const ControlService = {
       Buffer.from(UpdateClusterResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UpdateClusterResponse => UpdateClusterResponse.decode(value),
   },
+  /** swarm unlock-key: the current unlock key ("" when autolock is off). */
+  getUnlockKey: {
+    path: "/shoal.control.Control/GetUnlockKey" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetUnlockKeyRequest): Buffer => Buffer.from(GetUnlockKeyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetUnlockKeyRequest => GetUnlockKeyRequest.decode(value),
+    responseSerialize: (value: GetUnlockKeyResponse): Buffer =>
+      Buffer.from(GetUnlockKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetUnlockKeyResponse => GetUnlockKeyResponse.decode(value),
+  },
 } as const;
 
 export interface ControlServer extends UntypedServiceImplementation {
@@ -5263,6 +5939,8 @@ export interface ControlServer extends UntypedServiceImplementation {
   getCluster: handleUnaryCall<GetClusterRequest, GetClusterResponse>;
   listClusters: handleUnaryCall<ListClustersRequest, ListClustersResponse>;
   updateCluster: handleUnaryCall<UpdateClusterRequest, UpdateClusterResponse>;
+  /** swarm unlock-key: the current unlock key ("" when autolock is off). */
+  getUnlockKey: handleUnaryCall<GetUnlockKeyRequest, GetUnlockKeyResponse>;
 }
 
 export interface ControlClient extends Client {
@@ -5715,6 +6393,22 @@ export interface ControlClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UpdateClusterResponse) => void,
+  ): ClientUnaryCall;
+  /** swarm unlock-key: the current unlock key ("" when autolock is off). */
+  getUnlockKey(
+    request: GetUnlockKeyRequest,
+    callback: (error: ServiceError | null, response: GetUnlockKeyResponse) => void,
+  ): ClientUnaryCall;
+  getUnlockKey(
+    request: GetUnlockKeyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetUnlockKeyResponse) => void,
+  ): ClientUnaryCall;
+  getUnlockKey(
+    request: GetUnlockKeyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetUnlockKeyResponse) => void,
   ): ClientUnaryCall;
 }
 
