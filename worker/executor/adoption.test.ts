@@ -132,6 +132,17 @@ describe('adoption after an executor restart', () => {
     expect(await cgroupExists(config.linux.cgroupsPath)).toBe(false);
   });
 
+  it('keeps a prepared task that was never started; the new executor starts it', async () => {
+    const { first, restart } = await executorPair();
+    await first.controller({ taskId: 'later', spec: { ContainerSpec: { Image: image, Command: ['echo', 'started late'] } } }).prepare();
+    const second = await restart();
+    const t = second.controller({ taskId: 'later', spec: { ContainerSpec: { Image: image } } });
+    expect(t.inspect().state).toBe('prepared');
+    await t.start();
+    expect(await t.wait()).toMatchObject({ state: 'complete', exitCode: 0 });
+    expect(logLines(t)).toEqual(['started late']);
+  });
+
   it('removes a runc container in its root that no task directory explains', async () => {
     const { first, restart } = await executorPair();
     await started(first, 'stray', ['sleep', '60']);

@@ -215,9 +215,15 @@ export class RuncExecutor implements Executor {
         continue;
       }
       const task = new RuncTask(this, { taskId: id, spec: {} }, this.log);
-      this.tasks.set(id, task);
-      await task.adopt(record, runcStates.get(id));
+      const runcState = runcStates.get(id);
       runcStates.delete(id);
+      if (await task.adopt(record, runcState)) {
+        this.tasks.set(id, task);
+      } else {
+        // A prepared bundle whose host state is gone (the host rebooted): start over at prepare.
+        this.log.warn({ taskId: id }, 'discarding a prepared task whose mounts or namespace are gone');
+        await this.removeUnrecorded(id, dir);
+      }
     }
     for (const orphan of runcStates.values()) {
       this.log.warn({ containerId: orphan.id, status: orphan.status }, 'removing a runc container with no task directory');
@@ -703,14 +709,21 @@ class RuncTask implements TaskController {
 
   // ------------------------------------------------------------------------------ adoption
 
-  /** Re-attaches to what an earlier executor left for this task. */
-  async adopt(record: TaskRecord, runcState: RuncState | undefined): Promise<void> {
+  /**
+   * Re-attaches to what an earlier executor left for this task. Returns false for a prepared task
+   * whose root, secrets or namespace no longer exist (the caller discards it).
+   */
+  async adopt(record: TaskRecord, runcState: RuncState | undefined): Promise<boolean> {
     this.record = record;
     const exitFile = await exists(join(this.dir, TASK_FILES.exit));
     const pidFile = await exists(join(this.dir, TASK_FILES.pid));
     if (!exitFile && runcState === undefined && !pidFile) {
+      const intact =
+        (await isMountPoint(join(this.bundleDir, 'rootfs'))) &&
+        (!record.secretsMounted || (await isMountPoint(join(this.dir, 'secrets')))) &&
+        (await exists(record.netnsPath));
       this.state = 'prepared';
-      return;
+      return intact;
     }
     this.adopted = true;
     this.state = 'running';
@@ -722,12 +735,13 @@ class RuncTask implements TaskController {
     if (this.pid !== undefined) {
       this.log.info({ pid: this.pid }, 'adopted a running container');
       this.startHealth(record);
-      return;
+      return true;
     }
     // It ended while no executor watched: drain what it wrote, then report its status.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.exited.promise, new Promise<void>((r) => (timer = setTimeout(r, ADOPT_DRAIN_MS)))]);
     clearTimeout(timer);
+    return true;
   }
 
   /** Stops watching without touching the container (executor close). */
