@@ -296,16 +296,18 @@ describe('stopping and health', () => {
     expect(readTaskLog(t.inspect().logPath as string).map((e) => e.line)).toContain('got USR1');
   });
 
-  it('marks a container unhealthy after Retries failed probes, and healthy when probes pass', async () => {
+  it('marks a container unhealthy after Retries failed or timed-out probes, and healthy when probes pass', async () => {
     await executor();
     const probe = { Interval: 0.2e9, Timeout: 2e9, Retries: 2 };
     const sick = task({ Command: ['sleep', '60'], Healthcheck: { Test: ['CMD-SHELL', 'test -e /tmp/ok'], ...probe } });
     const well = task({ Command: ['sh', '-c', 'touch /tmp/ok; sleep 60'], Healthcheck: { Test: ['CMD', 'test', '-e', '/tmp/ok'], ...probe } });
+    // A probe that outlives its timeout is killed and counts as a failure.
+    const slow = task({ Command: ['sleep', '60'], Healthcheck: { Test: ['CMD', 'sleep', '30'], Interval: 0.1e9, Timeout: 0.3e9, Retries: 1 } });
     const healthEvents: string[] = [];
     well.onEvent((e) => {
       if (e.type === 'health') healthEvents.push(e.status);
     });
-    for (const t of [sick, well]) {
+    for (const t of [sick, well, slow]) {
       await t.prepare();
       await t.start();
     }
@@ -317,8 +319,11 @@ describe('stopping and health', () => {
     for (let i = 0; i < 100 && well.inspect().health.status !== 'healthy'; i++) await new Promise((r) => setTimeout(r, 50));
     expect(well.inspect().health.status).toBe('healthy');
     expect(healthEvents).toEqual(['healthy']);
+    expect(await slow.wait()).toMatchObject({ unhealthy: true });
+    expect(slow.inspect().health.log.at(-1)?.exitCode).toBe(-1);
     await sick.terminate();
     await well.terminate();
+    await slow.terminate();
   });
 
   it('remove deletes the container, its mounts, cgroup, namespace and bundle', async () => {
