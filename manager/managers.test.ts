@@ -6,6 +6,8 @@
 // what lets the test see the minority refuse writes with "no leader". (Stopping the processes
 // with SIGSTOP would model a crash, not a partition: a stopped minority cannot refuse anything.)
 // Crashes are real: SIGKILL.
+import { readdirSync } from 'node:fs';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ManagerHarness, eventually, type ManagerProcess, type Status } from './testing/harness.js';
@@ -233,5 +235,86 @@ describe('three managers in three processes', () => {
     m = [forced, joined];
     await eventually('two voters', async () => (await status(forced)).voters.length === 2);
     expect(await configsOf(joined)).toEqual([...written].sort());
+  });
+});
+
+describe('five managers in five processes', () => {
+  let h: ManagerHarness;
+  let m: ManagerProcess[] = [];
+  const written: string[] = [];
+
+  beforeAll(async () => {
+    h = await ManagerHarness.create(TUNING);
+  });
+
+  afterAll(async () => {
+    await h.cleanup();
+  });
+
+  it('five voters; kill -9 of the leader elects another with every committed write', async () => {
+    const m1 = await h.init();
+    const token = (await tokensOf(m1)).Manager;
+    m = [m1];
+    // Four joins at once, through the leader and through followers: membership changes queue up.
+    const m2 = await h.join(m1, token);
+    m.push(m2, ...(await Promise.all([h.join(m1, token), h.join(m2, token), h.join(m2, token)])));
+    await eventually('five voters everywhere', async () => (await Promise.all(m.map(status))).every((s) => s.voters.length === 5));
+    const leader = await agreedLeader(m);
+    for (let i = 0; i < 5; i++) {
+      await put(leader, `five-${i}`);
+      written.push(`five-${i}`);
+    }
+    await leader.kill('SIGKILL');
+    const rest = m.filter((p) => p !== leader);
+    const next = await agreedLeader(rest);
+    for (const p of rest) await eventually('all writes present', async () => (await configsOf(p)).length === written.length);
+    await put(next, 'five-after-kill');
+    written.push('five-after-kill');
+    m = [...rest, await h.restart(leader.dataRoot)];
+    await eventually('the restarted manager caught up', async () => (await configsOf(m[m.length - 1]!)).length === written.length);
+  });
+
+  it('a partitioned minority of two (with the leader) refuses writes; the three others elect and write; healing converges', async () => {
+    const leader = await agreedLeader(m);
+    const minority = [leader, m.find((p) => p !== leader)!];
+    const majority = m.filter((p) => !minority.includes(p));
+    for (const p of minority) await p.request('partition', { peers: majority.map((x) => x.nodeId) });
+    for (const p of majority) await p.request('partition', { peers: minority.map((x) => x.nodeId) });
+    const newLeader = await agreedLeader(majority);
+    await put(newLeader, 'five-majority');
+    written.push('five-majority');
+    for (const p of minority) {
+      await eventually('the minority to refuse writes', async () => (await p.requestError('put', { name: 'five-minority' }))?.code === 'NO_LEADER', WAIT_MS);
+    }
+    for (const p of m) await p.request('partition', { peers: [] });
+    await eventually('converged', async () => {
+      const all = await Promise.all(m.map(configsOf));
+      return all.every((c) => JSON.stringify(c) === JSON.stringify([...written].sort()));
+    });
+  });
+
+  it('demoting the leader moves leadership first; a follower can leave; the rest carry on', async () => {
+    const leader = await agreedLeader(m);
+    await eventually('every manager reachable', async () => (await status(leader)).members.every((x) => x.reachable));
+    await leader.request('demote', { nodeId: leader.nodeId });
+    const rest = m.filter((p) => p !== leader);
+    const next = await agreedLeader(rest);
+    expect(next).not.toBe(leader);
+    await eventually('four voters without the old leader', async () => {
+      const s = await status(next);
+      return s.voters.length === 4 && !s.voters.includes(leader.nodeId);
+    });
+    const { objects } = await next.request<{ objects: { node: { ID: string; Spec: { Role: string } }[] } }>('dump');
+    expect(objects.node.find((n) => n.ID === leader.nodeId)?.Spec.Role).toBe('worker');
+    const leaving = rest.find((p) => p !== next)!;
+    await leaving.request('leave', {});
+    // It forgot the swarm: no state file, no certificates, no Raft log, no key.
+    expect(readdirSync(leaving.dataRoot)).toEqual([]);
+    const remaining = rest.filter((p) => p !== leaving);
+    await eventually('three voters', async () => (await status(next)).voters.length === 3);
+    await put(next, 'five-after-leave');
+    written.push('five-after-leave');
+    for (const p of remaining) await eventually('all writes', async () => (await configsOf(p)).length === written.length);
+    m = remaining;
   });
 });

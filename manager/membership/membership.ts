@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { RaftNode } from '../../raft/node.js';
 import type { GrpcTransport } from '../../raft/transport/grpc.js';
 import { ManagerError, NoLeaderError } from '../errors.js';
-import type { MemoryStore, Node, Tx } from '../store/index.js';
+import { SequenceConflictError, type MemoryStore, type Node, type Tx } from '../store/index.js';
 import { clusterOf, type ManagedCluster } from './cluster-state.js';
 import { MembershipChanger } from './raft-access.js';
 
@@ -186,7 +186,7 @@ export class Membership {
   async addMember(nodeId: string, addr: string): Promise<MemberInfo[]> {
     this.requireLeader();
     if (isRemoved(clusterOf(this.o.store), nodeId)) throw new ManagerError('NODE_REMOVED', `node ${nodeId} was removed from the swarm and cannot join again with that identity; join with a new token`);
-    await this.o.store.update((tx) => upsertManagerNode(tx, nodeId, addr));
+    await writeWithRetry(this.o.store, (tx) => upsertManagerNode(tx, nodeId, addr));
     this.o.transport.setPeer(nodeId, addr);
     if (!this.isMember(nodeId)) {
       this.log.info({ nodeId, addr }, 'adding manager as a learner');
@@ -233,7 +233,7 @@ export class Membership {
     this.log.info({ nodeId, action, force }, 'removing manager from raft');
     await this.changer.change({ type: 'removeNode', nodeId }, this.confChangeTimeoutMs);
     this.o.transport.removePeer(nodeId);
-    await this.o.store.update((tx) => recordRemoval(tx, nodeId, action));
+    await writeWithRetry(this.o.store, (tx) => recordRemoval(tx, nodeId, action));
     return { done: true };
   }
 
@@ -266,6 +266,22 @@ export class Membership {
     if (s.role === 'leader') return;
     if (s.leader === null) throw new NoLeaderError();
     throw new ManagerError('NOT_LEADER', `this manager is not the leader (the leader is ${String(s.leader)})`);
+  }
+}
+
+/**
+ * A store write of the membership's own bookkeeping, retried when another write of the same
+ * objects (the ManagerStatus loop) committed first ("update out of sequence"): the function
+ * re-reads the current objects each time.
+ */
+async function writeWithRetry(store: MemoryStore, fn: (tx: Tx) => void, attempts = 10): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      await store.update(fn);
+      return;
+    } catch (err) {
+      if (!(err instanceof SequenceConflictError) || i >= attempts) throw err;
+    }
   }
 }
 

@@ -51,22 +51,29 @@ export class MembershipChanger {
    */
   async change(cc: ConfChange, timeoutMs: number): Promise<void> {
     const what = `${cc.type} ${String(cc.nodeId)}`;
-    const r = this.core.raw.proposeConfChange(cc);
+    const deadline = performance.now() + timeoutMs;
+    // One membership change at a time (Raft's rule): concurrent joins, and a join racing the
+    // promotion loop, wait their turn here — bounded by the same deadline.
+    let r = this.core.raw.proposeConfChange(cc);
+    while (!r.ok && r.reason === 'confChangePending' && performance.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 20));
+      r = this.core.raw.proposeConfChange(cc);
+    }
     if (!r.ok) {
       if (r.reason === 'notLeader' && r.leaderHint === null) throw new NoLeaderError(`cannot ${what}`);
       throw new ConfChangeRefusedError(r.reason, what);
     }
     this.core.schedule();
-    const deadline = performance.now() + timeoutMs;
+    const index = r.index;
     for (;;) {
       const s = this.node.status();
-      if (this.node.applied >= r.index && s.applied >= r.index) {
+      if (this.node.applied >= index && s.applied >= index) {
         const id = String(cc.nodeId);
         const voter = s.voters.map(String).includes(id);
         const learner = s.learners.map(String).includes(id);
         const done = cc.type === 'addNode' ? voter : cc.type === 'addLearner' ? learner || voter : !voter && !learner;
         if (done) return;
-        throw new ManagerError('TIMEOUT', `${what}: the entry at index ${r.index} was applied but the membership does not show it (overwritten by a new leader?); retry`);
+        throw new ManagerError('TIMEOUT', `${what}: the entry at index ${index} was applied but the membership does not show it (overwritten by a new leader?); retry`);
       }
       if (performance.now() > deadline) throw new ManagerError('TIMEOUT', `${what}: not committed within ${timeoutMs} ms (a quorum may be unreachable); its outcome is unknown`);
       await new Promise((res) => setTimeout(res, 10));
