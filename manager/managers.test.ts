@@ -209,9 +209,15 @@ describe('three managers in three processes', () => {
     for (const d of before) expect(d.objects).toEqual(before[0]!.objects);
     await Promise.all(m.map((p) => p.stop()));
     m = await Promise.all(m.map((p) => h.restart(p.dataRoot)));
+    // Each restarts from snapshot + log; entries past its last persisted commit index apply once
+    // a leader commits again, so compare once they agree on a leader and have applied alike.
+    const l = await agreedLeader(m);
+    await eventually('every restarted manager applied everything', async () => {
+      const ds = await Promise.all(m.map((p) => p.request<{ objects: { config: unknown[] } }>('dump')));
+      return ds.every((d) => d.objects.config.length === written.length);
+    });
     const after = await Promise.all(m.map((p) => p.request<{ objects: unknown }>('dump')));
     for (const d of after) expect(d.objects).toEqual(before[0]!.objects);
-    const l = await agreedLeader(m);
     await put(l, 'after-restart');
     written.push('after-restart');
   });
