@@ -4,6 +4,7 @@
 // picked at run time.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
@@ -29,7 +30,23 @@ export interface Cluster {
   readonly leaderPort: number;
   readonly dir: string;
   leaderFsyncs(): Promise<FsyncCounters>;
+  /** CPU time (user + system, ms) the member processes have used so far, from /proc. */
+  serverCpuMs(): number;
   stop(): Promise<void>;
+}
+
+const CLOCK_TICKS_PER_S = 100;
+
+/** utime + stime of a process in ms, from /proc/<pid>/stat (0 when it is gone). */
+function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return 0;
+  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -112,7 +129,8 @@ export async function startShoal(opts: ShoalClusterOptions): Promise<Cluster> {
           c.close();
         }
       };
-      return { system: 'shoal', leaderPort, dir, stop, leaderFsyncs };
+      const serverCpuMs = (): number => members.reduce((a, m) => a + processCpuMs(m.pid), 0);
+      return { system: 'shoal', leaderPort, dir, stop, leaderFsyncs, serverCpuMs };
     } finally {
       for (const c of clients) c.close();
     }
@@ -185,7 +203,8 @@ export async function startEtcd(): Promise<Cluster> {
           entries: metric('etcd_server_proposals_committed_total'),
         };
       };
-      return { system: 'etcd', leaderPort: m[leaderIdx]!.client, dir, stop, leaderFsyncs };
+      const serverCpuMs = (): number => members.reduce((a, x) => a + processCpuMs(x.pid), 0);
+      return { system: 'etcd', leaderPort: m[leaderIdx]!.client, dir, stop, leaderFsyncs, serverCpuMs };
     } finally {
       for (const c of clients) c.close();
     }

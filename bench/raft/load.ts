@@ -4,9 +4,10 @@
 // fixed random value, until `total` puts are done. A warm-up pass runs first, unmeasured.
 // Prints one JSON line of RunFigures.
 import { randomBytes } from 'node:crypto';
+import { credentials, Client as GrpcClient, type ServiceError } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { ShoalClient } from './client-protocol.js';
-import { summarize } from './stats.js';
+import { summarize, type RunFigures } from './stats.js';
 
 export interface LoadConfig {
   readonly system: 'shoal' | 'etcd';
@@ -18,6 +19,23 @@ export interface LoadConfig {
   readonly warmup: number;
   /** First key number, so successive runs write fresh keys. */
   readonly keyBase: number;
+  /** etcd only: the npm `etcd3` client, or a bare grpc-js channel calling KV/Put (a leaner client). */
+  readonly etcdClient: 'etcd3' | 'grpc';
+}
+
+/** protobuf PutRequest { bytes key = 1; bytes value = 2; } — the two fields the bench sets. */
+function encodePutRequest(key: Buffer, value: Buffer): Buffer {
+  const field = (tag: number, b: Buffer): Buffer[] => {
+    const len: number[] = [];
+    let n = b.byteLength;
+    while (n >= 0x80) {
+      len.push((n & 0x7f) | 0x80);
+      n >>>= 7;
+    }
+    len.push(n);
+    return [Buffer.from([tag, ...len]), b];
+  };
+  return Buffer.concat([...field(0x0a, key), ...field(0x12, value)]);
 }
 
 type Put = (key: Buffer, value: Buffer) => Promise<void>;
@@ -57,6 +75,16 @@ async function main(): Promise<void> {
     const client = await ShoalClient.connect(cfg.port);
     put = (key, val) => client.put(Buffer.concat([key, val]));
     close = () => client.close();
+  } else if (cfg.etcdClient === 'grpc') {
+    const client = new GrpcClient(`127.0.0.1:${cfg.port}`, credentials.createInsecure());
+    const identity = (b: Buffer): Buffer => b;
+    put = (key, val) =>
+      new Promise((resolve, reject) => {
+        client.makeUnaryRequest('/etcdserverpb.KV/Put', identity, identity, encodePutRequest(key, val), (err: ServiceError | null) =>
+          err ? reject(err) : resolve(),
+        );
+      });
+    close = () => client.close();
   } else {
     const client = new Etcd3({ hosts: `http://127.0.0.1:${cfg.port}` });
     put = async (key, val) => {
@@ -67,9 +95,11 @@ async function main(): Promise<void> {
   try {
     await drive(put, cfg.warmup, cfg.concurrency, cfg.keyBase + cfg.total, value, null);
     const latencies = new Float64Array(cfg.total);
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const errors = await drive(put, cfg.total, cfg.concurrency, cfg.keyBase, value, latencies);
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     const ok = latencies.filter((x) => !Number.isNaN(x));
     if (process.env['BENCH_RAFT_SLOW_MS'] !== undefined) {
       // Debug aid: where in the run the slow operations fell (index:ms), on stderr.
@@ -80,7 +110,10 @@ async function main(): Promise<void> {
       });
       process.stderr.write(`slow (> ${limit} ms): ${slow.length} ${slow.slice(0, 200).join(' ')}\n`);
     }
-    process.stdout.write(`${JSON.stringify(summarize(ok, seconds, errors))}\n`);
+    // The client's own CPU per put: the two systems' clients differ (a small framed protocol
+    // against gRPC over HTTP/2), and on a small machine the client competes with the servers.
+    const figures: RunFigures = { ...summarize(ok, seconds, errors), client_cpu_us_per_op: Math.round((cpu.user + cpu.system) / cfg.total) };
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {
     close();
   }

@@ -1,4 +1,4 @@
-// `npm run bench:raft [-- --json] [-- --quick] [-- --runs N] [-- --only shoal|etcd] [-- --concurrency N] [-- --cpu-prof DIR]`
+// `npm run bench:raft [-- --json] [-- --quick] [-- --runs N] [-- --only shoal|etcd] [-- --concurrency N] [-- --etcd-client etcd3|grpc] [-- --cpu-prof DIR]`
 //
 // Shoal's Raft (3 member processes: RaftNode + LevelDB log with fsync + TCP transport) against
 // Debian's etcd 3.4 (3 members), both on loopback on this machine in the same run, driven one
@@ -42,10 +42,11 @@ interface Args {
   tickMs: number;
   /** Only the workloads with this concurrency, or all. */
   concurrency: number | null;
+  etcdClient: 'etcd3' | 'grpc';
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { json: false, quick: false, runs: 0, only: null, cpuProfDir: null, tickMs: 100, concurrency: null };
+  const a: Args = { json: false, quick: false, runs: 0, only: null, cpuProfDir: null, tickMs: 100, concurrency: null, etcdClient: 'etcd3' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -61,9 +62,13 @@ function parseArgs(argv: readonly string[]): Args {
       if (v !== 'shoal' && v !== 'etcd') throw new Error('--only takes shoal or etcd');
       a.only = v;
     } else if (arg === '--cpu-prof') a.cpuProfDir = path.resolve(value());
-    else if (arg === '--concurrency') a.concurrency = Number.parseInt(value(), 10);
+    else if (arg === '--etcd-client') {
+      const v = value();
+      if (v !== 'etcd3' && v !== 'grpc') throw new Error('--etcd-client takes etcd3 or grpc');
+      a.etcdClient = v;
+    } else if (arg === '--concurrency') a.concurrency = Number.parseInt(value(), 10);
     else if (arg === '--tick-ms') a.tickMs = Math.max(1, Number.parseInt(value(), 10) || 100);
-    else throw new Error(`unknown argument ${arg} (known: --json --quick --runs N --only shoal|etcd --concurrency N --cpu-prof DIR --tick-ms N)`);
+    else throw new Error(`unknown argument ${arg} (known: --json --quick --runs N --only shoal|etcd --concurrency N --etcd-client etcd3|grpc --cpu-prof DIR --tick-ms N)`);
   }
   if (a.runs === 0) a.runs = a.quick ? 1 : 3;
   return a;
@@ -75,7 +80,7 @@ function note(msg: string): void {
 
 let keyBase = 0;
 
-async function runLoad(cluster: Cluster, w: Workload, warmup: number, logDir: string): Promise<RunFigures> {
+async function runLoad(cluster: Cluster, w: Workload, warmup: number, logDir: string, etcdClient: 'etcd3' | 'grpc'): Promise<RunFigures> {
   const cfg: LoadConfig = {
     system: cluster.system,
     port: cluster.leaderPort,
@@ -84,6 +89,7 @@ async function runLoad(cluster: Cluster, w: Workload, warmup: number, logDir: st
     payloadBytes: PAYLOAD_BYTES,
     warmup,
     keyBase,
+    etcdClient,
   };
   keyBase += 10_000_000;
   const s = startChild(`load ${cluster.system}`, process.execPath, ['--import', 'tsx', path.join(HERE, 'load.ts'), JSON.stringify(cfg)], path.join(logDir, 'load.log'), {
@@ -113,7 +119,11 @@ interface Series {
 async function measure(cluster: Cluster, w: Workload, r: number, args: Args, into: Series): Promise<void> {
   const warmup = Math.min(1000, Math.max(50, Math.floor(w.total / 10)));
   const before = await cluster.leaderFsyncs();
-  const f = await runLoad(cluster, w, warmup, cluster.dir);
+  // Server CPU covers the warm-up too; divided by all puts of the run.
+  const cpuBefore = cluster.serverCpuMs();
+  const f0 = await runLoad(cluster, w, warmup, cluster.dir, args.etcdClient);
+  const serverCpu = cluster.serverCpuMs() - cpuBefore;
+  const f: RunFigures = { ...f0, server_cpu_us_per_op: Math.round((serverCpu * 1000) / (w.total + warmup)) };
   const after = await cluster.leaderFsyncs();
   const fsyncs = after.fsyncs - before.fsyncs;
   const perFsync = (after.entries - before.entries) / fsyncs;
@@ -123,7 +133,8 @@ async function measure(cluster: Cluster, w: Workload, r: number, args: Args, int
   into.fsyncMs.push(fsyncMs);
   note(
     `${cluster.system} c=${w.concurrency} total=${w.total} run ${r + 1}/${args.runs}: ${f.ops_per_s.toFixed(0)} ops/s, p50 ${f.p50_ms} ms, p99 ${f.p99_ms} ms` +
-      `${f.errors ? `, ${f.errors} errors` : ''}; leader: ${perFsync.toFixed(1)} entries/fsync, fsync ${fsyncMs.toFixed(2)} ms`,
+      `${f.errors ? `, ${f.errors} errors` : ''}; leader: ${perFsync.toFixed(1)} entries/fsync, fsync ${fsyncMs.toFixed(2)} ms; ` +
+      `cpu per put: servers ${f.server_cpu_us_per_op} us, client ${f.client_cpu_us_per_op ?? '?'} us`,
   );
 }
 
@@ -149,6 +160,7 @@ async function benchAll(systems: readonly System[], args: Args, workloads: reado
         const s = series[i]!;
         rows.push({
           ...medianRow({ bench: 'raft', system: c.system, nodes: NODES, concurrency: w.concurrency, payload_bytes: PAYLOAD_BYTES }, s.runs),
+          client: c.system === 'shoal' ? 'shoal-tcp' : args.etcdClient,
           leader_entries_per_fsync: round(median(s.perFsync), 1),
           leader_fsync_ms: round(median(s.fsyncMs), 3),
         });
@@ -172,7 +184,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
   } else {
     process.stdout.write(
-      `Raft: 3 members on loopback, fsync on, 8-byte keys, ${PAYLOAD_BYTES}-byte values; median of ${args.runs} run(s) each\n` +
+      `Raft: 3 members on loopback, fsync on, 8-byte keys, ${PAYLOAD_BYTES}-byte values; etcd driven by the ${args.etcdClient} client; median of ${args.runs} run(s) each\n` +
         `${formatTable(rows)}\n`,
     );
   }

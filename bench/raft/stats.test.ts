@@ -43,13 +43,20 @@ describe('medianRow', () => {
       { total: 100, seconds: 0.5, ops_per_s: 200, p50_ms: 2, p99_ms: 7, errors: 0 },
     ]);
     expect(row).toMatchObject({ total: 100, seconds: 1, ops_per_s: 100, p50_ms: 2, p99_ms: 7, errors: 2, runs: 3, system: 'shoal' });
+    expect(row).not.toHaveProperty('client_cpu_us_per_op');
+  });
+
+  it('carries the client CPU per op when every run measured it', () => {
+    const run = (cpu: number) => ({ total: 10, seconds: 1, ops_per_s: 10, p50_ms: 1, p99_ms: 1, errors: 0, client_cpu_us_per_op: cpu });
+    const row = medianRow({ bench: 'raft', system: 'etcd', nodes: 3, concurrency: 1, payload_bytes: 256 }, [run(30), run(10), run(20)]);
+    expect(row.client_cpu_us_per_op).toBe(20);
   });
 });
 
 describe('formatTable', () => {
   const row = (system: 'shoal' | 'etcd', concurrency: number, ops: number, p99: number): BenchRow => ({
     bench: 'raft', system, nodes: 3, concurrency, payload_bytes: 256, total: concurrency * 100,
-    seconds: 1, ops_per_s: ops, p50_ms: 1, p99_ms: p99, errors: 0, runs: 1,
+    seconds: 1, ops_per_s: ops, p50_ms: 1, p99_ms: p99, errors: 0, runs: 1, server_cpu_us_per_op: ops / 10,
   });
 
   it('puts both systems of a workload on one line with the shoal/etcd ratios', () => {
@@ -57,8 +64,8 @@ describe('formatTable', () => {
     const lines = out.split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/^conc\s+total\s+shoal ops\/s\s+etcd ops\/s\s+ratio/);
-    expect(lines[1]!.trim().split(/\s{2,}/)).toEqual(['1', '100', '500', '1000', '0.50x', '1.00 ms', '1.00 ms', '4.00 ms', '2.00 ms', '2.00x']);
-    expect(lines[2]!.trim().split(/\s{2,}/)).toEqual(['16', '1600', '3000', '2000', '1.50x', '1.00 ms', '1.00 ms', '10.00 ms', '20.00 ms', '0.50x']);
+    expect(lines[1]!.trim().split(/\s{2,}/)).toEqual(['1', '100', '500', '1000', '0.50x', '1.00 ms', '1.00 ms', '4.00 ms', '2.00 ms', '2.00x', '50 us', '100 us']);
+    expect(lines[2]!.trim().split(/\s{2,}/)).toEqual(['16', '1600', '3000', '2000', '1.50x', '1.00 ms', '1.00 ms', '10.00 ms', '20.00 ms', '0.50x', '300 us', '200 us']);
     // Columns line up: every line has the same length up to the last column.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
   });

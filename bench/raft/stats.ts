@@ -9,6 +9,10 @@ export interface RunFigures {
   readonly p50_ms: number;
   readonly p99_ms: number;
   readonly errors: number;
+  /** CPU time the load client spent per put (user + system), when measured. */
+  readonly client_cpu_us_per_op?: number;
+  /** CPU time the three server processes spent per put (all members together), when measured. */
+  readonly server_cpu_us_per_op?: number;
 }
 
 export type System = 'shoal' | 'etcd';
@@ -21,6 +25,8 @@ export interface BenchRow extends RunFigures {
   readonly concurrency: number;
   readonly payload_bytes: number;
   readonly runs: number;
+  /** Which load client drove the system (shoal's framed TCP protocol; etcd3 npm client or bare grpc-js). */
+  readonly client?: 'shoal-tcp' | 'etcd3' | 'grpc';
   /** Entries (etcd: committed proposals) per leader fsync during the measured runs. */
   readonly leader_entries_per_fsync?: number;
   readonly leader_fsync_ms?: number;
@@ -57,7 +63,7 @@ export function summarize(latenciesMs: Float64Array, seconds: number, errors: nu
 /** Collapses repeated runs of one configuration into one row: the median of each figure. */
 export function medianRow(meta: Omit<BenchRow, keyof RunFigures | 'runs'>, runs: readonly RunFigures[]): BenchRow {
   if (runs.length === 0) throw new Error('medianRow: no runs');
-  const m = (k: keyof RunFigures): number => median(runs.map((r) => r[k]));
+  const m = (k: keyof RunFigures): number => median(runs.map((r) => r[k] ?? NaN));
   return {
     ...meta,
     total: m('total'),
@@ -67,6 +73,8 @@ export function medianRow(meta: Omit<BenchRow, keyof RunFigures | 'runs'>, runs:
     p99_ms: round(m('p99_ms'), 3),
     errors: runs.reduce((a, r) => a + r.errors, 0),
     runs: runs.length,
+    ...(runs.every((r) => r.client_cpu_us_per_op !== undefined) ? { client_cpu_us_per_op: m('client_cpu_us_per_op') } : {}),
+    ...(runs.every((r) => r.server_cpu_us_per_op !== undefined) ? { server_cpu_us_per_op: m('server_cpu_us_per_op') } : {}),
   };
 }
 
@@ -81,7 +89,7 @@ export function round(x: number, digits: number): number {
  */
 export function formatTable(rows: readonly BenchRow[]): string {
   const keys = [...new Set(rows.map((r) => `${r.concurrency}/${r.total}`))];
-  const header = ['conc', 'total', 'shoal ops/s', 'etcd ops/s', 'ratio', 'shoal p50', 'etcd p50', 'shoal p99', 'etcd p99', 'p99 ratio'];
+  const header = ['conc', 'total', 'shoal ops/s', 'etcd ops/s', 'ratio', 'shoal p50', 'etcd p50', 'shoal p99', 'etcd p99', 'p99 ratio', 'srv cpu/put shoal', 'etcd'];
   const lines: string[][] = [header];
   for (const key of keys) {
     const [c, t] = key.split('/').map(Number) as [number, number];
@@ -98,13 +106,15 @@ export function formatTable(rows: readonly BenchRow[]): string {
       ms(s?.p99_ms),
       ms(e?.p99_ms),
       ratio(s?.p99_ms, e?.p99_ms),
+      us(s?.server_cpu_us_per_op),
+      us(e?.server_cpu_us_per_op),
     ]);
   }
   const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   return lines
-    .map((l, row) => {
-      const cells = l.map((cell, i) => (row === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)));
-      return cells.join('  ').trimEnd();
+    .map((l) => {
+      // Right-aligned throughout (numbers line up; headers sit over their numbers).
+      return l.map((cell, i) => cell.padStart(widths[i]!)).join('  ');
     })
     .join('\n');
 }
@@ -115,6 +125,10 @@ function fmt(x: number | undefined, digits: number): string {
 
 function ms(x: number | undefined): string {
   return x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(2)} ms`;
+}
+
+function us(x: number | undefined): string {
+  return x === undefined || Number.isNaN(x) ? '-' : `${x.toFixed(0)} us`;
 }
 
 function ratio(a: number | undefined, b: number | undefined): string {
