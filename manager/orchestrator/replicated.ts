@@ -1,0 +1,170 @@
+// The replicated orchestrator: keeps `Replicas` slots of every replicated service filled.
+//
+// Per service, per pass: group its tasks by slot and count the slots that are runnable (a task
+// desired ≤ RUNNING) or settled (the restart policy let its last task end; see slotCondition).
+// - Fewer than Replicas: new tasks (desired RUNNING, observed NEW), first in empty slots that
+//   held tasks before, then in the lowest unused slot numbers.
+// - More: the extra slots' tasks get desired REMOVE (the reaper deletes them once stopped).
+//   Which slots go: not-yet-running ones first, then those on the nodes that run the most
+//   tasks of the service, then the highest slot numbers.
+// - Service deleted: all its tasks get desired REMOVE.
+// Replacing failed tasks is the restart supervisor's job, replacing outdated ones the updater's.
+import type { ReadTx, Tx } from '../store/memory-store.js';
+import { byServiceId } from '../store/query.js';
+import type { Service, Task } from '../store/types.js';
+import type { ChangeEvent } from '../store/watch.js';
+import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
+import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, stableJson } from './service-model.js';
+import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
+
+export class ReplicatedOrchestrator extends ReconcileLoop {
+  /** Services this loop owns, so a deleted one is recognised from its ID alone. */
+  private readonly known = new Set<string>();
+
+  constructor(opts: LoopOptions) {
+    super(opts, 'replicated-orchestrator', ['service', 'task']);
+  }
+
+  protected resync(tx: ReadTx): void {
+    this.known.clear();
+    for (const s of tx.find('service')) if (serviceMode(s.Spec) === 'replicated') this.known.add(s.ID);
+  }
+
+  protected onEvent(ev: ChangeEvent): void {
+    if (ev.kind === 'service') {
+      const mine = serviceMode(ev.object.Spec) === 'replicated';
+      if (ev.action === 'delete') {
+        if (mine) this.markDirty(ev.object.ID);
+        return;
+      }
+      if (mine) this.known.add(ev.object.ID);
+      // A mode change away from replicated also needs this loop to let go of its tasks.
+      if (mine || this.known.has(ev.object.ID)) this.markDirty(ev.object.ID);
+      return;
+    }
+    if (ev.kind !== 'task' || !this.known.has(ev.object.ServiceID)) return;
+    // Only changes that can change a slot's count: a task deleted, or its desired state moved.
+    if (ev.action === 'delete' || (ev.action === 'update' && ev.old?.DesiredState !== ev.object.DesiredState)) this.markDirty(ev.object.ServiceID);
+  }
+
+  protected async pass(keys: ReadonlySet<string>, all: boolean): Promise<void> {
+    const ids = all ? [...this.known, ...keys] : [...keys];
+    const nowIso = new Date(this.clock.now()).toISOString();
+    const left = { writes: MAX_WRITES_PER_TX };
+    const unfinished: string[] = [];
+    await this.store.update((tx) => {
+      for (const id of new Set(ids)) {
+        if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left)) unfinished.push(id);
+      }
+    });
+    for (const id of unfinished) this.markDirty(id);
+  }
+
+  /** Returns false when the write budget ran out before the service was done. */
+  private reconcileService(tx: Tx, serviceId: string, nowIso: string, left: { writes: number }): boolean {
+    const svc = tx.get('service', serviceId);
+    const tasks = tx.find('task', byServiceId(serviceId));
+    if (svc === undefined || serviceMode(svc.Spec) !== 'replicated') {
+      this.known.delete(serviceId);
+      // Deleted (or now another mode, whose orchestrator creates its own tasks): retire ours.
+      if (svc !== undefined && serviceMode(svc.Spec) !== 'replicated') {
+        return retire(tx, tasks.filter((t) => t.Slot > 0), left);
+      }
+      return retire(tx, tasks, left);
+    }
+    const templateKey = stableJson(svc.Spec.TaskTemplate);
+    const slots = groupBySlot(tasks.filter((t) => t.Slot > 0));
+    const occupied: { slot: number; tasks: Task[] }[] = [];
+    const reusable: number[] = [];
+    for (const [key, list] of slots) {
+      const slot = Number(key.slice(5));
+      const c = slotCondition(svc, list, templateKey);
+      if (c === 'empty') {
+        if (!list.every((t) => t.DesiredState === 'remove')) reusable.push(slot);
+      } else occupied.push({ slot, tasks: list });
+    }
+    const want = replicasOf(svc.Spec);
+    if (occupied.length > want) return this.scaleDown(tx, svc, tasks, occupied, occupied.length - want, left);
+    if (occupied.length < want) return this.scaleUp(svc, tx, occupied, reusable, want - occupied.length, nowIso, left);
+    return true;
+  }
+
+  private scaleUp(svc: Service, tx: Tx, occupied: { slot: number }[], reusable: number[], n: number, nowIso: string, left: { writes: number }): boolean {
+    const used = new Set(occupied.map((o) => o.slot));
+    const free = reusable.sort((a, b) => a - b).filter((s) => !used.has(s));
+    let next = 1;
+    for (let i = 0; i < n; i++) {
+      if (left.writes <= 0) return false;
+      let slot = free.shift();
+      if (slot === undefined) {
+        while (used.has(next) || reusable.includes(next)) next++;
+        slot = next;
+      }
+      used.add(slot);
+      tx.create('task', newTask(svc, { slot, desired: 'running', nowIso }));
+      left.writes--;
+    }
+    return true;
+  }
+
+  private scaleDown(tx: Tx, svc: Service, all: readonly Task[], occupied: { slot: number; tasks: Task[] }[], n: number, left: { writes: number }): boolean {
+    // Tasks of this service per node, counting each slot's live task once.
+    const perNode = new Map<string, number>();
+    for (const t of all) if (isRunnable(t) && t.NodeID !== '') perNode.set(t.NodeID, (perNode.get(t.NodeID) ?? 0) + 1);
+    const ranked = occupied.map((o) => {
+      const live = o.tasks.filter(isRunnable);
+      const running = live.some((t) => t.Status.State === 'running');
+      const progress = Math.max(-1, ...live.map((t) => stateRank(t.Status.State)));
+      const node = live.find((t) => t.NodeID !== '')?.NodeID ?? '';
+      return { ...o, running, progress, nodeLoad: node === '' ? 0 : (perNode.get(node) ?? 0), node };
+    });
+    // Settled slots (nothing running) first, then not-yet-running, then by node load, then highest slot.
+    ranked.sort((a, b) => Number(a.running) - Number(b.running) || a.progress - b.progress || b.nodeLoad - a.nodeLoad || b.slot - a.slot);
+    // Removing from the busiest node lowers its load: re-rank greedily so removals spread over nodes.
+    const chosen: typeof ranked = [];
+    const pool = [...ranked];
+    for (let i = 0; i < n && pool.length > 0; i++) {
+      pool.sort((a, b) => Number(a.running) - Number(b.running) || a.progress - b.progress || b.nodeLoad - a.nodeLoad || b.slot - a.slot);
+      const pick = pool.shift()!;
+      chosen.push(pick);
+      if (pick.node !== '') for (const p of pool) if (p.node === pick.node) p.nodeLoad--;
+    }
+    for (const c of chosen) {
+      if (left.writes < c.tasks.length) return false;
+      for (const t of c.tasks) {
+        if (t.DesiredState === 'remove') continue;
+        tx.update('task', removeTask(t));
+        left.writes--;
+      }
+    }
+    this.log.info({ service: svc.Spec.Name, removedSlots: chosen.map((c) => c.slot) }, 'scaled down');
+    return true;
+  }
+}
+
+/** Desired REMOVE; a task no worker has seen yet is also marked stopped so nothing waits for it. */
+export function removeTask(t: Task): Task {
+  return stopTask(t, 'remove');
+}
+
+/**
+ * Desired SHUTDOWN or REMOVE. A task that never reached a node (observed before ASSIGNED) is
+ * also marked SHUTDOWN at once: no worker will ever report on it, and the scheduler must not place it.
+ */
+export function stopTask(t: Task, desired: 'shutdown' | 'remove'): Task {
+  if (!reachedNode(t) && !isTerminal(t.Status.State)) {
+    return { ...t, DesiredState: desired, Status: { ...t.Status, State: 'shutdown', Message: 'shut down before it was assigned to a node', Err: undefined } };
+  }
+  return { ...t, DesiredState: desired };
+}
+
+/** Every task given: desired REMOVE. False when the write budget ran out. */
+export function retire(tx: Tx, tasks: readonly Task[], left: { writes: number }): boolean {
+  for (const t of tasks) {
+    if (t.DesiredState === 'remove') continue;
+    if (left.writes <= 0) return false;
+    tx.update('task', removeTask(t));
+    left.writes--;
+  }
+  return true;
+}

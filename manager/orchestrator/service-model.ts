@@ -1,0 +1,168 @@
+// What the orchestrators share about services and their tasks: the mode, the defaults Docker
+// applies, new tasks, "dirty" tasks (made from an older spec) and the slot model.
+//
+// Slots: a replicated service has slots 1..Replicas; each slot holds the history of the tasks
+// that filled it (one runnable at a time, more during a start-first update). A global service's
+// tasks have Slot 0 and are keyed by node instead. `slotKey` names both kinds.
+import type { NewObject, Service, ServiceSpec, Task, TaskState, UpdateConfig } from '../store/types.js';
+import { endedOnItsOwn, isRunnable } from './task-state.js';
+
+export type ServiceModeName = 'replicated' | 'global' | 'replicated-job' | 'global-job';
+
+export function serviceMode(spec: ServiceSpec): ServiceModeName {
+  const m = spec.Mode;
+  if (m?.Global !== undefined) return 'global';
+  if (m?.ReplicatedJob !== undefined) return 'replicated-job';
+  if (m?.GlobalJob !== undefined) return 'global-job';
+  return 'replicated';
+}
+
+export function isJob(mode: ServiceModeName): boolean {
+  return mode === 'replicated-job' || mode === 'global-job';
+}
+
+export function isGlobalLike(mode: ServiceModeName): boolean {
+  return mode === 'global' || mode === 'global-job';
+}
+
+/** `Mode.Replicated.Replicas`, default 1 (Docker's). */
+export function replicasOf(spec: ServiceSpec): number {
+  return Math.max(0, Math.floor(spec.Mode?.Replicated?.Replicas ?? 1));
+}
+
+// ------------------------------------------------------------------------------ defaults
+
+const SECOND_NS = 1_000_000_000;
+
+export interface EffectiveRestartPolicy {
+  readonly condition: 'none' | 'on-failure' | 'any';
+  readonly delayMs: number;
+  /** 0 = unlimited. */
+  readonly maxAttempts: number;
+  /** 0 = the whole life of the slot. */
+  readonly windowMs: number;
+}
+
+/** Docker's defaults: condition any, delay 5 s, unlimited attempts. Jobs never restart a completed task. */
+export function restartPolicyOf(spec: ServiceSpec): EffectiveRestartPolicy {
+  const p = spec.TaskTemplate.RestartPolicy ?? {};
+  let condition = p.Condition ?? 'any';
+  if (isJob(serviceMode(spec)) && condition === 'any') condition = 'on-failure';
+  return {
+    condition,
+    delayMs: nsToMs(p.Delay ?? 5 * SECOND_NS),
+    maxAttempts: Math.max(0, p.MaxAttempts ?? 0),
+    windowMs: nsToMs(p.Window ?? 0),
+  };
+}
+
+export interface EffectiveUpdateConfig {
+  /** 0 = all at once. */
+  readonly parallelism: number;
+  readonly delayMs: number;
+  readonly failureAction: 'pause' | 'continue' | 'rollback';
+  readonly monitorMs: number;
+  readonly maxFailureRatio: number;
+  readonly order: 'stop-first' | 'start-first';
+}
+
+/** Docker's defaults for both update and rollback: parallelism 1, no delay, pause, monitor 5 s, ratio 0, stop-first. */
+export function updateConfigOf(c: UpdateConfig | undefined): EffectiveUpdateConfig {
+  return {
+    parallelism: Math.max(0, Math.floor(c?.Parallelism ?? 1)),
+    delayMs: nsToMs(c?.Delay ?? 0),
+    failureAction: c?.FailureAction ?? 'pause',
+    monitorMs: nsToMs(c?.Monitor ?? 5 * SECOND_NS),
+    maxFailureRatio: c?.MaxFailureRatio ?? 0,
+    order: c?.Order === 'start-first' ? 'start-first' : 'stop-first',
+  };
+}
+
+export const DEFAULT_TASK_HISTORY_RETENTION_LIMIT = 5;
+
+export function nsToMs(ns: number): number {
+  return Math.max(0, Math.round(ns / 1_000_000));
+}
+
+// ------------------------------------------------------------------------------ tasks
+
+export interface NewTaskOptions {
+  readonly slot: number;
+  /** Preset for global services' tasks; "" lets the scheduler choose. */
+  readonly nodeId?: string;
+  readonly desired: TaskState;
+  readonly nowIso: string;
+  readonly jobIteration?: number;
+}
+
+/** A new task of `service` from its current spec, observed state NEW. */
+export function newTask(service: Service, o: NewTaskOptions): NewObject<'task'> {
+  return {
+    Spec: service.Spec.TaskTemplate,
+    ServiceID: service.ID,
+    Slot: o.slot,
+    NodeID: o.nodeId ?? '',
+    DesiredState: o.desired,
+    Status: { Timestamp: o.nowIso, State: 'new', Message: 'created' },
+    ...(o.jobIteration !== undefined ? { JobIteration: { Index: o.jobIteration } } : {}),
+  };
+}
+
+/** JSON with object keys sorted, so two equal specs give equal strings whatever their key order. */
+export function stableJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`).join(',')}}`;
+}
+
+/** A task is dirty when it was made from a different task template than the service's current one. */
+export function isTaskDirty(service: Service, t: Task, templateKey = stableJson(service.Spec.TaskTemplate)): boolean {
+  return stableJson(t.Spec) !== templateKey;
+}
+
+/** "slot:3" for replicated tasks, "node:<id>" for global ones (Slot 0). */
+export function slotKey(t: Pick<Task, 'Slot' | 'NodeID'>): string {
+  return t.Slot > 0 ? `slot:${t.Slot}` : `node:${t.NodeID}`;
+}
+
+/** Newest first: by creation time, then ID (IDs are random, so only to make the order total). */
+export function newestFirst(a: Task, b: Task): number {
+  if (a.CreatedAt !== b.CreatedAt) return a.CreatedAt < b.CreatedAt ? 1 : -1;
+  return a.ID < b.ID ? 1 : a.ID > b.ID ? -1 : 0;
+}
+
+export function groupBySlot(tasks: readonly Task[]): Map<string, Task[]> {
+  const out = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const k = slotKey(t);
+    let l = out.get(k);
+    if (l === undefined) out.set(k, (l = []));
+    l.push(t);
+  }
+  return out;
+}
+
+export type SlotCondition =
+  /** A task in it is wanted (desired ≤ RUNNING). */
+  | 'runnable'
+  /** Its last task ended on its own and the restart policy said no; it stays empty until the spec changes. */
+  | 'settled'
+  /** Nothing wanted in it (stopped by the manager, or removed by a scale-down). */
+  | 'empty';
+
+/**
+ * How an orchestrator should count a slot. `settled` is decided from the store alone (so a new
+ * leader counts the same): the newest task was shut down by the restart supervisor after it
+ * ended on its own (complete/failed/rejected), and it was made from the current spec.
+ */
+export function slotCondition(service: Service, tasks: readonly Task[], templateKey: string): SlotCondition {
+  if (tasks.some(isRunnable)) return 'runnable';
+  const newest = [...tasks].sort(newestFirst)[0];
+  if (newest === undefined || newest.DesiredState !== 'shutdown') return 'empty';
+  if (!endedOnItsOwn(newest.Status.State)) return 'empty';
+  return isTaskDirty(service, newest, templateKey) ? 'empty' : 'settled';
+}

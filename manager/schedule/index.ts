@@ -1,0 +1,1 @@
+export { SchedulerLoop, type SchedulerLoopOptions, type PassReport } from './scheduler-loop.js';

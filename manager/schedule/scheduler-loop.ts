@@ -1,0 +1,209 @@
+// The scheduler loop: feeds the pure scheduler (`scheduler/`) from the store and commits its
+// decisions.
+//
+//   watch(task, node, service) ─► "a pass is due" when a task waits for a node, or when
+//   something that could make room changed (a node, a task stopping) while tasks are left over
+//        │
+//        ▼
+//   pass: ALLOCATOR SEAM (new → pending) ─► read nodes, tasks holding resources, pending tasks
+//         ─► schedule() ─► one transaction: assigned tasks → ASSIGNED with their node;
+//            unplaced tasks keep PENDING with the reason in Status.Err (only when it changed)
+//
+// The commit is one transaction per pass (split only past MAX_WRITES_PER_TX writes). If it fails
+// because a task changed meanwhile, the pass runs again on fresh state.
+//
+// Allocator seam: until `manager/allocator` exists, this loop also moves wanted tasks from NEW to
+// PENDING (`admitNewTasks`), which is the allocator's job once it assigns network addresses and
+// ports. When the allocator lands, delete `admitNewTasks` and its call: everything else here
+// already works from PENDING.
+import type { Logger } from 'pino';
+import { schedule } from '../../scheduler/index.js';
+import type { GenericResource, PendingTask, PlacedTask, PortConfig, Resources, SchedulerNode } from '../../scheduler/index.js';
+import type { Clock } from '../orchestrator/clock.js';
+import { MAX_WRITES_PER_TX, ReconcileLoop } from '../orchestrator/loop.js';
+import { holdsResources, isTerminal } from '../orchestrator/task-state.js';
+import type { MemoryStore, ReadTx, Tx } from '../store/memory-store.js';
+import type { Node, Service, Task } from '../store/types.js';
+import type { ChangeEvent } from '../store/watch.js';
+
+export interface SchedulerLoopOptions {
+  readonly store: MemoryStore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/** A task as the scheduler loop reads and writes it: the generic units it was given live on the task. */
+type TaskWithUnits = Task & { readonly AssignedGenericResources?: readonly GenericResource[] };
+
+const PASS_KEY = 'pass';
+
+/** Wanted by its desired state: READY/RUNNING for services, COMPLETE for jobs. */
+function wantsNode(t: Task): boolean {
+  return t.DesiredState === 'ready' || t.DesiredState === 'running' || t.DesiredState === 'complete';
+}
+
+export interface PassReport {
+  readonly admitted: number;
+  readonly assigned: number;
+  readonly unplaced: number;
+}
+
+export class SchedulerLoop extends ReconcileLoop {
+  /** Tasks left pending by the last pass: while there are some, anything that frees room triggers a pass. */
+  private leftOver = 0;
+  private last: PassReport = { admitted: 0, assigned: 0, unplaced: 0 };
+
+  constructor(opts: SchedulerLoopOptions) {
+    super(opts, 'scheduler-loop', ['task', 'node', 'service']);
+  }
+
+  /** What the last pass did (tests, logs). */
+  get lastPass(): PassReport {
+    return this.last;
+  }
+
+  protected resync(_tx: ReadTx): void {}
+
+  protected onEvent(ev: ChangeEvent): void {
+    switch (ev.kind) {
+      case 'node':
+        // Resources, labels, availability or state: all can change where tasks fit.
+        if (this.leftOver > 0 || ev.action !== 'update' || ev.old?.Status.State !== ev.object.Status.State) this.markDirty(PASS_KEY);
+        return;
+      case 'service':
+        if (this.leftOver > 0) this.markDirty(PASS_KEY);
+        return;
+      case 'task': {
+        const t = ev.object;
+        if (ev.action !== 'delete' && wantsNode(t) && (t.Status.State === 'new' || t.Status.State === 'allocated' || t.Status.State === 'pending')) {
+          // Our own write of a reason comes back as an event too; it needs no new pass.
+          if (!(ev.action === 'update' && ev.old?.Status.State === 'pending' && t.Status.State === 'pending' && ev.old.DesiredState === t.DesiredState)) this.markDirty(PASS_KEY);
+          return;
+        }
+        if (this.leftOver === 0) return;
+        const freed = ev.action === 'delete' || (ev.old !== undefined && holdsResources(ev.old) && !holdsResources(t)) || (ev.old !== undefined && ev.old.DesiredState !== t.DesiredState);
+        if (freed) this.markDirty(PASS_KEY);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  protected async pass(): Promise<void> {
+    const nowIso = new Date(this.clock.now()).toISOString();
+    const admitted = await this.admitNewTasks(nowIso);
+    const plan = this.plan();
+    const writes: { task: TaskWithUnits; next: TaskWithUnits }[] = [];
+    for (const [taskId, nodeId] of plan.result.assignments) {
+      const t = plan.pending.get(taskId)!;
+      const units = plan.result.genericResources.get(taskId);
+      writes.push({
+        task: t,
+        next: {
+          ...t,
+          NodeID: nodeId,
+          Status: { ...t.Status, State: 'assigned', Message: 'scheduler assigned task to node', Err: undefined, Timestamp: nowIso },
+          ...(units !== undefined ? { AssignedGenericResources: units } : {}),
+        },
+      });
+    }
+    for (const [taskId, reason] of plan.result.unplaced) {
+      const t = plan.pending.get(taskId)!;
+      if (t.Status.Err === reason) continue;
+      writes.push({ task: t, next: { ...t, Status: { ...t.Status, Err: reason, Message: 'pending task scheduling' } } });
+    }
+    for (let i = 0; i < writes.length; i += MAX_WRITES_PER_TX) {
+      const chunk = writes.slice(i, i + MAX_WRITES_PER_TX);
+      await this.store.update((tx) => {
+        for (const w of chunk) tx.update('task', w.next);
+      });
+    }
+    this.leftOver = plan.result.unplaced.size;
+    this.last = { admitted, assigned: plan.result.assignments.size, unplaced: plan.result.unplaced.size };
+    if (plan.result.assignments.size > 0 || plan.result.unplaced.size > 0) {
+      this.log.debug({ ...this.last, nodes: plan.nodes }, 'scheduling pass');
+    }
+  }
+
+  /**
+   * ALLOCATOR SEAM — NEW → PENDING for every task that is still wanted, and NEW → SHUTDOWN for
+   * tasks stopped before they got this far. This is the allocator's job (it will first give the
+   * task its network attachments and ports); remove this once `manager/allocator` does it.
+   */
+  private async admitNewTasks(nowIso: string): Promise<number> {
+    const fresh = this.store.find('task').filter((t) => t.Status.State === 'new' || t.Status.State === 'allocated');
+    let n = 0;
+    for (let i = 0; i < fresh.length; i += MAX_WRITES_PER_TX) {
+      const chunk = fresh.slice(i, i + MAX_WRITES_PER_TX);
+      await this.store.update((tx: Tx) => {
+        for (const t of chunk) {
+          if (wantsNode(t)) tx.update('task', { ...t, Status: { ...t.Status, State: 'pending', Message: 'pending task scheduling', Timestamp: nowIso } });
+          else tx.update('task', { ...t, Status: { ...t.Status, State: 'shutdown', Message: 'shut down before it was scheduled', Timestamp: nowIso } });
+          n++;
+        }
+      });
+    }
+    return n;
+  }
+
+  private plan(): { result: ReturnType<typeof schedule>; pending: Map<string, TaskWithUnits>; nodes: number } {
+    const nodes = this.store.find('node').map(toSchedulerNode);
+    const services = new Map<string, Service | undefined>();
+    const portsOf = (serviceId: string): readonly PortConfig[] | undefined => {
+      if (!services.has(serviceId)) services.set(serviceId, this.store.get('service', serviceId));
+      const s = services.get(serviceId);
+      return (s?.Endpoint?.Ports ?? s?.Spec.EndpointSpec?.Ports) as readonly PortConfig[] | undefined;
+    };
+    const placedTasks: PlacedTask[] = [];
+    const pendingTasks: PendingTask[] = [];
+    const pending = new Map<string, TaskWithUnits>();
+    for (const task of this.store.find('task') as TaskWithUnits[]) {
+      if (task.Status.State === 'pending') {
+        if (!wantsNode(task)) continue;
+        pending.set(task.ID, task);
+        const ports = portsOf(task.ServiceID);
+        pendingTasks.push({
+          ID: task.ID,
+          ServiceID: task.ServiceID,
+          Spec: task.Spec as PendingTask['Spec'],
+          ...(task.NodeID !== '' ? { NodeID: task.NodeID } : {}),
+          ...(ports !== undefined ? { Endpoint: { Ports: ports } } : {}),
+        });
+        continue;
+      }
+      if (!holdsResources(task) || isTerminal(task.Status.State)) continue;
+      const ports = portsOf(task.ServiceID);
+      placedTasks.push({
+        ID: task.ID,
+        ServiceID: task.ServiceID,
+        NodeID: task.NodeID,
+        DesiredState: task.DesiredState as PlacedTask['DesiredState'],
+        Spec: task.Spec as PlacedTask['Spec'],
+        ...(ports !== undefined ? { Endpoint: { Ports: ports } } : {}),
+        ...(task.AssignedGenericResources !== undefined ? { AssignedGenericResources: task.AssignedGenericResources } : {}),
+      });
+    }
+    const result = pendingTasks.length === 0 ? { assignments: new Map(), unplaced: new Map(), genericResources: new Map() } : schedule({ nodes, placedTasks, pendingTasks });
+    return { result, pending, nodes: nodes.length };
+  }
+}
+
+function toSchedulerNode(n: Node): SchedulerNode {
+  const d = n.Description;
+  return {
+    ID: n.ID,
+    Spec: { Role: n.Spec.Role, Availability: n.Spec.Availability, ...(n.Spec.Labels !== undefined ? { Labels: n.Spec.Labels } : {}) },
+    ...(d !== undefined
+      ? {
+          Description: {
+            ...(d.Hostname !== undefined ? { Hostname: d.Hostname } : {}),
+            ...(d.Platform !== undefined ? { Platform: d.Platform } : {}),
+            ...(d.Resources !== undefined ? { Resources: d.Resources as Resources } : {}),
+            ...(d.Engine?.Labels !== undefined ? { Engine: { Labels: d.Engine.Labels } } : {}),
+          },
+        }
+      : {}),
+    Status: { State: n.Status.State, ...(n.Status.Addr !== undefined ? { Addr: n.Status.Addr } : {}) },
+  };
+}
