@@ -15,7 +15,7 @@ import { createLoopbackNetns, deleteNetns } from './netns.js';
 import { buildOciConfig, type OciMount } from './oci-spec.js';
 import { DEFAULT_STOP_GRACE_PERIOD_NS, healthcheckPlan, processArgs, processCwd, processEnv, stopSignal, type HealthcheckPlan } from './process-spec.js';
 import { Runc, RuncCommandError, type RuncState } from './runc.js';
-import { ackShim, spawnShim, TASK_FILES } from './shim.js';
+import { ackShim, spawnShim, TASK_FILES, tellShim } from './shim.js';
 import { DEFAULT_TASK_LOG_OPTIONS, FifoLogReader, TaskLogWriter, type TaskLogOptions } from './task-log.js';
 import { MountSpecError, prepareEtcFiles, prepareSecretFiles, prepareSpecMounts, removeDirs } from './task-mounts.js';
 import type { ContainerState, Executor, ExitStatus, HealthReport, ReconcileResult, TaskController, TaskDescriptor, TaskEvent, TaskInspect } from './types.js';
@@ -304,6 +304,7 @@ class RuncTask implements TaskController {
   private readonly listeners = new Set<(e: TaskEvent) => void>();
   private lifecycle: Promise<unknown> = Promise.resolve();
   private adopted = false;
+  private shimPid: number | undefined;
   private exitWatch: { close(): void } | undefined;
   private detached = false;
   private readonly log: Logger;
@@ -400,6 +401,12 @@ class RuncTask implements TaskController {
     // spawn, and on a busy host those dominate the time to RUNNING.
     const fifos = mkfifo([join(this.dir, TASK_FILES.stdoutFifo), join(this.dir, TASK_FILES.stderrFifo), join(this.dir, TASK_FILES.ackFifo)]);
     fifos.catch(() => undefined);
+    // The shim waits from now on for its `start` line: start() then costs a write, not a spawn.
+    const shim = fifos.then(() => spawnShim(this.dir, this.ex.runc.binary, this.ex.runc.root, id, false));
+    shim.catch(() => undefined);
+    undo.push(async () => {
+      if ((await shim.catch(() => undefined)) !== undefined) ackShim(this.dir);
+    });
     const netns = this.makeNetns();
     netns.catch(() => undefined);
     undo.push(async () => {
@@ -480,6 +487,7 @@ class RuncTask implements TaskController {
     await writeFile(join(this.bundleDir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
     try {
       await fifos;
+      this.shimPid = (await shim).pid;
     } catch (err) {
       throw new HostSetupError(id, errorText(err), { cause: err });
     }
@@ -565,12 +573,14 @@ class RuncTask implements TaskController {
     }
     for (const f of [TASK_FILES.pid, TASK_FILES.exit]) await rm(join(this.dir, f), { force: true });
     this.openReaders();
-    let shim: { pid: number; exited: Promise<void> };
-    try {
-      shim = spawnShim(this.dir, this.ex.runc.binary, this.ex.runc.root, id);
-    } catch (err) {
-      this.closeReaders();
-      throw new RuntimeError(id, 'start the shim', errorText(err), { cause: err });
+    if (!tellShim(this.dir, 'start')) {
+      // No shim waiting (it was killed, or the host restarted): spawn one that runs at once.
+      try {
+        this.shimPid = spawnShim(this.dir, this.ex.runc.binary, this.ex.runc.root, id, true).pid;
+      } catch (err) {
+        this.closeReaders();
+        throw new RuntimeError(id, 'start the shim', errorText(err), { cause: err });
+      }
     }
     this.state = 'running';
     this.watchExit();
@@ -581,7 +591,7 @@ class RuncTask implements TaskController {
       if (seen === undefined) {
         await this.ex.runc.kill(id, 'KILL', true).catch(() => undefined);
         try {
-          process.kill(shim.pid, 'SIGKILL');
+          if (this.shimPid !== undefined) process.kill(this.shimPid, 'SIGKILL');
         } catch {
           // Gone already.
         }

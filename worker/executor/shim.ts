@@ -31,40 +31,49 @@ export const TASK_FILES = {
   healthPid: 'health.pid',
 } as const;
 
-// $1 task dir, $2 runc binary, $3 runc root, $4 container id.
-// fd 5 holds ack.fifo open (read-write, so the open never blocks) from the start: after the status
-// file is written the shim waits on it until the executor has seen the status, keeping the log FIFOs
-// (and whatever the container wrote last) alive while no executor runs.
+// $1 task dir, $2 runc binary, $3 runc root, $4 container id, $5 `now` to run at once.
+// The shim is spawned during prepare and waits for a `start` line on ack.fifo, so start() costs one
+// write instead of a process spawn; any other line (or EOF) cancels it. fd 5 holds ack.fifo open
+// (read-write, so the open never blocks) for its whole life: after the status file is written the
+// shim waits on it again until the executor has seen the status, keeping the log FIFOs (and
+// whatever the container wrote last) alive while no executor runs.
 const SHIM_SCRIPT = [
   'd="$1"; runc="$2"; root="$3"; id="$4"',
   'exec </dev/null 3<>"$d/stdout.fifo" 4<>"$d/stderr.fifo" 5<>"$d/ack.fifo" || exit 111',
+  'if [ "$5" != now ]; then read -r cmd <&5; [ "$cmd" = start ] || exit 0; fi',
   '"$runc" --root "$root" --log "$d/runc.log" --log-format json run --keep --bundle "$d/bundle" --pid-file "$d/pid" "$id" >&3 2>&4 3>&- 4>&- 5>&-',
   'code=$?',
   'printf \'%s\\n\' "$code" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"',
   'read -r _ <&5',
 ].join('\n');
 
-/**
- * Tells a shim whose container has exited that its status was collected, so it closes the log FIFOs
- * and ends. Harmless when the shim is gone (no reader: ENXIO).
- */
-export function ackShim(taskDir: string): void {
+/** Writes one line to a waiting shim; false when no shim holds ack.fifo (none was spawned, or it died). */
+export function tellShim(taskDir: string, line: string): boolean {
   let fd: number | undefined;
   try {
     fd = openSync(join(taskDir, TASK_FILES.ackFifo), constants.O_WRONLY | constants.O_NONBLOCK);
-    writeSync(fd, '\n');
+    writeSync(fd, `${line}\n`);
+    return true;
   } catch {
-    // No shim waiting.
+    return false;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
 }
 
-/** Starts the shim detached (own session, no pipes to us); returns its PID. */
-export function spawnShim(taskDir: string, runcBinary: string, runcRoot: string, containerId: string): { pid: number; exited: Promise<void> } {
+/**
+ * Tells a shim whose container has exited that its status was collected (it then closes the log
+ * FIFOs and ends), or cancels a shim still waiting to start. Harmless when no shim is there.
+ */
+export function ackShim(taskDir: string): void {
+  tellShim(taskDir, 'ack');
+}
+
+/** Starts the shim detached (own session, no pipes to us); `now` runs runc at once instead of waiting for `start`. */
+export function spawnShim(taskDir: string, runcBinary: string, runcRoot: string, containerId: string, now: boolean): { pid: number; exited: Promise<void> } {
   const logFd = openSync(join(taskDir, TASK_FILES.shimLog), 'a', 0o640);
   try {
-    const child = spawn('sh', ['-c', SHIM_SCRIPT, 'shoal-shim', taskDir, runcBinary, runcRoot, containerId], {
+    const child = spawn('sh', ['-c', SHIM_SCRIPT, 'shoal-shim', taskDir, runcBinary, runcRoot, containerId, now ? 'now' : 'wait'], {
       detached: true,
       stdio: ['ignore', logFd, logFd],
     });
