@@ -29,6 +29,14 @@ export const protobufFileName = "shoal/dispatcher.proto";
 /**
  * Worker ↔ manager: a node's session, heartbeats, its assignments and the status of its tasks.
  * Callable with a worker or a manager certificate; the node is the certificate's CN.
+ *
+ * Objects the store keeps in Docker's swarm JSON shape (manager/store/types.ts: Task, Secret,
+ * Config, Node, NodeDescription) travel as `*_json` bytes (UTF-8 JSON of that shape): the executor
+ * takes the same shape (worker/executor/types.ts), and the typed messages of shoal.types name only
+ * a subset of the spec (no healthcheck, secret references, hosts, engine labels…), so a round trip
+ * through them would drop what the worker needs. Only the dispatcher and the agent read them.
+ * Only the leader's dispatcher serves sessions; a follower answers Session with one message that
+ * names the leader (`leader_addr`) and the manager list, then ends the call with FAILED_PRECONDITION.
  */
 
 export enum AssignmentAction {
@@ -43,6 +51,11 @@ export interface SessionRequest {
     | undefined;
   /** Empty on a fresh start; the previous session's ID on a reconnect. */
   sessionId: string;
+  /**
+   * Docker's NodeDescription (Hostname, Platform, Resources, Engine{EngineVersion, Labels}); when
+   * set it wins over `description`.
+   */
+  descriptionJson: Buffer;
 }
 
 export interface WeightedPeer {
@@ -57,6 +70,13 @@ export interface SessionMessage {
   managers: WeightedPeer[];
   networkBootstrapKeys: string[];
   rootCaPem: Buffer;
+  /** Set only by a follower: the session was not opened; open it at this address instead. */
+  leaderAddr: string;
+  leaderNodeId: string;
+  /** The Node object as the store has it (Docker's JSON shape). */
+  nodeJson: Buffer;
+  /** The heartbeat period the node should start with (later periods come with each HeartbeatResponse). */
+  heartbeatPeriodMs: number;
 }
 
 export interface HeartbeatRequest {
@@ -77,7 +97,17 @@ export interface UpdateTaskStatusRequest {
   updates: TaskStatusUpdate[];
 }
 
+/**
+ * An update the dispatcher did not apply (not a forward move along the task state machine, or the
+ * task no longer exists).
+ */
+export interface RefusedTaskStatus {
+  taskId: string;
+  reason: string;
+}
+
 export interface UpdateTaskStatusResponse {
+  refused: RefusedTaskStatus[];
 }
 
 export interface AssignmentsRequest {
@@ -89,6 +119,14 @@ export interface Assignment {
     | { $case: "task"; task: Task }
     | { $case: "secret"; secret: Secret }
     | { $case: "config"; config: Config }
+    | //
+    /**
+     * The store's objects in Docker's JSON shape (see the top of this file). A REMOVE carries the
+     * object as it last was.
+     */
+    { $case: "taskJson"; taskJson: Buffer }
+    | { $case: "secretJson"; secretJson: Buffer }
+    | { $case: "configJson"; configJson: Buffer }
     | undefined;
 }
 
@@ -102,6 +140,11 @@ export interface AssignmentsMessage {
   appliesTo: string;
   resultsIn: string;
   changes: AssignmentChange[];
+  /**
+   * A large set is sent as several messages (each under the gRPC message size limit): all but the
+   * last have `more` set, and share `type`; the node applies them together when the last arrives.
+   */
+  more: boolean;
 }
 
 export enum AssignmentsMessage_Type {
@@ -111,7 +154,7 @@ export enum AssignmentsMessage_Type {
 }
 
 function createBaseSessionRequest(): SessionRequest {
-  return { description: undefined, sessionId: "" };
+  return { description: undefined, sessionId: "", descriptionJson: Buffer.alloc(0) };
 }
 
 export const SessionRequest: MessageFns<SessionRequest> = {
@@ -121,6 +164,9 @@ export const SessionRequest: MessageFns<SessionRequest> = {
     }
     if (message.sessionId !== "") {
       writer.uint32(18).string(message.sessionId);
+    }
+    if (message.descriptionJson.length !== 0) {
+      writer.uint32(26).bytes(message.descriptionJson);
     }
     return writer;
   },
@@ -154,6 +200,14 @@ export const SessionRequest: MessageFns<SessionRequest> = {
             message.sessionId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.descriptionJson = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -175,6 +229,7 @@ export const SessionRequest: MessageFns<SessionRequest> = {
       ? NodeDescription.fromPartial(object.description)
       : undefined;
     message.sessionId = object.sessionId ?? "";
+    message.descriptionJson = object.descriptionJson ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -259,7 +314,17 @@ export const WeightedPeer: MessageFns<WeightedPeer> = {
 };
 
 function createBaseSessionMessage(): SessionMessage {
-  return { sessionId: "", node: undefined, managers: [], networkBootstrapKeys: [], rootCaPem: Buffer.alloc(0) };
+  return {
+    sessionId: "",
+    node: undefined,
+    managers: [],
+    networkBootstrapKeys: [],
+    rootCaPem: Buffer.alloc(0),
+    leaderAddr: "",
+    leaderNodeId: "",
+    nodeJson: Buffer.alloc(0),
+    heartbeatPeriodMs: 0,
+  };
 }
 
 export const SessionMessage: MessageFns<SessionMessage> = {
@@ -278,6 +343,18 @@ export const SessionMessage: MessageFns<SessionMessage> = {
     }
     if (message.rootCaPem.length !== 0) {
       writer.uint32(42).bytes(message.rootCaPem);
+    }
+    if (message.leaderAddr !== "") {
+      writer.uint32(50).string(message.leaderAddr);
+    }
+    if (message.leaderNodeId !== "") {
+      writer.uint32(58).string(message.leaderNodeId);
+    }
+    if (message.nodeJson.length !== 0) {
+      writer.uint32(66).bytes(message.nodeJson);
+    }
+    if (message.heartbeatPeriodMs !== 0) {
+      writer.uint32(72).int64(message.heartbeatPeriodMs);
     }
     return writer;
   },
@@ -335,6 +412,38 @@ export const SessionMessage: MessageFns<SessionMessage> = {
             message.rootCaPem = Buffer.from(reader.bytes());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.leaderAddr = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leaderNodeId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.nodeJson = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.heartbeatPeriodMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -357,6 +466,10 @@ export const SessionMessage: MessageFns<SessionMessage> = {
     message.managers = object.managers?.map((e) => WeightedPeer.fromPartial(e)) || [];
     message.networkBootstrapKeys = object.networkBootstrapKeys?.map((e) => e) || [];
     message.rootCaPem = object.rootCaPem ?? Buffer.alloc(0);
+    message.leaderAddr = object.leaderAddr ?? "";
+    message.leaderNodeId = object.leaderNodeId ?? "";
+    message.nodeJson = object.nodeJson ?? Buffer.alloc(0);
+    message.heartbeatPeriodMs = object.heartbeatPeriodMs ?? 0;
     return message;
   },
 };
@@ -607,12 +720,82 @@ export const UpdateTaskStatusRequest: MessageFns<UpdateTaskStatusRequest> = {
   },
 };
 
+function createBaseRefusedTaskStatus(): RefusedTaskStatus {
+  return { taskId: "", reason: "" };
+}
+
+export const RefusedTaskStatus: MessageFns<RefusedTaskStatus> = {
+  encode(message: RefusedTaskStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RefusedTaskStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRefusedTaskStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<RefusedTaskStatus>): RefusedTaskStatus {
+    return RefusedTaskStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RefusedTaskStatus>): RefusedTaskStatus {
+    const message = createBaseRefusedTaskStatus();
+    message.taskId = object.taskId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
 function createBaseUpdateTaskStatusResponse(): UpdateTaskStatusResponse {
-  return {};
+  return { refused: [] };
 }
 
 export const UpdateTaskStatusResponse: MessageFns<UpdateTaskStatusResponse> = {
-  encode(_: UpdateTaskStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: UpdateTaskStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.refused) {
+      RefusedTaskStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
     return writer;
   },
 
@@ -629,6 +812,14 @@ export const UpdateTaskStatusResponse: MessageFns<UpdateTaskStatusResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.refused.push(RefusedTaskStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -644,8 +835,9 @@ export const UpdateTaskStatusResponse: MessageFns<UpdateTaskStatusResponse> = {
   create(base?: DeepPartial<UpdateTaskStatusResponse>): UpdateTaskStatusResponse {
     return UpdateTaskStatusResponse.fromPartial(base ?? {});
   },
-  fromPartial(_: DeepPartial<UpdateTaskStatusResponse>): UpdateTaskStatusResponse {
+  fromPartial(object: DeepPartial<UpdateTaskStatusResponse>): UpdateTaskStatusResponse {
     const message = createBaseUpdateTaskStatusResponse();
+    message.refused = object.refused?.map((e) => RefusedTaskStatus.fromPartial(e)) || [];
     return message;
   },
 };
@@ -721,6 +913,15 @@ export const Assignment: MessageFns<Assignment> = {
       case "config":
         Config.encode(message.item.config, writer.uint32(26).fork()).join();
         break;
+      case "taskJson":
+        writer.uint32(34).bytes(message.item.taskJson);
+        break;
+      case "secretJson":
+        writer.uint32(42).bytes(message.item.secretJson);
+        break;
+      case "configJson":
+        writer.uint32(50).bytes(message.item.configJson);
+        break;
     }
     return writer;
   },
@@ -762,6 +963,30 @@ export const Assignment: MessageFns<Assignment> = {
             message.item = { $case: "config", config: Config.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.item = { $case: "taskJson", taskJson: Buffer.from(reader.bytes()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.item = { $case: "secretJson", secretJson: Buffer.from(reader.bytes()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.item = { $case: "configJson", configJson: Buffer.from(reader.bytes()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -795,6 +1020,24 @@ export const Assignment: MessageFns<Assignment> = {
       case "config": {
         if (object.item?.config !== undefined && object.item?.config !== null) {
           message.item = { $case: "config", config: Config.fromPartial(object.item.config) };
+        }
+        break;
+      }
+      case "taskJson": {
+        if (object.item?.taskJson !== undefined && object.item?.taskJson !== null) {
+          message.item = { $case: "taskJson", taskJson: object.item.taskJson };
+        }
+        break;
+      }
+      case "secretJson": {
+        if (object.item?.secretJson !== undefined && object.item?.secretJson !== null) {
+          message.item = { $case: "secretJson", secretJson: object.item.secretJson };
+        }
+        break;
+      }
+      case "configJson": {
+        if (object.item?.configJson !== undefined && object.item?.configJson !== null) {
+          message.item = { $case: "configJson", configJson: object.item.configJson };
         }
         break;
       }
@@ -873,7 +1116,7 @@ export const AssignmentChange: MessageFns<AssignmentChange> = {
 };
 
 function createBaseAssignmentsMessage(): AssignmentsMessage {
-  return { type: 0, appliesTo: "", resultsIn: "", changes: [] };
+  return { type: 0, appliesTo: "", resultsIn: "", changes: [], more: false };
 }
 
 export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
@@ -889,6 +1132,9 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
     }
     for (const v of message.changes) {
       AssignmentChange.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(40).bool(message.more);
     }
     return writer;
   },
@@ -938,6 +1184,14 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
             message.changes.push(AssignmentChange.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -959,6 +1213,7 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
     message.appliesTo = object.appliesTo ?? "";
     message.resultsIn = object.resultsIn ?? "";
     message.changes = object.changes?.map((e) => AssignmentChange.fromPartial(e)) || [];
+    message.more = object.more ?? false;
     return message;
   },
 };

@@ -1,0 +1,112 @@
+// One node's assignment set as the dispatcher last sent it: the node's tasks (ASSIGNED or later,
+// until the task is deleted — the agent removes a task's container when it leaves the set), and
+// the secrets and configs those tasks reference while they may still run (state ≤ RUNNING).
+// `complete()` lists everything; `applyChanges()` folds store events in and returns only what the
+// worker must hear about (a task's own status reports are not echoed back to it).
+import type { ReadTx } from '../store/memory-store.js';
+import { byNodeId } from '../store/query.js';
+import type { Config, Secret, Task } from '../store/types.js';
+import type { ChangeEvent } from '../store/watch.js';
+import { taskStateRank } from './task-transitions.js';
+
+export type AssignedItem =
+  | { readonly kind: 'task'; readonly object: Task }
+  | { readonly kind: 'secret'; readonly object: Secret }
+  | { readonly kind: 'config'; readonly object: Config };
+
+export interface AssignmentDelta {
+  readonly updates: readonly AssignedItem[];
+  readonly removes: readonly AssignedItem[];
+}
+
+const ASSIGNED_RANK = taskStateRank('assigned');
+const RUNNING_RANK = taskStateRank('running');
+
+export function isAssignedTask(t: Task, nodeId: string): boolean {
+  return t.NodeID === nodeId && taskStateRank(t.Status.State) >= ASSIGNED_RANK;
+}
+
+/** What of a task the worker acts on; a change elsewhere (its status, version) is not news to it. */
+function workerView(t: Task): string {
+  return JSON.stringify([t.Spec, t.DesiredState, t.ServiceID, t.Slot, t.Labels, t.NetworksAttachments, t.JobIteration]);
+}
+
+function needsDependencies(t: Task): boolean {
+  return taskStateRank(t.Status.State) <= RUNNING_RANK;
+}
+
+export class AssignmentSet {
+  private readonly tasks = new Map<string, Task>();
+  private readonly secrets = new Map<string, Secret>();
+  private readonly configs = new Map<string, Config>();
+
+  constructor(readonly nodeId: string) {}
+
+  get taskCount(): number {
+    return this.tasks.size;
+  }
+
+  /** Replaces the set with the store's view; returns every item. */
+  complete(tx: ReadTx): AssignedItem[] {
+    this.tasks.clear();
+    this.secrets.clear();
+    this.configs.clear();
+    for (const t of tx.find('task', byNodeId(this.nodeId))) if (isAssignedTask(t, this.nodeId)) this.tasks.set(t.ID, t);
+    this.refreshDependencies(tx);
+    return [
+      ...[...this.tasks.values()].map((object): AssignedItem => ({ kind: 'task', object })),
+      ...[...this.secrets.values()].map((object): AssignedItem => ({ kind: 'secret', object })),
+      ...[...this.configs.values()].map((object): AssignedItem => ({ kind: 'config', object })),
+    ];
+  }
+
+  /** Folds in store events (already filtered to this node's tasks, and secrets/configs); `tx` is the store now. */
+  applyChanges(events: readonly ChangeEvent[], tx: ReadTx): AssignmentDelta {
+    const updates: AssignedItem[] = [];
+    const removes: AssignedItem[] = [];
+    let depsTouched = false;
+    for (const ev of events) {
+      if (ev.kind === 'task') {
+        const before = this.tasks.get(ev.object.ID);
+        const now = ev.action === 'delete' ? undefined : ev.object;
+        if (now !== undefined && isAssignedTask(now, this.nodeId)) {
+          this.tasks.set(now.ID, now);
+          // ASSIGNED is the scheduler's hand-off: always news. Otherwise only what the worker acts on.
+          if (before === undefined || now.Status.State === 'assigned' || workerView(before) !== workerView(now)) updates.push({ kind: 'task', object: now });
+          if (before === undefined || needsDependencies(before) !== needsDependencies(now)) depsTouched = true;
+        } else if (before !== undefined) {
+          this.tasks.delete(before.ID);
+          removes.push({ kind: 'task', object: before });
+          depsTouched = true;
+        }
+      } else if (ev.kind === 'secret' || ev.kind === 'config') {
+        depsTouched = true;
+      }
+    }
+    if (depsTouched) {
+      const before = { secrets: new Map(this.secrets), configs: new Map(this.configs) };
+      this.refreshDependencies(tx);
+      for (const [id, s] of this.secrets) if (before.secrets.get(id)?.Version.Index !== s.Version.Index) updates.push({ kind: 'secret', object: s });
+      for (const [id, s] of before.secrets) if (!this.secrets.has(id)) removes.push({ kind: 'secret', object: s });
+      for (const [id, c] of this.configs) if (before.configs.get(id)?.Version.Index !== c.Version.Index) updates.push({ kind: 'config', object: c });
+      for (const [id, c] of before.configs) if (!this.configs.has(id)) removes.push({ kind: 'config', object: c });
+    }
+    return { updates, removes };
+  }
+
+  private refreshDependencies(tx: ReadTx): void {
+    this.secrets.clear();
+    this.configs.clear();
+    for (const t of this.tasks.values()) {
+      if (!needsDependencies(t)) continue;
+      for (const ref of t.Spec.ContainerSpec?.Secrets ?? []) {
+        const s = tx.get('secret', ref.SecretID);
+        if (s !== undefined) this.secrets.set(s.ID, s);
+      }
+      for (const ref of t.Spec.ContainerSpec?.Configs ?? []) {
+        const c = tx.get('config', ref.ConfigID);
+        if (c !== undefined) this.configs.set(c.ID, c);
+      }
+    }
+  }
+}

@@ -1,0 +1,239 @@
+// The dispatcher's only way to write: node state changes and task status reports from many
+// sessions are queued, merged (latest per node, furthest per task) and committed together — one
+// store transaction (one Raft entry) per batch of at most `maxBatchItems` — after at most
+// `maxBatchIntervalMs`, or at once when a batch is full. One commit is in flight at a time; what
+// arrives meanwhile forms the next batch (group commit). Callers await their item's commit.
+import type { Logger } from 'pino';
+
+import { SequenceConflictError, TransactionTooLargeError } from '../store/errors.js';
+import type { MemoryStore, Tx } from '../store/memory-store.js';
+import type { Node, NodeDescription, NodeRole, NodeState, TaskStatus } from '../store/types.js';
+import { DispatcherError } from './errors.js';
+import { taskStateRank, workerTransitionRefusal } from './task-transitions.js';
+
+export type NodeChange =
+  /** A session opened: the node is ready, with what it says about itself and where it called from. */
+  | { readonly kind: 'ready'; readonly description: NodeDescription | null; readonly role: NodeRole; readonly addr: string }
+  /** Heartbeats stopped (down), or a new leader has not heard from it yet (unknown). */
+  | { readonly kind: 'not-ready'; readonly state: Exclude<NodeState, 'ready'>; readonly message: string };
+
+export interface BatchWriterOptions {
+  readonly store: MemoryStore;
+  readonly logger: Logger;
+  readonly maxBatchItems: number;
+  readonly maxBatchIntervalMs: number;
+  /** Most items queued (not yet in a commit); beyond it enqueueTaskStatus throws ERR_DISPATCHER_BUSY. */
+  readonly maxPendingItems: number;
+}
+
+interface Waiters<T> {
+  readonly resolve: ((v: T) => void)[];
+  readonly reject: ((e: Error) => void)[];
+}
+
+interface PendingNode extends Waiters<void> {
+  change: NodeChange;
+}
+
+interface PendingTask extends Waiters<string | null> {
+  readonly nodeId: string;
+  status: TaskStatus;
+}
+
+type Item = { readonly type: 'node'; readonly id: string; readonly p: PendingNode } | { readonly type: 'task'; readonly id: string; readonly p: PendingTask };
+
+/** Retries of a batch that lost an optimistic-concurrency race with another writer. */
+const MAX_CONFLICT_RETRIES = 5;
+
+const NODE_ROLE_OF_CERT: Readonly<Record<string, NodeRole>> = { 'swarm-manager': 'manager', 'swarm-worker': 'worker' };
+
+export function nodeRoleOfCertificate(role: string): NodeRole {
+  return NODE_ROLE_OF_CERT[role] ?? 'worker';
+}
+
+function sameStatus(a: TaskStatus, b: TaskStatus): boolean {
+  return (
+    a.State === b.State &&
+    a.Message === b.Message &&
+    (a.Err ?? '') === (b.Err ?? '') &&
+    JSON.stringify(a.ContainerStatus ?? {}) === JSON.stringify(b.ContainerStatus ?? {})
+  );
+}
+
+export class BatchWriter {
+  private readonly nodes = new Map<string, PendingNode>();
+  private readonly tasks = new Map<string, PendingTask>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing = false;
+  private closed = false;
+  /** Transactions committed and items written, for tests and benchmarks. */
+  readonly stats = { commits: 0, items: 0, refused: 0 };
+
+  constructor(private readonly opts: BatchWriterOptions) {}
+
+  get pending(): number {
+    return this.nodes.size + this.tasks.size;
+  }
+
+  enqueueNode(nodeId: string, change: NodeChange): Promise<void> {
+    this.assertOpen();
+    return new Promise((resolve, reject) => {
+      const p = this.nodes.get(nodeId);
+      if (p === undefined) this.nodes.set(nodeId, { change, resolve: [resolve], reject: [reject] });
+      else {
+        // The latest change wins: a node that re-registered before its "down" was written stays ready.
+        p.change = change;
+        p.resolve.push(resolve);
+        p.reject.push(reject);
+      }
+      this.schedule();
+    });
+  }
+
+  /** Resolves with null once written (or already so), or with the reason it was refused. */
+  enqueueTaskStatus(nodeId: string, taskId: string, status: TaskStatus): Promise<string | null> {
+    this.assertOpen();
+    return new Promise((resolve, reject) => {
+      const p = this.tasks.get(taskId);
+      if (p === undefined) this.tasks.set(taskId, { nodeId, status, resolve: [resolve], reject: [reject] });
+      else {
+        // Two reports of one task in one batch: keep the furthest along (equal: the later one).
+        if (taskStateRank(status.State) >= taskStateRank(p.status.State)) p.status = status;
+        p.resolve.push(resolve);
+        p.reject.push(reject);
+      }
+      this.schedule();
+    });
+  }
+
+  /** Rejects everything queued; later enqueues throw. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const err = new DispatcherError('ERR_DISPATCHER_STOPPED', reason);
+    for (const p of [...this.nodes.values(), ...this.tasks.values()]) for (const r of p.reject) r(err);
+    this.nodes.clear();
+    this.tasks.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new DispatcherError('ERR_DISPATCHER_STOPPED', 'the dispatcher is stopped');
+    if (this.pending >= this.opts.maxPendingItems) {
+      throw new DispatcherError('ERR_DISPATCHER_BUSY', `dispatcher: ${this.pending} status updates are waiting to be written (limit ${this.opts.maxPendingItems}); retry shortly`);
+    }
+  }
+
+  private schedule(): void {
+    if (this.flushing) return;
+    if (this.pending >= this.opts.maxBatchItems) {
+      void this.flush();
+      return;
+    }
+    this.timer ??= setTimeout(() => void this.flush(), this.opts.maxBatchIntervalMs);
+  }
+
+  private take(): Item[] {
+    const out: Item[] = [];
+    for (const [id, p] of this.nodes) {
+      if (out.length >= this.opts.maxBatchItems) break;
+      out.push({ type: 'node', id, p });
+      this.nodes.delete(id);
+    }
+    for (const [id, p] of this.tasks) {
+      if (out.length >= this.opts.maxBatchItems) break;
+      out.push({ type: 'task', id, p });
+      this.tasks.delete(id);
+    }
+    return out;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      // Bounded: each pass takes at least one item, and enqueue refuses beyond maxPendingItems.
+      while (this.pending > 0 && !this.closed) await this.commit(this.take(), 0);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async commit(batch: readonly Item[], attempt: number): Promise<void> {
+    if (batch.length === 0) return;
+    let refusals: Map<string, string>;
+    try {
+      ({ result: refusals } = await this.opts.store.update((tx) => this.apply(tx, batch)));
+    } catch (err) {
+      if (err instanceof SequenceConflictError && attempt < MAX_CONFLICT_RETRIES) return this.commit(batch, attempt + 1);
+      if (err instanceof TransactionTooLargeError && batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.commit(batch.slice(0, half), 0);
+        return this.commit(batch.slice(half), 0);
+      }
+      this.opts.logger.warn({ err, items: batch.length }, 'dispatcher: a batch of node and task status changes could not be written');
+      for (const item of batch) for (const r of item.p.reject) r(err as Error);
+      return;
+    }
+    this.stats.commits++;
+    this.stats.items += batch.length;
+    this.stats.refused += refusals.size;
+    for (const item of batch) {
+      if (item.type === 'node') for (const r of item.p.resolve) r();
+      else for (const r of item.p.resolve) r(refusals.get(item.id) ?? null);
+    }
+  }
+
+  /** Runs inside the transaction: may run again on a retry, so it only reads and writes `tx`. */
+  private apply(tx: Tx, batch: readonly Item[]): Map<string, string> {
+    const refusals = new Map<string, string>();
+    for (const item of batch) {
+      if (item.type === 'node') this.applyNode(tx, item.id, item.p.change);
+      else {
+        const reason = this.applyTask(tx, item.id, item.p);
+        if (reason !== null) refusals.set(item.id, reason);
+      }
+    }
+    return refusals;
+  }
+
+  private applyNode(tx: Tx, nodeId: string, change: NodeChange): void {
+    const node = tx.get('node', nodeId);
+    if (change.kind === 'ready') {
+      const status = { State: 'ready' as const, Addr: change.addr };
+      if (node === undefined) {
+        tx.create('node', {
+          ID: nodeId,
+          Spec: { Role: change.role, Availability: 'active' },
+          ...(change.description !== null ? { Description: change.description } : {}),
+          Status: status,
+        });
+        return;
+      }
+      const description = change.description ?? node.Description;
+      const unchanged = node.Status.State === 'ready' && node.Status.Addr === change.addr && node.Status.Message === undefined && JSON.stringify(description) === JSON.stringify(node.Description);
+      if (unchanged) return;
+      tx.update('node', { ...node, ...(description !== undefined ? { Description: description } : {}), Status: status } satisfies Node);
+      return;
+    }
+    if (node === undefined || node.Status.State === change.state) return;
+    tx.update('node', { ...node, Status: { ...node.Status, State: change.state, Message: change.message } } satisfies Node);
+  }
+
+  private applyTask(tx: Tx, taskId: string, p: PendingTask): string | null {
+    const task = tx.get('task', taskId);
+    if (task === undefined) return `task ${taskId} no longer exists`;
+    if (task.NodeID !== p.nodeId) return `task ${taskId} is assigned to node ${task.NodeID}, not ${p.nodeId}`;
+    const refusal = workerTransitionRefusal(task.Status.State, p.status.State);
+    if (refusal !== null) {
+      this.opts.logger.warn({ taskId, nodeId: p.nodeId, from: task.Status.State, to: p.status.State }, `dispatcher: refused task status update: ${refusal}`);
+      return refusal;
+    }
+    if (sameStatus(task.Status, p.status)) return null;
+    tx.update('task', { ...task, Status: p.status });
+    return null;
+  }
+}

@@ -1,0 +1,621 @@
+// The dispatcher: the manager side of every worker's session (gRPC service `Dispatcher`, callable
+// with a worker or a manager certificate; the node is always the certificate's CN, never a field
+// of the request).
+//
+// Only the leader dispatches. A leadership check (every `leadershipCheckMs`) starts the leader's
+// machinery — the batch writer, one store watch routed to every node's assignment stream, and a
+// heartbeat deadline per node — and tears it down when leadership is lost, ending every stream so
+// that agents reconnect. A follower answers Session with the leader's address and the manager list,
+// then FAILED_PRECONDITION; its other calls fail with FAILED_PRECONDITION too.
+//
+//   Session        register/refresh the Node (ready, description, address) through the batch
+//                  writer, then SessionMessage{session_id, managers, node_json, heartbeat period};
+//                  later messages carry manager-list and node changes. A new session of a node
+//                  ends the old one's streams.
+//   Heartbeat      re-arms the node's deadline: period × gracePeriodMultiplier (+ jitter); a node
+//                  that misses it is written down ("heartbeat failure") and its streams end.
+//   Assignments    COMPLETE (tasks ASSIGNED or later on this node + the secrets/configs they
+//                  reference), then INCREMENTAL deltas from the store watch; large sets in chunks.
+//   UpdateTaskStatus  every update must name a task of the caller's node (else PERMISSION_DENIED,
+//                  nothing applied); updates are queued in the batch writer and the call resolves
+//                  when its batch committed, listing refused updates (backwards moves…).
+import { randomBytes } from 'node:crypto';
+
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+
+import {
+  AssignmentAction,
+  AssignmentsMessage_Type,
+  DispatcherService,
+  type AssignmentChange,
+  type AssignmentsMessage,
+  type AssignmentsRequest,
+  type DispatcherServer,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  type SessionMessage,
+  type SessionRequest,
+  type UpdateTaskStatusRequest,
+  type UpdateTaskStatusResponse,
+  type WeightedPeer,
+} from '../../proto/gen/shoal/dispatcher.js';
+import { peerIdentity, type PeerIdentity } from '../../proto/grpc/authz.js';
+import { ResyncRequiredError } from '../store/errors.js';
+import type { MemoryStore } from '../store/memory-store.js';
+import type { Node, TaskStatus } from '../store/types.js';
+import type { ChangeEvent, StoreWatch } from '../store/watch.js';
+import { AssignmentSet, type AssignedItem } from './assignment-set.js';
+import { BatchWriter, nodeRoleOfCertificate } from './batch-writer.js';
+import { DispatcherError, notLeader, sessionInvalid } from './errors.js';
+import { encodeJson, nodeDescriptionFromWire, taskStatusFromProto } from './wire.js';
+
+/** A manager as workers reach it. */
+export interface ManagerPeer {
+  readonly nodeId: string;
+  /** host:port of its cluster port. */
+  readonly addr: string;
+}
+
+/** What the dispatcher needs to know about Raft leadership (the manager runtime implements it). */
+export interface Leadership {
+  isLeader(): boolean;
+  /** The leader as workers reach it, when known. */
+  leader(): ManagerPeer | null;
+}
+
+export interface DispatcherConfig {
+  /** Used while the Cluster object sets no Spec.Dispatcher.HeartbeatPeriod (Docker's default: 5 s). */
+  readonly heartbeatPeriodMs: number;
+  /** Each HeartbeatResponse's period is the period ± up to this much, so that nodes spread out. */
+  readonly heartbeatJitterMs: number;
+  /** A node is down after (period + jitter) × this without a heartbeat (swarmkit: 3). */
+  readonly gracePeriodMultiplier: number;
+  /** Most node/task changes in one store transaction. */
+  readonly maxBatchItems: number;
+  /** Longest a change waits for its batch (swarmkit: 100 ms). */
+  readonly maxBatchIntervalMs: number;
+  /** Most changes queued before UpdateTaskStatus answers RESOURCE_EXHAUSTED. */
+  readonly maxPendingItems: number;
+  /** How often leadership and the manager list are checked. */
+  readonly leadershipCheckMs: number;
+  /** Messages a stream may have buffered unsent before the dispatcher ends it (the node resyncs). */
+  readonly maxStreamBufferedMessages: number;
+  /** Largest assignments message, by the JSON it carries (gRPC's default limit is 4 MiB). */
+  readonly maxAssignmentMessageBytes: number;
+}
+
+export const DEFAULT_DISPATCHER_CONFIG: DispatcherConfig = {
+  heartbeatPeriodMs: 5000,
+  heartbeatJitterMs: 500,
+  gracePeriodMultiplier: 3,
+  maxBatchItems: 500,
+  maxBatchIntervalMs: 100,
+  maxPendingItems: 50_000,
+  leadershipCheckMs: 200,
+  maxStreamBufferedMessages: 1000,
+  maxAssignmentMessageBytes: 1024 * 1024,
+};
+
+export interface DispatcherDeps {
+  /** The manager's store (reads, watch; writes go through `update`, on the leader). */
+  readonly store: MemoryStore;
+  readonly leadership: Leadership;
+  /** The managers workers may use, for their failover list. */
+  readonly managers: () => readonly ManagerPeer[];
+  /** The cluster's root CA certificate(s), sent to nodes in the session. */
+  readonly rootCaPem?: () => string;
+  readonly config?: Partial<DispatcherConfig>;
+  readonly logger?: Logger;
+}
+
+type SessionCall = grpc.ServerWritableStream<SessionRequest, SessionMessage>;
+type AssignmentsCall = grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>;
+type AnyStream = SessionCall | AssignmentsCall;
+
+interface AssignmentStream {
+  readonly call: AssignmentsCall;
+  readonly set: AssignmentSet;
+  /** Events at or before this version are already in the set (it was listed at this version). */
+  baseVersion: number;
+  sequence: number;
+  appliesTo: string;
+}
+
+interface NodeSession {
+  readonly nodeId: string;
+  readonly sessionId: string;
+  expiry: NodeJS.Timeout;
+  sessionCall: SessionCall | null;
+  assignments: AssignmentStream | null;
+  /** The node's Spec as last sent, to send changes only. */
+  lastSpecJson: string;
+}
+
+const WATCHED_KINDS = ['task', 'secret', 'config', 'node'] as const;
+const NS_PER_MS = 1_000_000;
+
+function peerHost(peer: string): string {
+  // grpc-js gives "1.2.3.4:port", "[::1]:port" or "ipv4:…" forms; Node.Status.Addr is the IP alone.
+  const p = peer.replace(/^ipv[46]:/, '');
+  if (p.startsWith('[')) return p.slice(1, p.indexOf(']'));
+  const i = p.lastIndexOf(':');
+  return i > 0 ? p.slice(0, i) : p;
+}
+
+export class Dispatcher {
+  readonly config: DispatcherConfig;
+  private readonly log: Logger;
+  private readonly store: MemoryStore;
+  private readonly ended = new WeakSet<AnyStream>();
+  private readonly sessions = new Map<string, NodeSession>();
+  /** Nodes a new leader has not heard from yet: written down when these fire. */
+  private readonly unknownTimers = new Map<string, NodeJS.Timeout>();
+  private writer: BatchWriter | null = null;
+  private watch: StoreWatch | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private managersJson = '';
+  private stopped = false;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.config = { ...DEFAULT_DISPATCHER_CONFIG, ...deps.config };
+    this.log = deps.logger ?? pino({ level: 'silent' });
+    this.store = deps.store;
+  }
+
+  /** True while this dispatcher serves sessions (it is the leader's). */
+  get leading(): boolean {
+    return this.writer !== null;
+  }
+
+  /** Nodes with an open session, for tests and the manager's status. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get writerStats(): { readonly commits: number; readonly items: number; readonly refused: number } {
+    return this.writer?.stats ?? { commits: 0, items: 0, refused: 0 };
+  }
+
+  start(): void {
+    if (this.checkTimer !== null || this.stopped) return;
+    this.checkLeadership();
+    this.checkTimer = setInterval(() => this.checkLeadership(), this.config.leadershipCheckMs);
+  }
+
+  /** Ends every session (agents fail over) and stops. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.checkTimer !== null) clearInterval(this.checkTimer);
+    this.checkTimer = null;
+    this.stepDown(new DispatcherError('ERR_DISPATCHER_STOPPED', 'the dispatcher on this manager is shutting down: use another manager'));
+  }
+
+  /** The grpc-js implementation (for `server.addService(DispatcherService, …)`). */
+  implementation(): DispatcherServer {
+    return {
+      session: (call) => {
+        this.session(call).catch((err: unknown) => this.endWithError(call, err));
+      },
+      heartbeat: (call, callback) => {
+        try {
+          callback(null, this.heartbeat(this.callerOf(call), call.request));
+        } catch (err) {
+          callback(this.toServiceError(err));
+        }
+      },
+      updateTaskStatus: (call, callback) => {
+        this.updateTaskStatus(this.callerOf(call), call.request).then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(this.toServiceError(err)),
+        );
+      },
+      assignments: (call) => {
+        try {
+          this.assignments(call);
+        } catch (err) {
+          this.endWithError(call, err);
+        }
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------------------ leadership
+
+  /** The heartbeat period in force: the Cluster object's setting, else the configured default. */
+  heartbeatPeriodMs(): number {
+    const cluster = this.store.find('cluster')[0];
+    const ns = cluster?.Spec.Dispatcher?.HeartbeatPeriod;
+    return ns !== undefined && ns > 0 ? Math.max(1, Math.round(ns / NS_PER_MS)) : this.config.heartbeatPeriodMs;
+  }
+
+  private graceMs(): number {
+    return (this.heartbeatPeriodMs() + this.config.heartbeatJitterMs) * this.config.gracePeriodMultiplier;
+  }
+
+  private checkLeadership(): void {
+    if (this.stopped) return;
+    const isLeader = this.deps.leadership.isLeader();
+    if (isLeader && !this.leading) this.becomeLeader();
+    else if (!isLeader && this.leading) this.stepDown(notLeader(this.deps.leadership.leader()?.addr ?? null));
+    const managers = JSON.stringify(this.managerList());
+    if (managers !== this.managersJson) {
+      const first = this.managersJson === '';
+      this.managersJson = managers;
+      if (!first) for (const s of this.sessions.values()) if (s.sessionCall !== null) this.write(s.sessionCall, this.sessionMessage(s));
+    }
+  }
+
+  private becomeLeader(): void {
+    this.log.info('dispatcher: this manager leads; serving sessions');
+    this.writer = new BatchWriter({
+      store: this.store,
+      logger: this.log,
+      maxBatchItems: this.config.maxBatchItems,
+      maxBatchIntervalMs: this.config.maxBatchIntervalMs,
+      maxPendingItems: this.config.maxPendingItems,
+    });
+    this.startWatch();
+    // Nodes that were ready under the previous leader get one grace period to open a session here.
+    const writer = this.writer;
+    for (const node of this.store.find('node')) {
+      if (node.Status.State !== 'ready' || this.sessions.has(node.ID)) continue;
+      writer.enqueueNode(node.ID, { kind: 'not-ready', state: 'unknown', message: "Node moved to 'unknown' state due to leadership change" }).catch(() => undefined);
+      this.unknownTimers.set(
+        node.ID,
+        setTimeout(() => {
+          this.unknownTimers.delete(node.ID);
+          if (this.writer === writer && !this.sessions.has(node.ID)) this.markDown(node.ID);
+        }, this.graceMs()),
+      );
+    }
+  }
+
+  private stepDown(reason: DispatcherError): void {
+    if (this.writer !== null) this.log.info({ reason: reason.message }, 'dispatcher: not serving sessions any more');
+    this.writer?.close(reason.message);
+    this.writer = null;
+    this.watch?.close();
+    this.watch = null;
+    for (const t of this.unknownTimers.values()) clearTimeout(t);
+    this.unknownTimers.clear();
+    for (const s of [...this.sessions.values()]) this.dropSession(s, reason);
+  }
+
+  private managerList(): WeightedPeer[] {
+    return this.deps.managers().map((m) => ({ nodeId: m.nodeId, addr: m.addr, weight: 1 }));
+  }
+
+  private requireLeader(): BatchWriter {
+    if (this.writer === null) throw notLeader(this.deps.leadership.leader()?.addr ?? null);
+    return this.writer;
+  }
+
+  // ------------------------------------------------------------------------------ sessions
+
+  private callerOf(call: { getAuthContext(): { sslPeerCertificate?: import('node:tls').PeerCertificate } | null }): PeerIdentity {
+    const peer = peerIdentity(call);
+    if (peer === null) throw new DispatcherError('ERR_DISPATCHER_UNAUTHENTICATED', 'dispatcher calls need a node certificate of this cluster');
+    return peer;
+  }
+
+  private validSession(nodeId: string, sessionId: string): NodeSession {
+    const s = this.sessions.get(nodeId);
+    if (s === undefined || s.sessionId !== sessionId) throw sessionInvalid(nodeId, sessionId);
+    return s;
+  }
+
+  private async session(call: SessionCall): Promise<void> {
+    const peer = this.callerOf(call);
+    if (this.writer === null) {
+      const leader = this.deps.leadership.leader();
+      this.write(call, {
+        sessionId: '',
+        managers: this.managerList(),
+        networkBootstrapKeys: [],
+        rootCaPem: Buffer.alloc(0),
+        leaderAddr: leader?.addr ?? '',
+        leaderNodeId: leader?.nodeId ?? '',
+        nodeJson: Buffer.alloc(0),
+        heartbeatPeriodMs: 0,
+      });
+      throw notLeader(leader?.addr ?? null);
+    }
+    const writer = this.writer;
+    let description;
+    try {
+      description = nodeDescriptionFromWire(call.request.descriptionJson, call.request.description);
+    } catch (err) {
+      throw new DispatcherError('ERR_DISPATCHER_INVALID', `session request from node ${peer.nodeId}: ${(err as Error).message}`);
+    }
+    await writer.enqueueNode(peer.nodeId, { kind: 'ready', description, role: nodeRoleOfCertificate(peer.role), addr: peerHost(call.getPeer()) });
+    if (this.writer !== writer) throw notLeader(this.deps.leadership.leader()?.addr ?? null);
+    if (call.cancelled) return;
+
+    const previous = this.sessions.get(peer.nodeId);
+    const reuse = previous !== undefined && call.request.sessionId !== '' && previous.sessionId === call.request.sessionId;
+    const sessionId = reuse ? previous.sessionId : randomBytes(16).toString('hex');
+    if (previous !== undefined && !reuse) this.dropSession(previous, new DispatcherError('ERR_DISPATCHER_SESSION_INVALID', `node ${peer.nodeId} opened a new session`));
+    const unknown = this.unknownTimers.get(peer.nodeId);
+    if (unknown !== undefined) clearTimeout(unknown);
+    this.unknownTimers.delete(peer.nodeId);
+
+    let s: NodeSession;
+    if (reuse) {
+      s = previous;
+      if (s.sessionCall !== null && s.sessionCall !== call) this.end(s.sessionCall, new DispatcherError('ERR_DISPATCHER_SESSION_INVALID', 'the session was reopened on another stream'));
+      s.sessionCall = call;
+      this.armExpiry(s);
+    } else {
+      s = { nodeId: peer.nodeId, sessionId, expiry: setTimeout(() => undefined, 0), sessionCall: call, assignments: null, lastSpecJson: '' };
+      this.sessions.set(peer.nodeId, s);
+      this.armExpiry(s);
+    }
+    const detach = (): void => {
+      if (s.sessionCall === call) s.sessionCall = null;
+    };
+    call.on('cancelled', detach);
+    call.on('close', detach);
+    this.log.info({ nodeId: peer.nodeId, sessionId, reused: reuse }, 'dispatcher: session opened');
+    this.write(call, this.sessionMessage(s));
+  }
+
+  private sessionMessage(s: NodeSession): SessionMessage {
+    const node = this.store.get('node', s.nodeId);
+    s.lastSpecJson = JSON.stringify(node?.Spec ?? null);
+    return {
+      sessionId: s.sessionId,
+      managers: this.managerList(),
+      networkBootstrapKeys: [],
+      rootCaPem: Buffer.from(this.deps.rootCaPem?.() ?? '', 'utf8'),
+      leaderAddr: '',
+      leaderNodeId: '',
+      nodeJson: node === undefined ? Buffer.alloc(0) : encodeJson(node),
+      heartbeatPeriodMs: this.heartbeatPeriodMs(),
+    };
+  }
+
+  private armExpiry(s: NodeSession): void {
+    clearTimeout(s.expiry);
+    s.expiry = setTimeout(() => this.expire(s), this.graceMs());
+  }
+
+  private expire(s: NodeSession): void {
+    if (this.sessions.get(s.nodeId) !== s) return;
+    this.log.warn({ nodeId: s.nodeId, graceMs: this.graceMs() }, 'dispatcher: node missed its heartbeats; marking it down');
+    this.dropSession(s, new DispatcherError('ERR_DISPATCHER_SESSION_INVALID', `node ${s.nodeId} missed its heartbeat grace period: open a new session`));
+    this.markDown(s.nodeId);
+  }
+
+  private markDown(nodeId: string): void {
+    this.writer?.enqueueNode(nodeId, { kind: 'not-ready', state: 'down', message: 'heartbeat failure' }).catch((err: unknown) => {
+      this.log.warn({ err, nodeId }, 'dispatcher: could not mark a node down');
+    });
+  }
+
+  private dropSession(s: NodeSession, reason: DispatcherError): void {
+    clearTimeout(s.expiry);
+    if (this.sessions.get(s.nodeId) === s) this.sessions.delete(s.nodeId);
+    if (s.sessionCall !== null) this.end(s.sessionCall, reason);
+    if (s.assignments !== null) this.end(s.assignments.call, reason);
+    s.sessionCall = null;
+    s.assignments = null;
+  }
+
+  private heartbeat(peer: PeerIdentity, req: HeartbeatRequest): HeartbeatResponse {
+    this.requireLeader();
+    const s = this.validSession(peer.nodeId, req.sessionId);
+    this.armExpiry(s);
+    const jitter = (Math.random() * 2 - 1) * this.config.heartbeatJitterMs;
+    return { periodMs: Math.max(1, Math.round(this.heartbeatPeriodMs() + jitter)) };
+  }
+
+  // ------------------------------------------------------------------------------ task status
+
+  private async updateTaskStatus(peer: PeerIdentity, req: UpdateTaskStatusRequest): Promise<UpdateTaskStatusResponse> {
+    const writer = this.requireLeader();
+    this.validSession(peer.nodeId, req.sessionId);
+    const refused: { taskId: string; reason: string }[] = [];
+    const accepted: { taskId: string; status: TaskStatus }[] = [];
+    // Check every update before queueing any: a request touching another node's task changes nothing.
+    for (const u of req.updates) {
+      const task = this.store.get('task', u.taskId);
+      if (task === undefined) {
+        refused.push({ taskId: u.taskId, reason: `task ${u.taskId} no longer exists` });
+        continue;
+      }
+      if (task.NodeID !== peer.nodeId) {
+        this.log.warn({ nodeId: peer.nodeId, taskId: u.taskId, owner: task.NodeID }, 'dispatcher: a node tried to update a task of another node');
+        throw new DispatcherError('ERR_DISPATCHER_FOREIGN_TASK', `node ${peer.nodeId} cannot update task ${u.taskId}: it is assigned to node ${task.NodeID === '' ? '(none)' : task.NodeID}`);
+      }
+      const status = u.status === undefined ? null : taskStatusFromProto(u.status);
+      if (status === null) {
+        refused.push({ taskId: u.taskId, reason: 'the update carries no known task state' });
+        continue;
+      }
+      accepted.push({ taskId: u.taskId, status });
+    }
+    const results = await Promise.all(accepted.map((a) => writer.enqueueTaskStatus(peer.nodeId, a.taskId, a.status)));
+    results.forEach((reason, i) => {
+      if (reason !== null) refused.push({ taskId: accepted[i]!.taskId, reason });
+    });
+    return { refused };
+  }
+
+  // ------------------------------------------------------------------------------ assignments
+
+  private assignments(call: AssignmentsCall): void {
+    const peer = this.callerOf(call);
+    this.requireLeader();
+    const s = this.validSession(peer.nodeId, call.request.sessionId);
+    if (s.assignments !== null) this.end(s.assignments.call, new DispatcherError('ERR_DISPATCHER_SESSION_INVALID', 'a newer assignments stream replaced this one'));
+    const stream: AssignmentStream = { call, set: new AssignmentSet(peer.nodeId), baseVersion: 0, sequence: 0, appliesTo: '' };
+    s.assignments = stream;
+    const detach = (): void => {
+      if (s.assignments === stream) s.assignments = null;
+    };
+    call.on('cancelled', detach);
+    call.on('close', detach);
+    this.sendComplete(stream);
+  }
+
+  private sendComplete(stream: AssignmentStream): void {
+    const items = this.store.view((tx) => {
+      stream.baseVersion = tx.version;
+      return stream.set.complete(tx);
+    });
+    this.sendAssignments(
+      stream,
+      AssignmentsMessage_Type.TYPE_COMPLETE,
+      items.map((item) => this.change(item, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),
+    );
+  }
+
+  private change(item: AssignedItem, action: AssignmentAction): { readonly change: AssignmentChange; readonly sizeBytes: number } {
+    const json = encodeJson(item.object);
+    const assignment =
+      item.kind === 'task'
+        ? { item: { $case: 'taskJson' as const, taskJson: json } }
+        : item.kind === 'secret'
+          ? { item: { $case: 'secretJson' as const, secretJson: json } }
+          : { item: { $case: 'configJson' as const, configJson: json } };
+    return { change: { assignment, action }, sizeBytes: json.byteLength };
+  }
+
+  private sendAssignments(stream: AssignmentStream, type: AssignmentsMessage_Type, changes: readonly { readonly change: AssignmentChange; readonly sizeBytes: number }[]): void {
+    // Chunk by size; an empty COMPLETE still goes out as one message.
+    const chunks: AssignmentChange[][] = [[]];
+    let size = 0;
+    for (const c of changes) {
+      if (size + c.sizeBytes > this.config.maxAssignmentMessageBytes && chunks[chunks.length - 1]!.length > 0) {
+        chunks.push([]);
+        size = 0;
+      }
+      chunks[chunks.length - 1]!.push(c.change);
+      size += c.sizeBytes;
+    }
+    chunks.forEach((chunk, i) => {
+      stream.sequence++;
+      const resultsIn = String(stream.sequence);
+      this.write(stream.call, { type, appliesTo: stream.appliesTo, resultsIn, changes: chunk, more: i < chunks.length - 1 });
+      stream.appliesTo = resultsIn;
+    });
+  }
+
+  // ------------------------------------------------------------------------------ store watch
+
+  private startWatch(): void {
+    const watch = this.store.watch({ kinds: WATCHED_KINDS });
+    this.watch = watch;
+    void this.runWatch(watch);
+  }
+
+  private async runWatch(watch: StoreWatch): Promise<void> {
+    // Runs until the watch is closed (stepDown/stop), one batch of applied events per pass.
+    for (;;) {
+      let events: ChangeEvent[];
+      try {
+        const first = await watch.next();
+        if (first.done === true) return;
+        events = [first.value];
+        for (let ev = watch.poll(); ev !== null; ev = watch.poll()) events.push(ev);
+      } catch (err) {
+        if (!(err instanceof ResyncRequiredError) || this.watch !== watch) return;
+        this.log.warn({ err }, 'dispatcher: store watch lost continuity; resending every node its complete assignment set');
+        this.startWatch();
+        for (const s of this.sessions.values()) if (s.assignments !== null) this.sendComplete(s.assignments);
+        return;
+      }
+      if (this.watch !== watch) return;
+      try {
+        this.route(events);
+      } catch (err) {
+        this.log.error({ err }, 'dispatcher: routing store changes to sessions failed');
+      }
+    }
+  }
+
+  private route(events: readonly ChangeEvent[]): void {
+    const byNode = new Map<string, ChangeEvent[]>();
+    const shared: ChangeEvent[] = [];
+    const add = (nodeId: string, ev: ChangeEvent): void => {
+      const list = byNode.get(nodeId);
+      if (list === undefined) byNode.set(nodeId, [ev]);
+      else list.push(ev);
+    };
+    for (const ev of events) {
+      if (ev.kind === 'task') {
+        if (ev.object.NodeID !== '') add(ev.object.NodeID, ev);
+        if (ev.old !== undefined && ev.old.NodeID !== '' && ev.old.NodeID !== ev.object.NodeID) add(ev.old.NodeID, ev);
+      } else if (ev.kind === 'secret' || ev.kind === 'config') {
+        shared.push(ev);
+      } else if (ev.kind === 'node') {
+        this.nodeChanged(ev.object, ev.action === 'delete');
+      }
+    }
+    for (const s of this.sessions.values()) {
+      const stream = s.assignments;
+      if (stream === null) continue;
+      const mine = [...(byNode.get(s.nodeId) ?? []), ...shared].filter((ev) => ev.version > stream.baseVersion);
+      if (mine.length === 0) continue;
+      mine.sort((a, b) => a.version - b.version);
+      const delta = this.store.view((tx) => stream.set.applyChanges(mine, tx));
+      if (delta.updates.length + delta.removes.length === 0) continue;
+      this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, [
+        ...delta.updates.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),
+        ...delta.removes.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_REMOVE)),
+      ]);
+    }
+  }
+
+  private nodeChanged(node: Node, deleted: boolean): void {
+    const s = this.sessions.get(node.ID);
+    if (s === undefined) return;
+    if (deleted) {
+      this.log.info({ nodeId: node.ID }, 'dispatcher: node removed from the cluster; ending its session');
+      this.dropSession(s, new DispatcherError('ERR_DISPATCHER_FOREIGN_TASK', `node ${node.ID} was removed from the cluster`));
+      return;
+    }
+    if (s.sessionCall !== null && JSON.stringify(node.Spec) !== s.lastSpecJson) this.write(s.sessionCall, this.sessionMessage(s));
+  }
+
+  // ------------------------------------------------------------------------------ stream plumbing
+
+  private write<T>(call: grpc.ServerWritableStream<unknown, T>, message: T): void {
+    if (this.ended.has(call as AnyStream) || call.cancelled || call.writableEnded) return;
+    call.write(message);
+    if (call.writableLength > this.config.maxStreamBufferedMessages) {
+      this.end(call as AnyStream, new DispatcherError('ERR_DISPATCHER_BUSY', `the node reads too slowly (${call.writableLength} messages waiting): reconnect for a complete set`));
+    }
+  }
+
+  private end(call: AnyStream, err: DispatcherError): void {
+    if (this.ended.has(call)) return;
+    this.ended.add(call);
+    if (call.cancelled || call.writableEnded) return;
+    call.emit('error', err.toServiceError());
+  }
+
+  private endWithError(call: AnyStream, err: unknown): void {
+    if (!(err instanceof DispatcherError)) this.log.error({ err }, 'dispatcher: stream failed');
+    this.end(call, err instanceof DispatcherError ? err : new DispatcherError('ERR_DISPATCHER_STOPPED', `dispatcher: ${(err as Error).message}`));
+  }
+
+  private toServiceError(err: unknown): grpc.ServiceError {
+    if (err instanceof DispatcherError) return err.toServiceError();
+    this.log.error({ err }, 'dispatcher: call failed');
+    return new DispatcherError('ERR_DISPATCHER_STOPPED', `dispatcher: ${(err as Error).message}`).toServiceError();
+  }
+}
+
+/**
+ * Mounts a dispatcher on a cluster server (the manager runtime calls this with its server) and
+ * starts its leadership check. Call `stop()` on the result before closing the server.
+ */
+export function registerDispatcher(server: grpc.Server, deps: DispatcherDeps): Dispatcher {
+  const dispatcher = new Dispatcher(deps);
+  server.addService(DispatcherService, dispatcher.implementation());
+  dispatcher.start();
+  return dispatcher;
+}
