@@ -3,7 +3,7 @@
 // exit are followed again; ones that ended meanwhile report their exit; ones no longer wanted are
 // removed; runc containers with no task are removed.
 import { execFileSync } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStore } from '../image/index.js';
@@ -132,9 +132,21 @@ describe('adoption after an executor restart', () => {
     expect(await cgroupExists(config.linux.cgroupsPath)).toBe(false);
   });
 
-  it('keeps a prepared task that was never started; the new executor starts it', async () => {
+  it('keeps a prepared task that was never started; the new executor starts it, even without its waiting shim', async () => {
     const { first, restart } = await executorPair();
     await first.controller({ taskId: 'later', spec: { ContainerSpec: { Image: image, Command: ['echo', 'started late'] } } }).prepare();
+    // Kill the shim that waits for `start` (found by its task directory in its argv): start must make another.
+    const taskDir = join(first.opts.dataRoot, 'tasks', 'later');
+    const shims = (await readdir('/proc')).filter((p) => /^\d+$/.test(p));
+    let killed = 0;
+    for (const pid of shims) {
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (argv[0] === 'sh' && argv.includes('shoal-shim') && argv.includes(taskDir)) {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      }
+    }
+    expect(killed).toBe(1);
     const second = await restart();
     const t = second.controller({ taskId: 'later', spec: { ContainerSpec: { Image: image } } });
     expect(t.inspect().state).toBe('prepared');
