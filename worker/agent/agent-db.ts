@@ -1,0 +1,118 @@
+// The agent's durable state in LevelDB (<dataRoot>/worker/tasks.db): the assignment set as last
+// received (tasks, secrets, configs, JSON in Docker's shape), each task's last observed status,
+// and the managers it knows. A restarted agent reads it back and resumes its tasks before any
+// manager answers. Writes are queued in order; `flush()` waits for them.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import { Level } from 'level';
+
+import type { Config, Secret, Task, TaskStatus } from '../../manager/store/types.js';
+import { AgentError } from './errors.js';
+
+export const AGENT_DB_DIR = path.join('worker', 'tasks.db');
+
+export interface AgentState {
+  readonly tasks: ReadonlyMap<string, Task>;
+  readonly statuses: ReadonlyMap<string, TaskStatus>;
+  readonly secrets: ReadonlyMap<string, Secret>;
+  readonly configs: ReadonlyMap<string, Config>;
+  readonly managers: readonly string[];
+}
+
+type Op = { readonly type: 'put'; readonly key: string; readonly value: string } | { readonly type: 'del'; readonly key: string };
+
+const PREFIX = { task: 'task/', status: 'status/', secret: 'secret/', config: 'config/' } as const;
+const MANAGERS_KEY = 'meta/managers';
+
+export class AgentDb {
+  private chain: Promise<void> = Promise.resolve();
+  private failure: Error | null = null;
+
+  private constructor(private readonly db: Level<string, string>) {}
+
+  static async open(dataRoot: string): Promise<AgentDb> {
+    const dir = path.join(dataRoot, AGENT_DB_DIR);
+    await mkdir(path.dirname(dir), { recursive: true });
+    const db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    try {
+      await db.open();
+    } catch (err) {
+      throw new AgentError('ERR_AGENT_DB', `agent: cannot open ${dir} (is another agent using this data root?): ${(err as Error).message}`, { cause: err });
+    }
+    return new AgentDb(db);
+  }
+
+  async load(): Promise<AgentState> {
+    const tasks = new Map<string, Task>();
+    const statuses = new Map<string, TaskStatus>();
+    const secrets = new Map<string, Secret>();
+    const configs = new Map<string, Config>();
+    let managers: string[] = [];
+    for await (const [key, value] of this.db.iterator()) {
+      const o: unknown = JSON.parse(value);
+      if (key.startsWith(PREFIX.task)) tasks.set(key.slice(PREFIX.task.length), o as Task);
+      else if (key.startsWith(PREFIX.status)) statuses.set(key.slice(PREFIX.status.length), o as TaskStatus);
+      else if (key.startsWith(PREFIX.secret)) secrets.set(key.slice(PREFIX.secret.length), o as Secret);
+      else if (key.startsWith(PREFIX.config)) configs.set(key.slice(PREFIX.config.length), o as Config);
+      else if (key === MANAGERS_KEY && Array.isArray(o)) managers = o.filter((m): m is string => typeof m === 'string');
+    }
+    return { tasks, statuses, secrets, configs, managers };
+  }
+
+  putTask(t: Task): Op {
+    return { type: 'put', key: PREFIX.task + t.ID, value: JSON.stringify(t) };
+  }
+
+  delTask(id: string): Op[] {
+    return [
+      { type: 'del', key: PREFIX.task + id },
+      { type: 'del', key: PREFIX.status + id },
+    ];
+  }
+
+  putSecret(s: Secret): Op {
+    return { type: 'put', key: PREFIX.secret + s.ID, value: JSON.stringify(s) };
+  }
+
+  delSecret(id: string): Op {
+    return { type: 'del', key: PREFIX.secret + id };
+  }
+
+  putConfig(c: Config): Op {
+    return { type: 'put', key: PREFIX.config + c.ID, value: JSON.stringify(c) };
+  }
+
+  delConfig(id: string): Op {
+    return { type: 'del', key: PREFIX.config + id };
+  }
+
+  putStatus(taskId: string, s: TaskStatus): Op {
+    return { type: 'put', key: PREFIX.status + taskId, value: JSON.stringify(s) };
+  }
+
+  putManagers(addrs: readonly string[]): Op {
+    return { type: 'put', key: MANAGERS_KEY, value: JSON.stringify(addrs) };
+  }
+
+  /** Queues one atomic batch after the ones before it. */
+  write(ops: readonly Op[]): void {
+    if (ops.length === 0) return;
+    this.chain = this.chain.then(() =>
+      this.db.batch([...ops]).catch((err: unknown) => {
+        this.failure ??= err as Error;
+      }),
+    );
+  }
+
+  /** Resolves when every queued write is on disk; rejects with the first write failure. */
+  async flush(): Promise<void> {
+    await this.chain;
+    if (this.failure !== null) throw new AgentError('ERR_AGENT_DB', `agent: a local database write failed: ${this.failure.message}`, { cause: this.failure });
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    await this.db.close();
+  }
+}

@@ -1,0 +1,243 @@
+// One task on this node: drives its container through the executor's TaskController from the
+// task's desired state and reports every observed state (swarmkit's agent/exec "Do" loop, ours):
+//
+//   ASSIGNED → ACCEPTED → PREPARING ─prepare()─► READY → STARTING ─start()─► RUNNING ─wait()─► COMPLETE | FAILED
+//                             │ prepare fails: REJECTED        │ start fails: FAILED
+//   desired state past RUNNING at any point: shutdown() if a process may exist → SHUTDOWN
+//   task left the assignment set: shutdown if running, then remove() (container, mounts, bundle)
+//
+// Steps run one at a time (`kick` re-runs the driver after the current step); `wait()` runs
+// beside them so that a shutdown can interrupt a running task. A restarted agent builds runners
+// from its saved statuses: a RUNNING task re-attaches to its container (the executor adopts it),
+// an interrupted PREPARING/STARTING step is repeated (the executor's calls are idempotent).
+import type { Logger } from 'pino';
+
+import type { Task, TaskState, TaskStatus } from '../../manager/store/types.js';
+import { isTerminal, taskStateRank } from '../../manager/dispatcher/task-transitions.js';
+import type { DependencyGetter, ExitStatus, Executor, TaskController, TaskDescriptor } from '../executor/types.js';
+
+export interface TaskRunnerDeps {
+  readonly executor: Executor;
+  readonly dependencies: DependencyGetter;
+  /** Called with every new observed status (the agent persists and reports it). */
+  readonly report: (taskId: string, status: TaskStatus) => void;
+  readonly logger: Logger;
+}
+
+const RUNNING = taskStateRank('running');
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class TaskRunner {
+  private controller: TaskController | null = null;
+  private driving = false;
+  private again = false;
+  private closed = false;
+  private removed = false;
+  private waiting = false;
+  private stopping = false;
+  private prepareAbort: AbortController | null = null;
+
+  constructor(
+    private task: Task,
+    private observed: TaskStatus,
+    private readonly deps: TaskRunnerDeps,
+  ) {}
+
+  get taskId(): string {
+    return this.task.ID;
+  }
+
+  get status(): TaskStatus {
+    return this.observed;
+  }
+
+  /** A newer version of the task from the manager (desired state, spec). */
+  update(task: Task): void {
+    this.task = task;
+    if (this.wantsStop()) this.prepareAbort?.abort();
+    this.kick();
+  }
+
+  /** Starts (or resumes) driving the task. */
+  kick(): void {
+    if (this.closed || this.removed) return;
+    if (this.driving) {
+      this.again = true;
+      return;
+    }
+    this.driving = true;
+    void (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.step();
+        } while (this.again && !this.closed && !this.removed);
+      } catch (err) {
+        this.deps.logger.error({ err, taskId: this.taskId }, 'agent: task driver failed');
+      } finally {
+        this.driving = false;
+      }
+    })();
+  }
+
+  /** The task left the assignment set: stop it if it runs and remove its container. */
+  async remove(): Promise<void> {
+    if (this.removed) return;
+    this.removed = true;
+    this.prepareAbort?.abort();
+    const ctl = this.ctl();
+    try {
+      if (ctl.inspect().state === 'running') await ctl.shutdown();
+      await ctl.remove();
+    } catch (err) {
+      this.deps.logger.warn({ err, taskId: this.taskId }, 'agent: removing a task container failed');
+    }
+  }
+
+  /** The agent is closing: stop driving; the container keeps running (a new agent adopts it). */
+  close(): void {
+    this.closed = true;
+  }
+
+  private wantsStop(): boolean {
+    return taskStateRank(this.task.DesiredState) > RUNNING;
+  }
+
+  private ctl(): TaskController {
+    if (this.controller === null) {
+      const descriptor: TaskDescriptor = {
+        taskId: this.task.ID,
+        spec: this.task.Spec,
+        ...(this.task.ServiceID !== '' ? { serviceId: this.task.ServiceID } : {}),
+        dependencies: this.deps.dependencies,
+      };
+      this.controller = this.deps.executor.controller(descriptor);
+    }
+    return this.controller;
+  }
+
+  private set(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): void {
+    if (this.closed || this.removed) return;
+    this.observed = { Timestamp: new Date().toISOString(), State: state, Message: message, ...extra };
+    this.deps.report(this.taskId, this.observed);
+  }
+
+  private containerStatus(): Partial<TaskStatus> {
+    const pid = this.ctl().inspect().pid;
+    return { ContainerStatus: { ContainerID: this.taskId, ...(pid !== undefined ? { PID: pid } : {}) } };
+  }
+
+  /** Advances as far as it can now; bounded: every pass moves the state forward or returns. */
+  private async step(): Promise<void> {
+    for (let pass = 0; pass < 16 && !this.closed && !this.removed; pass++) {
+      const state = this.observed.State;
+      if (isTerminal(state)) return;
+      if (this.wantsStop()) {
+        await this.stop();
+        return;
+      }
+      switch (state) {
+        case 'new':
+        case 'allocated':
+        case 'pending':
+        case 'assigned':
+          this.set('accepted', 'accepted');
+          break;
+        case 'accepted':
+        case 'preparing':
+          if (!(await this.prepare())) return;
+          break;
+        case 'ready':
+          if (this.task.DesiredState === 'ready') return; // start-first updates hold tasks here
+          this.set('starting', 'starting');
+          break;
+        case 'starting':
+          if (!(await this.start())) return;
+          break;
+        case 'running':
+          this.attachWait();
+          return;
+        default:
+          return;
+      }
+    }
+  }
+
+  private async prepare(): Promise<boolean> {
+    this.set('preparing', 'preparing');
+    const abort = new AbortController();
+    this.prepareAbort = abort;
+    try {
+      await this.ctl().prepare(abort.signal);
+    } catch (err) {
+      if (this.closed || this.removed) return false;
+      if (this.wantsStop()) return true; // the next pass shuts it down
+      this.set('rejected', 'preparing failed', { Err: errorMessage(err) });
+      return false;
+    } finally {
+      this.prepareAbort = null;
+    }
+    this.set('ready', 'prepared');
+    return true;
+  }
+
+  private async start(): Promise<boolean> {
+    try {
+      await this.ctl().start();
+    } catch (err) {
+      if (this.closed || this.removed) return false;
+      this.set('failed', 'starting failed', { Err: errorMessage(err) });
+      return false;
+    }
+    this.set('running', 'started', this.containerStatus());
+    return true;
+  }
+
+  private attachWait(): void {
+    if (this.waiting) return;
+    const ctl = this.ctl();
+    const seen = ctl.inspect().state;
+    if (seen === 'absent' || seen === 'removed') {
+      // Saved as RUNNING, but the executor has no container: lost while the agent was away.
+      this.set('failed', 'started', { Err: 'the task\'s container is gone (lost while the agent was not running)' });
+      return;
+    }
+    this.waiting = true;
+    ctl.wait().then(
+      (exit) => this.exited(exit),
+      (err: unknown) => {
+        this.waiting = false;
+        if (this.closed || this.removed || this.stopping) return;
+        this.set('failed', 'started', { Err: `waiting for the container failed: ${errorMessage(err)}` });
+      },
+    );
+  }
+
+  private exited(exit: ExitStatus): void {
+    this.waiting = false;
+    if (this.closed || this.removed || this.stopping || this.observed.State !== 'running') return;
+    const container = { ContainerStatus: { ContainerID: this.taskId, ...(exit.exitCode !== undefined ? { ExitCode: exit.exitCode } : {}) } };
+    if (exit.state === 'complete') this.set('complete', 'finished', container);
+    else this.set('failed', 'started', { Err: exit.message, ...container });
+  }
+
+  private async stop(): Promise<void> {
+    const state = this.observed.State;
+    // A process can exist from STARTING on (start() may have run before a crash).
+    if (taskStateRank(state) >= taskStateRank('starting')) {
+      this.stopping = true;
+      try {
+        await this.ctl().shutdown();
+      } catch (err) {
+        this.deps.logger.warn({ err, taskId: this.taskId }, 'agent: shutdown failed; killing the task');
+        await this.ctl()
+          .terminate()
+          .catch((e: unknown) => this.deps.logger.error({ err: e, taskId: this.taskId }, 'agent: terminate failed'));
+      }
+    }
+    this.set('shutdown', 'shutdown');
+  }
+}
