@@ -39,29 +39,35 @@ async function startMember(id: NodeId, dir: string, dek: Uint8Array, snapshots?:
   const transport = await TcpTransport.listen({ id, listen: { host: '127.0.0.1', port: 0 }, logger: silent, minBackoffMs: 5, maxBackoffMs: 50 });
   // The state machine is the list of applied payloads; its snapshot is that list as JSON.
   const applied: string[] = [];
-  const node = await RaftNode.open({
-    id,
-    peers: [...IDS],
-    dir,
-    dek,
-    transport,
-    apply: (e) => applied.push(Buffer.from(e.data).toString('utf8')),
-    restore: (snap) => {
-      applied.length = 0;
-      if (snap.data.byteLength > 0) applied.push(...(JSON.parse(Buffer.from(snap.data).toString('utf8')) as string[]));
-    },
-    ...(snapshots === undefined
-      ? {}
-      : {
-          snapshotData: () => Buffer.from(JSON.stringify(applied)),
-          snapshotIntervalEntries: snapshots.intervalEntries,
-          snapshotKeepEntries: snapshots.keepEntries,
-        }),
-    tickMs: 10,
-    electionTick: 10,
-    heartbeatTick: 1,
-    logger: silent,
-  });
+  let node: RaftNode;
+  try {
+    node = await RaftNode.open({
+      id,
+      peers: [...IDS],
+      dir,
+      dek,
+      transport,
+      apply: (e) => applied.push(Buffer.from(e.data).toString('utf8')),
+      restore: (snap) => {
+        applied.length = 0;
+        if (snap.data.byteLength > 0) applied.push(...(JSON.parse(Buffer.from(snap.data).toString('utf8')) as string[]));
+      },
+      ...(snapshots === undefined
+        ? {}
+        : {
+            snapshotData: () => Buffer.from(JSON.stringify(applied)),
+            snapshotIntervalEntries: snapshots.intervalEntries,
+            snapshotKeepEntries: snapshots.keepEntries,
+          }),
+      tickMs: 10,
+      electionTick: 10,
+      heartbeatTick: 1,
+      logger: silent,
+    });
+  } catch (err) {
+    await transport.close(); // the node owns its transport only once it exists
+    throw err;
+  }
   live.add(node);
   return { node, transport, applied };
 }
@@ -199,7 +205,12 @@ describe('RaftNode over TCP with durable logs', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-node-single-'));
     dirs.push(dir);
     const transport = await TcpTransport.listen({ id: 1, listen: { host: '127.0.0.1', port: 0 }, logger: silent });
-    const node = await RaftNode.open({ id: 1, peers: [1], dir, dek: randomBytes(32), transport, apply: () => {}, tickMs: 10, logger: silent });
+    const node = await RaftNode.open({ id: 1, peers: [1], dir, dek: randomBytes(32), transport, apply: () => {}, tickMs: 10, logger: silent }).catch(
+      async (err: unknown) => {
+        await transport.close();
+        throw err;
+      },
+    );
     live.add(node);
     await waitFor('single-node leadership', () => (node.status().role === 'leader' ? true : undefined));
     await expect(node.propose(Buffer.from('x'))).resolves.toMatchObject({ index: expect.any(Number) });
