@@ -171,7 +171,7 @@ describe('three managers in three processes', () => {
     const leader = await agreedLeader(m);
     await eventually('the leader to see every manager reachable', async () => (await status(leader)).members.every((x) => x.reachable));
     const victim = m.find((p) => p !== leader)!;
-    await leader.request('remove', { nodeId: victim.nodeId });
+    expect(await leader.requestError('remove', { nodeId: victim.nodeId })).toBeNull();
     const rest = m.filter((p) => p !== victim);
     for (const p of rest) {
       const s = await eventually('the removal to apply', async () => {
@@ -302,7 +302,7 @@ describe('five managers in five processes', () => {
   it('demoting the leader moves leadership first; a follower can leave; the rest carry on', async () => {
     const leader = await agreedLeader(m);
     await eventually('every manager reachable', async () => (await status(leader)).members.every((x) => x.reachable));
-    await leader.request('demote', { nodeId: leader.nodeId });
+    expect(await leader.requestError('demote', { nodeId: leader.nodeId })).toBeNull();
     const rest = m.filter((p) => p !== leader);
     const next = await agreedLeader(rest);
     expect(next).not.toBe(leader);
@@ -313,7 +313,7 @@ describe('five managers in five processes', () => {
     const { objects } = await next.request<{ objects: { node: { ID: string; Spec: { Role: string } }[] } }>('dump');
     expect(objects.node.find((n) => n.ID === leader.nodeId)?.Spec.Role).toBe('worker');
     const leaving = rest.find((p) => p !== next)!;
-    await leaving.request('leave', {});
+    expect(await leaving.requestError('leave', {})).toBeNull();
     // It forgot the swarm: no state file, no certificates, no Raft log, no key.
     expect(readdirSync(leaving.dataRoot)).toEqual([]);
     const remaining = rest.filter((p) => p !== leaving);

@@ -82,14 +82,16 @@ export class Membership {
   }
 
   /**
-   * Heard from within an election timeout. The leader hears every member each heartbeat; a
+   * Heard from within two election timeouts. The leader hears every member each heartbeat; a
    * follower hears only the leader, so for the others it falls back on the Node object (what the
    * leader wrote). Raft's own recentActive flag is not used: it is cleared every election timeout
    * and would make live members flap to "unreachable".
    */
   private reachable(id: string): boolean {
     if (id === this.o.selfId) return true;
-    if (this.o.transport.heardFrom(id, this.o.electionTimeoutMs)) return true;
+    // Two election timeouts: a live member on a loaded host must not flap to "unreachable" (and
+    // make a removal refuse) because one reply came late; a dead one shows within a second or two.
+    if (this.o.transport.heardFrom(id, 2 * this.o.electionTimeoutMs)) return true;
     if (this.o.node.status().role === 'leader') return false;
     return this.o.store.get('node', id)?.ManagerStatus?.Reachability === 'reachable';
   }
