@@ -96,7 +96,7 @@ describe('joining a cluster over TLS', () => {
     const raft = new RaftClient(fx.address, clusterChannelCredentials(worker, fx.ca.clusterId), CLUSTER_CHANNEL_OPTIONS);
     await expectStatus(callUnary(raft.resolveAddress.bind(raft), { raftId: '1' }).finally(() => raft.close()), grpc.status.PERMISSION_DENIED, /need role swarm-manager/);
     await expect(heartbeat(fx.address, worker, fx)).resolves.toEqual({ periodMs: 5000 });
-    await expect(listNodes(fx, fx.manager)).resolves.toEqual({ nodes: [] });
+    await expect(listNodes(fx, fx.manager)).resolves.toEqual({ nodes: [], nodesJson: '[]' });
   });
 
   it('no client certificate is refused with UNAUTHENTICATED', async () => {
@@ -192,7 +192,7 @@ describe('joining a cluster over TLS', () => {
       await waitFor(() => renewed.length > 0, 10_000);
       expect(identity.role).toBe(MANAGER_ROLE);
       expect(opensslText(identity.certChainPem)).toContain(`OU = swarm-manager, CN = ${identity.nodeId}`);
-      await expect(listNodes(fx, identity)).resolves.toEqual({ nodes: [] });
+      await expect(listNodes(fx, identity)).resolves.toEqual({ nodes: [], nodesJson: '[]' });
     } finally {
       scheduler.stop();
     }

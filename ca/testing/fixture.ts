@@ -84,7 +84,7 @@ export async function startCAFixture(options: CAFixtureOptions = {}): Promise<CA
     assignments: (call: grpc.ServerWritableStream<unknown, unknown>) => call.end(),
   });
   server.server.addService(ControlService, {
-    listNodes: (_call: unknown, cb: grpc.sendUnaryData<{ nodes: never[] }>) => cb(null, { nodes: [] }),
+    listNodes: (_call: unknown, cb: grpc.sendUnaryData<{ nodes: never[]; nodesJson: string }>) => cb(null, { nodes: [], nodesJson: '[]' }),
   });
   server.server.addService(RaftService, {
     resolveAddress: (_call: unknown, cb: grpc.sendUnaryData<{ addr: string }>) => cb(null, { addr: '' }),

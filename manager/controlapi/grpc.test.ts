@@ -71,7 +71,7 @@ describe('Control over gRPC + mTLS', () => {
     const got = await callUnary(client.getService.bind(client), { serviceId: 'web' });
     expect(JSON.parse(got.serviceJson)).toEqual(svc);
     const listed = await callUnary(client.listServices.bind(client), { filters: { names: [], idPrefixes: [svc.ID.slice(0, 5)], labels: {}, namePrefixes: [] } });
-    expect(listed.servicesJson.map((s) => (JSON.parse(s) as Service).ID)).toEqual([svc.ID]);
+    expect((JSON.parse(listed.servicesJson) as Service[]).map((s) => s.ID)).toEqual([svc.ID]);
 
     const updated = await callUnary(client.updateService.bind(client), { serviceId: svc.ID, serviceVersion: svc.Version.Index, specJson: spec('web', { Mode: { Replicated: { Replicas: 4 } } }), rollback: false });
     expect((JSON.parse(updated.serviceJson) as Service).Spec.Mode).toEqual({ Replicated: { Replicas: 4 } });
@@ -138,7 +138,7 @@ describe('Control over gRPC + mTLS', () => {
       expect(grpc.status[err.code]).toBe('PERMISSION_DENIED');
       expect(err.details).toBe("Control calls need role swarm-manager; the caller's certificate has role swarm-worker");
       const list = await callUnary(client.listSecrets.bind(client), { filters: { names: ['sneaky'], idPrefixes: [], labels: {}, namePrefixes: [] } });
-      expect(list.secretsJson).toEqual([]);
+      expect(JSON.parse(list.secretsJson)).toEqual([]);
     } finally {
       asWorker.close();
     }

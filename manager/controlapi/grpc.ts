@@ -114,7 +114,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
     }),
     listNodes: unary((r) => {
       const nodes = api.listNodes({ ...filtersOf(r.filters), ...(r.filters !== undefined && r.filters.roles.length > 0 ? { roles: r.filters.roles.map(roleFromPb) } : {}) });
-      return { nodes: nodes.map(pbNode), nodesJson: nodes.map(json) };
+      return { nodes: nodes.map(pbNode), nodesJson: json(nodes) };
     }),
     updateNode: unary(async (r) => {
       const n = await api.updateNode(r.nodeId, r.nodeVersion, specJson(r.specJson));
@@ -131,7 +131,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
     }),
     listServices: unary((r) => {
       const list = api.listServices(filtersOf(r.filters));
-      return { services: list.map((s) => PbService.fromPartial(withAnnotations(s))), servicesJson: list.map(json) };
+      return { services: list.map((s) => PbService.fromPartial(withAnnotations(s))), servicesJson: json(list) };
     }),
     createService: unary(async (r) => {
       const s = await api.createService(specJson(r.specJson));
@@ -158,7 +158,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
         ...(f !== undefined && f.nodeIds.length > 0 ? { nodeIds: f.nodeIds } : {}),
         ...(f !== undefined && f.desiredStates.length > 0 ? { desiredStates: f.desiredStates.map(taskStateFromPb) } : {}),
       });
-      return { tasks: tasks.map(pbTask), tasksJson: tasks.map(json) };
+      return { tasks: tasks.map(pbTask), tasksJson: json(tasks) };
     }),
     removeTask: unary(async (r) => {
       await api.removeTask(r.taskId);
@@ -171,7 +171,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
     }),
     listNetworks: unary((r) => {
       const list = api.listNetworks(filtersOf(r.filters));
-      return { networks: list.map((n) => PbNetwork.fromPartial(withAnnotations(n))), networksJson: list.map(json) };
+      return { networks: list.map((n) => PbNetwork.fromPartial(withAnnotations(n))), networksJson: json(list) };
     }),
     createNetwork: unary(async (r) => {
       const n = await api.createNetwork(specJson(r.specJson));
@@ -192,7 +192,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
     }),
     listSecrets: unary((r) => {
       const list = api.listSecrets(filtersOf(r.filters));
-      return { secrets: list.map((s) => PbSecret.fromPartial(withAnnotations(s))), secretsJson: list.map(json) };
+      return { secrets: list.map((s) => PbSecret.fromPartial(withAnnotations(s))), secretsJson: json(list) };
     }),
     createSecret: unary(async (r) => {
       const s = await api.createSecret(specJson(r.specJson));
@@ -213,7 +213,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
     }),
     listConfigs: unary((r) => {
       const list = api.listConfigs(filtersOf(r.filters));
-      return { configs: list.map((c) => PbConfig.fromPartial(withAnnotations(c))), configsJson: list.map(json) };
+      return { configs: list.map((c) => PbConfig.fromPartial(withAnnotations(c))), configsJson: json(list) };
     }),
     createConfig: unary(async (r) => {
       const c = await api.createConfig(specJson(r.specJson));
@@ -234,7 +234,7 @@ export function controlServiceImplementation(api: ControlApi): ControlServer {
     }),
     listClusters: unary(() => {
       const list = api.listClusters();
-      return { clusters: list.map((c) => PbCluster.fromPartial(withAnnotations(c))), clustersJson: list.map(json) };
+      return { clusters: list.map((c) => PbCluster.fromPartial(withAnnotations(c))), clustersJson: json(list) };
     }),
     updateCluster: unary(async (r) => {
       const c = await api.updateCluster(r.clusterId, r.clusterVersion, specJson(r.specJson), {

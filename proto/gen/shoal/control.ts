@@ -80,8 +80,8 @@ export interface ListNodesRequest_Filters_LabelsEntry {
 
 export interface ListNodesResponse {
   nodes: Node[];
-  /** Docker's JSON shape, creation order */
-  nodesJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  nodesJson: string;
 }
 
 export interface UpdateNodeRequest {
@@ -141,8 +141,8 @@ export interface ListServicesRequest_Filters_LabelsEntry {
 
 export interface ListServicesResponse {
   services: Service[];
-  /** Docker's JSON shape, creation order */
-  servicesJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  servicesJson: string;
 }
 
 export interface CreateServiceRequest {
@@ -222,8 +222,8 @@ export interface ListTasksRequest_Filters_LabelsEntry {
 
 export interface ListTasksResponse {
   tasks: Task[];
-  /** Docker's JSON shape, creation order */
-  tasksJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  tasksJson: string;
 }
 
 export interface RemoveTaskRequest {
@@ -263,8 +263,8 @@ export interface ListNetworksRequest_Filters_LabelsEntry {
 
 export interface ListNetworksResponse {
   networks: Network[];
-  /** Docker's JSON shape, creation order */
-  networksJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  networksJson: string;
 }
 
 export interface CreateNetworkRequest {
@@ -339,8 +339,8 @@ export interface ListSecretsRequest_Filters_LabelsEntry {
 
 export interface ListSecretsResponse {
   secrets: Secret[];
-  /** Docker's JSON shape, creation order */
-  secretsJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  secretsJson: string;
 }
 
 export interface CreateSecretRequest {
@@ -415,8 +415,8 @@ export interface ListConfigsRequest_Filters_LabelsEntry {
 
 export interface ListConfigsResponse {
   configs: Config[];
-  /** Docker's JSON shape, creation order */
-  configsJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  configsJson: string;
 }
 
 export interface CreateConfigRequest {
@@ -478,8 +478,8 @@ export interface ListClustersRequest {
 
 export interface ListClustersResponse {
   clusters: Cluster[];
-  /** Docker's JSON shape, creation order */
-  clustersJson: string[];
+  /** Docker's JSON: one array of the objects, creation order */
+  clustersJson: string;
 }
 
 export interface UpdateClusterRequest {
@@ -888,7 +888,7 @@ export const ListNodesRequest_Filters_LabelsEntry: MessageFns<ListNodesRequest_F
 };
 
 function createBaseListNodesResponse(): ListNodesResponse {
-  return { nodes: [], nodesJson: [] };
+  return { nodes: [], nodesJson: "" };
 }
 
 export const ListNodesResponse: MessageFns<ListNodesResponse> = {
@@ -896,8 +896,8 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
     for (const v of message.nodes) {
       Node.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.nodesJson) {
-      writer.uint32(82).string(v!);
+    if (message.nodesJson !== "") {
+      writer.uint32(82).string(message.nodesJson);
     }
     return writer;
   },
@@ -928,7 +928,7 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
               break;
             }
 
-            message.nodesJson.push(reader.string());
+            message.nodesJson = reader.string();
             continue;
           }
         }
@@ -949,7 +949,7 @@ export const ListNodesResponse: MessageFns<ListNodesResponse> = {
   fromPartial(object: DeepPartial<ListNodesResponse>): ListNodesResponse {
     const message = createBaseListNodesResponse();
     message.nodes = object.nodes?.map((e) => Node.fromPartial(e)) || [];
-    message.nodesJson = object.nodesJson?.map((e) => e) || [];
+    message.nodesJson = object.nodesJson ?? "";
     return message;
   },
 };
@@ -1573,7 +1573,7 @@ export const ListServicesRequest_Filters_LabelsEntry: MessageFns<ListServicesReq
 };
 
 function createBaseListServicesResponse(): ListServicesResponse {
-  return { services: [], servicesJson: [] };
+  return { services: [], servicesJson: "" };
 }
 
 export const ListServicesResponse: MessageFns<ListServicesResponse> = {
@@ -1581,8 +1581,8 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
     for (const v of message.services) {
       Service.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.servicesJson) {
-      writer.uint32(82).string(v!);
+    if (message.servicesJson !== "") {
+      writer.uint32(82).string(message.servicesJson);
     }
     return writer;
   },
@@ -1613,7 +1613,7 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
               break;
             }
 
-            message.servicesJson.push(reader.string());
+            message.servicesJson = reader.string();
             continue;
           }
         }
@@ -1634,7 +1634,7 @@ export const ListServicesResponse: MessageFns<ListServicesResponse> = {
   fromPartial(object: DeepPartial<ListServicesResponse>): ListServicesResponse {
     const message = createBaseListServicesResponse();
     message.services = object.services?.map((e) => Service.fromPartial(e)) || [];
-    message.servicesJson = object.servicesJson?.map((e) => e) || [];
+    message.servicesJson = object.servicesJson ?? "";
     return message;
   },
 };
@@ -2448,7 +2448,7 @@ export const ListTasksRequest_Filters_LabelsEntry: MessageFns<ListTasksRequest_F
 };
 
 function createBaseListTasksResponse(): ListTasksResponse {
-  return { tasks: [], tasksJson: [] };
+  return { tasks: [], tasksJson: "" };
 }
 
 export const ListTasksResponse: MessageFns<ListTasksResponse> = {
@@ -2456,8 +2456,8 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
     for (const v of message.tasks) {
       Task.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.tasksJson) {
-      writer.uint32(82).string(v!);
+    if (message.tasksJson !== "") {
+      writer.uint32(82).string(message.tasksJson);
     }
     return writer;
   },
@@ -2488,7 +2488,7 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
               break;
             }
 
-            message.tasksJson.push(reader.string());
+            message.tasksJson = reader.string();
             continue;
           }
         }
@@ -2509,7 +2509,7 @@ export const ListTasksResponse: MessageFns<ListTasksResponse> = {
   fromPartial(object: DeepPartial<ListTasksResponse>): ListTasksResponse {
     const message = createBaseListTasksResponse();
     message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
-    message.tasksJson = object.tasksJson?.map((e) => e) || [];
+    message.tasksJson = object.tasksJson ?? "";
     return message;
   },
 };
@@ -2963,7 +2963,7 @@ export const ListNetworksRequest_Filters_LabelsEntry: MessageFns<ListNetworksReq
 };
 
 function createBaseListNetworksResponse(): ListNetworksResponse {
-  return { networks: [], networksJson: [] };
+  return { networks: [], networksJson: "" };
 }
 
 export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
@@ -2971,8 +2971,8 @@ export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
     for (const v of message.networks) {
       Network.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.networksJson) {
-      writer.uint32(82).string(v!);
+    if (message.networksJson !== "") {
+      writer.uint32(82).string(message.networksJson);
     }
     return writer;
   },
@@ -3003,7 +3003,7 @@ export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
               break;
             }
 
-            message.networksJson.push(reader.string());
+            message.networksJson = reader.string();
             continue;
           }
         }
@@ -3024,7 +3024,7 @@ export const ListNetworksResponse: MessageFns<ListNetworksResponse> = {
   fromPartial(object: DeepPartial<ListNetworksResponse>): ListNetworksResponse {
     const message = createBaseListNetworksResponse();
     message.networks = object.networks?.map((e) => Network.fromPartial(e)) || [];
-    message.networksJson = object.networksJson?.map((e) => e) || [];
+    message.networksJson = object.networksJson ?? "";
     return message;
   },
 };
@@ -3778,7 +3778,7 @@ export const ListSecretsRequest_Filters_LabelsEntry: MessageFns<ListSecretsReque
 };
 
 function createBaseListSecretsResponse(): ListSecretsResponse {
-  return { secrets: [], secretsJson: [] };
+  return { secrets: [], secretsJson: "" };
 }
 
 export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
@@ -3786,8 +3786,8 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
     for (const v of message.secrets) {
       Secret.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.secretsJson) {
-      writer.uint32(82).string(v!);
+    if (message.secretsJson !== "") {
+      writer.uint32(82).string(message.secretsJson);
     }
     return writer;
   },
@@ -3818,7 +3818,7 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
               break;
             }
 
-            message.secretsJson.push(reader.string());
+            message.secretsJson = reader.string();
             continue;
           }
         }
@@ -3839,7 +3839,7 @@ export const ListSecretsResponse: MessageFns<ListSecretsResponse> = {
   fromPartial(object: DeepPartial<ListSecretsResponse>): ListSecretsResponse {
     const message = createBaseListSecretsResponse();
     message.secrets = object.secrets?.map((e) => Secret.fromPartial(e)) || [];
-    message.secretsJson = object.secretsJson?.map((e) => e) || [];
+    message.secretsJson = object.secretsJson ?? "";
     return message;
   },
 };
@@ -4593,7 +4593,7 @@ export const ListConfigsRequest_Filters_LabelsEntry: MessageFns<ListConfigsReque
 };
 
 function createBaseListConfigsResponse(): ListConfigsResponse {
-  return { configs: [], configsJson: [] };
+  return { configs: [], configsJson: "" };
 }
 
 export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
@@ -4601,8 +4601,8 @@ export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
     for (const v of message.configs) {
       Config.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.configsJson) {
-      writer.uint32(82).string(v!);
+    if (message.configsJson !== "") {
+      writer.uint32(82).string(message.configsJson);
     }
     return writer;
   },
@@ -4633,7 +4633,7 @@ export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
               break;
             }
 
-            message.configsJson.push(reader.string());
+            message.configsJson = reader.string();
             continue;
           }
         }
@@ -4654,7 +4654,7 @@ export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
   fromPartial(object: DeepPartial<ListConfigsResponse>): ListConfigsResponse {
     const message = createBaseListConfigsResponse();
     message.configs = object.configs?.map((e) => Config.fromPartial(e)) || [];
-    message.configsJson = object.configsJson?.map((e) => e) || [];
+    message.configsJson = object.configsJson ?? "";
     return message;
   },
 };
@@ -5225,7 +5225,7 @@ export const ListClustersRequest: MessageFns<ListClustersRequest> = {
 };
 
 function createBaseListClustersResponse(): ListClustersResponse {
-  return { clusters: [], clustersJson: [] };
+  return { clusters: [], clustersJson: "" };
 }
 
 export const ListClustersResponse: MessageFns<ListClustersResponse> = {
@@ -5233,8 +5233,8 @@ export const ListClustersResponse: MessageFns<ListClustersResponse> = {
     for (const v of message.clusters) {
       Cluster.encode(v!, writer.uint32(10).fork()).join();
     }
-    for (const v of message.clustersJson) {
-      writer.uint32(82).string(v!);
+    if (message.clustersJson !== "") {
+      writer.uint32(82).string(message.clustersJson);
     }
     return writer;
   },
@@ -5265,7 +5265,7 @@ export const ListClustersResponse: MessageFns<ListClustersResponse> = {
               break;
             }
 
-            message.clustersJson.push(reader.string());
+            message.clustersJson = reader.string();
             continue;
           }
         }
@@ -5286,7 +5286,7 @@ export const ListClustersResponse: MessageFns<ListClustersResponse> = {
   fromPartial(object: DeepPartial<ListClustersResponse>): ListClustersResponse {
     const message = createBaseListClustersResponse();
     message.clusters = object.clusters?.map((e) => Cluster.fromPartial(e)) || [];
-    message.clustersJson = object.clustersJson?.map((e) => e) || [];
+    message.clustersJson = object.clustersJson ?? "";
     return message;
   },
 };
