@@ -1,4 +1,4 @@
-// `npm run bench:executor [-- --json] [-- --tasks N]`
+// `npm run bench:executor [-- --json] [-- --tasks N] [-- --pull always|missing]`
 //
 // Task start latency, side by side in one run, interleaved task by task:
 //   shoal — RuncExecutor: controller → prepare (pull check against the registry on loopback, overlay
@@ -21,10 +21,12 @@ const TASKS_MAX = 500;
 interface Args {
   json: boolean;
   tasks: number;
+  /** always: every prepare asks the registry for the manifest (Docker's agent does); missing: local copy first. */
+  pull: 'always' | 'missing';
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { json: false, tasks: 50 };
+  const a: Args = { json: false, tasks: 50, pull: 'always' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--json') a.json = true;
@@ -32,7 +34,11 @@ function parseArgs(argv: readonly string[]): Args {
       const v = Number.parseInt(argv[++i] ?? '', 10);
       if (!Number.isFinite(v) || v < 1 || v > TASKS_MAX) throw new Error(`--tasks needs 1..${TASKS_MAX}`);
       a.tasks = v;
-    } else throw new Error(`unknown argument ${arg} (known: --json --tasks N)`);
+    } else if (arg === '--pull') {
+      const v = argv[++i];
+      if (v !== 'always' && v !== 'missing') throw new Error('--pull needs always or missing');
+      a.pull = v;
+    } else throw new Error(`unknown argument ${arg} (known: --json --tasks N --pull always|missing)`);
   }
   return a;
 }
@@ -41,6 +47,7 @@ interface Row {
   readonly bench: 'executor';
   readonly system: 'shoal' | 'runc';
   readonly tasks: number;
+  readonly pull: 'always' | 'missing';
   readonly p50_ms: number;
   readonly p99_ms: number;
   readonly prepare_p50_ms: number | null;
@@ -74,7 +81,7 @@ async function main(): Promise<void> {
     const image = await pushTestImage(reg, await testImageLayer(), 'shoal/bench');
     const images = await cleanup.imageStore();
     await images.pull(image);
-    const ex = await cleanup.executor({ images });
+    const ex = await cleanup.executor({ images, pullPolicy: args.pull });
     const spec = { ContainerSpec: { Image: image, Command: ['sleep', '3600'] } };
     const shoal: number[] = [];
     const prepare: number[] = [];
@@ -107,13 +114,13 @@ async function main(): Promise<void> {
       bareIds.push(`bare-${i}`);
     }
     const rows: Row[] = [
-      { bench: 'executor', system: 'shoal', tasks: args.tasks, p50_ms: percentile(shoal, 50), p99_ms: percentile(shoal, 99), prepare_p50_ms: percentile(prepare, 50), start_p50_ms: percentile(start, 50) },
-      { bench: 'executor', system: 'runc', tasks: args.tasks, p50_ms: percentile(runc, 50), p99_ms: percentile(runc, 99), prepare_p50_ms: null, start_p50_ms: null },
+      { bench: 'executor', system: 'shoal', tasks: args.tasks, pull: args.pull, p50_ms: percentile(shoal, 50), p99_ms: percentile(shoal, 99), prepare_p50_ms: percentile(prepare, 50), start_p50_ms: percentile(start, 50) },
+      { bench: 'executor', system: 'runc', tasks: args.tasks, pull: args.pull, p50_ms: percentile(runc, 50), p99_ms: percentile(runc, 99), prepare_p50_ms: null, start_p50_ms: null },
     ];
     if (args.json) {
       console.log(JSON.stringify(rows));
     } else {
-      console.log(`task start latency, ${args.tasks} containers each, interleaved (assignment → RUNNING)`);
+      console.log(`task start latency, ${args.tasks} containers each, interleaved (assignment → RUNNING), pull policy ${args.pull}`);
       console.log('system  tasks   p50 ms   p99 ms   prepare p50   start p50');
       for (const r of rows) {
         console.log(
