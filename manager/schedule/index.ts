@@ -1,1 +1,2 @@
 export { SchedulerLoop, type SchedulerLoopOptions, type PassReport } from './scheduler-loop.js';
+export { toSchedulerNode } from './node-view.js';

@@ -18,12 +18,13 @@
 // already works from PENDING.
 import type { Logger } from 'pino';
 import { schedule } from '../../scheduler/index.js';
-import type { GenericResource, PendingTask, PlacedTask, PortConfig, Resources, SchedulerNode } from '../../scheduler/index.js';
+import type { GenericResource, PendingTask, PlacedTask, PortConfig } from '../../scheduler/index.js';
 import type { Clock } from '../orchestrator/clock.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop } from '../orchestrator/loop.js';
 import { holdsResources, isTerminal } from '../orchestrator/task-state.js';
 import type { MemoryStore, ReadTx, Tx } from '../store/memory-store.js';
-import type { Node, Service, Task } from '../store/types.js';
+import type { Service, Task } from '../store/types.js';
+import { toSchedulerNode } from './node-view.js';
 import type { ChangeEvent } from '../store/watch.js';
 
 export interface SchedulerLoopOptions {
@@ -187,23 +188,4 @@ export class SchedulerLoop extends ReconcileLoop {
     const result = pendingTasks.length === 0 ? { assignments: new Map(), unplaced: new Map(), genericResources: new Map() } : schedule({ nodes, placedTasks, pendingTasks });
     return { result, pending, nodes: nodes.length };
   }
-}
-
-function toSchedulerNode(n: Node): SchedulerNode {
-  const d = n.Description;
-  return {
-    ID: n.ID,
-    Spec: { Role: n.Spec.Role, Availability: n.Spec.Availability, ...(n.Spec.Labels !== undefined ? { Labels: n.Spec.Labels } : {}) },
-    ...(d !== undefined
-      ? {
-          Description: {
-            ...(d.Hostname !== undefined ? { Hostname: d.Hostname } : {}),
-            ...(d.Platform !== undefined ? { Platform: d.Platform } : {}),
-            ...(d.Resources !== undefined ? { Resources: d.Resources as Resources } : {}),
-            ...(d.Engine?.Labels !== undefined ? { Engine: { Labels: d.Engine.Labels } } : {}),
-          },
-        }
-      : {}),
-    Status: { State: n.Status.State, ...(n.Status.Addr !== undefined ? { Addr: n.Status.Addr } : {}) },
-  };
 }

@@ -1,0 +1,51 @@
+// The orchestrators and how the manager runtime starts them (on the leader only: they write).
+import type { Logger } from 'pino';
+import type { MemoryStore } from '../store/memory-store.js';
+import { systemClock, type Clock } from './clock.js';
+import { GlobalOrchestrator } from './global.js';
+import { ReplicatedOrchestrator } from './replicated.js';
+import { RestartSupervisor } from './restart.js';
+import { TaskReaper } from './task-reaper.js';
+
+export { ReplicatedOrchestrator, retire, stopTask, removeTask } from './replicated.js';
+export { GlobalOrchestrator, nodeFit, constraintsOf } from './global.js';
+export { RestartSupervisor, needsRestartDecision } from './restart.js';
+export { TaskReaper, isFinished } from './task-reaper.js';
+export { ReconcileLoop, MAX_WRITES_PER_TX, type LoopOptions } from './loop.js';
+export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.js';
+export * from './task-state.js';
+export * from './service-model.js';
+
+export interface OrchestratorsOptions {
+  readonly store: MemoryStore;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+/** Every orchestration loop, started and stopped together (the manager runs them while it leads). */
+export class Orchestrators {
+  readonly replicated: ReplicatedOrchestrator;
+  readonly global: GlobalOrchestrator;
+  readonly restarts: RestartSupervisor;
+  readonly reaper: TaskReaper;
+
+  constructor(opts: OrchestratorsOptions) {
+    const o = { store: opts.store, logger: opts.logger, clock: opts.clock ?? systemClock };
+    this.replicated = new ReplicatedOrchestrator(o);
+    this.global = new GlobalOrchestrator(o);
+    this.restarts = new RestartSupervisor(o);
+    this.reaper = new TaskReaper(o);
+  }
+
+  private get all(): { start(): void; stop(): Promise<void> }[] {
+    return [this.restarts, this.replicated, this.global, this.reaper];
+  }
+
+  start(): void {
+    for (const l of this.all) l.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.all.map((l) => l.stop()));
+  }
+}
