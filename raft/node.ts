@@ -336,6 +336,11 @@ export class RaftNode {
       this.opts.onSoftState?.(rd.softState);
     }
     if (rd.entries.length > 0) this.rejectOverwritten(rd.entries);
+    // A leader's appends overlap its own fsync (the core allows it: see Ready.earlyMessages).
+    if (rd.earlyMessages.length > 0) {
+      this.counters.messagesSent += rd.earlyMessages.length;
+      this.transport.send(rd.earlyMessages);
+    }
     if (rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync)) {
       const startMs = performance.now();
       await this.log.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });

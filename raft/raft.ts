@@ -302,15 +302,24 @@ export class RawNode {
     const committed = this.log.nextCommittedEnts();
     const hardChanged = !sameHardState(hard, this.prevHard);
     const softChanged = soft.leader !== this.prevSoft.leader || soft.role !== this.prevSoft.role;
+    const termOrVoteChanged = hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote;
+    let messages = this.msgs;
+    let earlyMessages: Message[] = [];
+    if (this.role === 'leader' && !termOrVoteChanged) {
+      // A leader's appends and heartbeats promise nothing about its own disk: they may overlap the write.
+      earlyMessages = messages.filter((m) => m.type === 'app' || m.type === 'heartbeat');
+      if (earlyMessages.length > 0) messages = messages.filter((m) => m.type !== 'app' && m.type !== 'heartbeat');
+    }
     const rd: Ready = {
       softState: softChanged ? soft : null,
       hardState: hardChanged ? hard : null,
       entries,
       snapshot: snap,
       committedEntries: committed,
-      messages: this.msgs,
+      messages,
+      earlyMessages,
       readStates: this.readStates,
-      mustSync: entries.length > 0 || snap !== null || hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote,
+      mustSync: entries.length > 0 || snap !== null || termOrVoteChanged,
     };
     this.msgs = [];
     this.readStates = [];

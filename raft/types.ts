@@ -164,6 +164,9 @@ export interface SoftState {
  * 1. persist `snapshot` (if any), then `entries` (truncating any persisted entries at or after
  *    the first one's index), then `hardState` (if any) — atomically, synced when `mustSync`;
  * 2. only then send `messages` (votes and acknowledgements promise what was just persisted);
+ *    `earlyMessages` may be sent at once, before the write (a leader's appends and heartbeats in a
+ *    Ready that changes neither term nor vote: thesis §10.2.1 — the leader counts its own entries
+ *    toward a commit only once they are durable, in advance());
  * 3. apply `snapshot` and then `committedEntries` to the state machine, and serve `readStates`
  *    once applied ≥ their index;
  * 4. call `advance()` before asking for the next Ready.
@@ -175,6 +178,7 @@ export interface Ready {
   readonly snapshot: Snapshot | null;
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
+  readonly earlyMessages: readonly Message[];
   readonly readStates: readonly ReadState[];
   readonly mustSync: boolean;
 }

@@ -96,6 +96,7 @@ export class TestNet {
         if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
         n.storage.append(rd.entries);
         if (rd.hardState) n.storage.setHardState(rd.hardState);
+        for (const m of rd.earlyMessages) this.queue.push(m);
         for (const m of rd.messages) this.queue.push(m);
         for (const e of rd.committedEntries) n.applied.push(e);
         n.readStates.push(...rd.readStates);

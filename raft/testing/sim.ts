@@ -458,6 +458,7 @@ export class SimCluster {
     }
     if (rd.hardState) n.storage.setHardState(rd.hardState);
     // 2. send.
+    for (const m of rd.earlyMessages) this.network.push({ msg: m });
     for (const m of rd.messages) this.network.push({ msg: m });
     // 3. apply.
     for (const e of rd.committedEntries) {
