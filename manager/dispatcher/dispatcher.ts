@@ -125,7 +125,7 @@ interface AssignmentStream {
 interface NodeSession {
   readonly nodeId: string;
   readonly sessionId: string;
-  expiry: NodeJS.Timeout;
+  expiry: NodeJS.Timeout | null;
   sessionCall: SessionCall | null;
   assignments: AssignmentStream | null;
   /** The node's Spec as last sent, to send changes only. */
@@ -348,7 +348,7 @@ export class Dispatcher {
       s.sessionCall = call;
       this.armExpiry(s);
     } else {
-      s = { nodeId: peer.nodeId, sessionId, expiry: setTimeout(() => undefined, 0), sessionCall: call, assignments: null, lastSpecJson: '' };
+      s = { nodeId: peer.nodeId, sessionId, expiry: null, sessionCall: call, assignments: null, lastSpecJson: '' };
       this.sessions.set(peer.nodeId, s);
       this.armExpiry(s);
     }
@@ -377,7 +377,7 @@ export class Dispatcher {
   }
 
   private armExpiry(s: NodeSession): void {
-    clearTimeout(s.expiry);
+    if (s.expiry !== null) clearTimeout(s.expiry);
     s.expiry = setTimeout(() => this.expire(s), this.graceMs());
   }
 
@@ -395,7 +395,8 @@ export class Dispatcher {
   }
 
   private dropSession(s: NodeSession, reason: DispatcherError): void {
-    clearTimeout(s.expiry);
+    if (s.expiry !== null) clearTimeout(s.expiry);
+    s.expiry = null;
     if (this.sessions.get(s.nodeId) === s) this.sessions.delete(s.nodeId);
     if (s.sessionCall !== null) this.end(s.sessionCall, reason);
     if (s.assignments !== null) this.end(s.assignments.call, reason);
