@@ -6,11 +6,13 @@ import { GlobalOrchestrator } from './global.js';
 import { ReplicatedOrchestrator } from './replicated.js';
 import { RestartSupervisor } from './restart.js';
 import { TaskReaper } from './task-reaper.js';
+import { Updater } from './updater.js';
 
 export { ReplicatedOrchestrator, retire, stopTask, removeTask } from './replicated.js';
 export { GlobalOrchestrator, nodeFit, constraintsOf } from './global.js';
 export { RestartSupervisor, needsRestartDecision } from './restart.js';
 export { TaskReaper, isFinished } from './task-reaper.js';
+export { Updater } from './updater.js';
 export { ReconcileLoop, MAX_WRITES_PER_TX, type LoopOptions } from './loop.js';
 export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.js';
 export * from './task-state.js';
@@ -28,6 +30,7 @@ export class Orchestrators {
   readonly global: GlobalOrchestrator;
   readonly restarts: RestartSupervisor;
   readonly reaper: TaskReaper;
+  readonly updater: Updater;
 
   constructor(opts: OrchestratorsOptions) {
     const o = { store: opts.store, logger: opts.logger, clock: opts.clock ?? systemClock };
@@ -35,10 +38,11 @@ export class Orchestrators {
     this.global = new GlobalOrchestrator(o);
     this.restarts = new RestartSupervisor(o);
     this.reaper = new TaskReaper(o);
+    this.updater = new Updater(o);
   }
 
   private get all(): { start(): void; stop(): Promise<void> }[] {
-    return [this.restarts, this.replicated, this.global, this.reaper];
+    return [this.restarts, this.replicated, this.global, this.updater, this.reaper];
   }
 
   start(): void {
