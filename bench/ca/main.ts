@@ -18,6 +18,7 @@ import { joinCluster } from '../../ca/join.js';
 import { CAClient } from '../../proto/gen/shoal/ca.js';
 import { callUnary } from '../../proto/grpc/client.js';
 import { CLUSTER_CHANNEL_OPTIONS, clusterChannelCredentials, joinChannelCredentials } from '../../proto/grpc/tls.js';
+import { percentile } from '../stats.js';
 
 interface Row {
   readonly bench: string;
@@ -41,11 +42,6 @@ const argv = await yargs(hideBin(process.argv))
   .parse();
 
 const MAX_OPS_PER_CLIENT = 1_000_000;
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
 
 /** Runs `op` in `concurrency` loops for `seconds`, after a 1-second warm-up. */
 async function measure(name: string, concurrency: number, seconds: number, op: (client: number) => Promise<void>): Promise<Row> {

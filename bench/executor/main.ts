@@ -15,6 +15,7 @@ import { Runc } from '../../worker/executor/runc.js';
 import { ExecutorCleanup, pushTestImage, testImageLayer } from '../../worker/executor/test-support.js';
 import type { TaskController } from '../../worker/executor/types.js';
 import { startRegistry } from '../../worker/testing/registry.js';
+import { percentile, round, sortedAsc } from '../stats.js';
 
 const TASKS_MAX = 500;
 
@@ -54,10 +55,8 @@ interface Row {
   readonly start_p50_ms: number | null;
 }
 
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[idx] ?? NaN) * 10) / 10;
+function percentileOf(values: readonly number[], p: number): number {
+  return round(percentile(sortedAsc(values), p), 1);
 }
 
 function bareRun(runc: Runc, bundle: string, id: string): Promise<void> {
@@ -114,8 +113,8 @@ async function main(): Promise<void> {
       bareIds.push(`bare-${i}`);
     }
     const rows: Row[] = [
-      { bench: 'executor', system: 'shoal', tasks: args.tasks, pull: args.pull, p50_ms: percentile(shoal, 50), p99_ms: percentile(shoal, 99), prepare_p50_ms: percentile(prepare, 50), start_p50_ms: percentile(start, 50) },
-      { bench: 'executor', system: 'runc', tasks: args.tasks, pull: args.pull, p50_ms: percentile(runc, 50), p99_ms: percentile(runc, 99), prepare_p50_ms: null, start_p50_ms: null },
+      { bench: 'executor', system: 'shoal', tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(shoal, 50), p99_ms: percentileOf(shoal, 99), prepare_p50_ms: percentileOf(prepare, 50), start_p50_ms: percentileOf(start, 50) },
+      { bench: 'executor', system: 'runc', tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(runc, 50), p99_ms: percentileOf(runc, 99), prepare_p50_ms: null, start_p50_ms: null },
     ];
     if (args.json) {
       console.log(JSON.stringify(rows));

@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
 import { ImageStore } from '../../worker/image/store.js';
 import { buildTar, busyboxEntries, pushImage, startRegistry, type PushedImage, type RegistryFixture, type TarSpec } from '../../worker/testing/registry.js';
+import { median } from '../stats.js';
 
 const FILE_BYTES = 4 << 20;
 const RUNS_MAX = 20;
@@ -57,12 +58,6 @@ interface Row {
   readonly seconds: number;
   readonly mb_per_s: number;
   readonly rss_mb: number;
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 async function timed(fn: () => Promise<void>): Promise<number> {

@@ -11,6 +11,7 @@ import readline from 'node:readline';
 import { run } from '../../overlay/exec.js';
 import { OverlayDataPlane } from '../../overlay/index.js';
 import { NetnsLab } from '../../overlay/testing/netns-lab.js';
+import { median, round } from '../stats.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -52,10 +53,6 @@ interface ControlRow {
 function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-function median(values: readonly number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
 }
 
 async function startIperfServer(netns: string): Promise<() => void> {
@@ -163,11 +160,6 @@ async function main(): Promise<void> {
     for (const plane of planes) await plane.close().catch((e: unknown) => console.error('overlay bench cleanup:', e));
     await lab.cleanup();
   }
-}
-
-function round(value: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(value * f) / f;
 }
 
 function print(rows: ReadonlyArray<PathRow | ControlRow>): void {

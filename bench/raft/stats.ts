@@ -1,6 +1,9 @@
 // Figures for the Raft benchmark: latency percentiles of one run, the median over repeated
 // runs, and the table printed for people. Pure functions, unit-tested in stats.test.ts.
 
+import { median, percentile, round } from '../stats.js';
+
+export { median, percentile, round };
 /** One measured run of the load client. */
 export interface RunFigures {
   readonly total: number;
@@ -32,20 +35,6 @@ export interface BenchRow extends RunFigures {
   readonly leader_fsync_ms?: number;
 }
 
-/** Nearest-rank percentile (p in [0, 100]) of an ascending-sorted array; NaN when empty. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return NaN;
-  if (p <= 0) return sorted[0]!;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length, rank) - 1]!;
-}
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /** Summarizes one run from its per-operation latencies (ms) and wall time. */
 export function summarize(latenciesMs: Float64Array, seconds: number, errors: number): RunFigures {
@@ -78,10 +67,6 @@ export function medianRow(meta: Omit<BenchRow, keyof RunFigures | 'runs'>, runs:
   };
 }
 
-export function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
 
 /**
  * The human table: one line per (concurrency, total) with both systems side by side and the

@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { DurableLog } from '../../raft/storage/index.js';
 import { entryKey } from '../../raft/storage/keys.js';
 import type { Entry } from '../../raft/types.js';
+import { percentile } from '../stats.js';
 
 const PAYLOAD_BYTES = 256;
 const json = process.argv.includes('--json');
@@ -31,10 +32,6 @@ interface Row {
   rss_mb: number;
 }
 
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 function row(system: string, perBatch: number, sync: boolean, lat: number[], seconds: number): Row {
   lat.sort((a, b) => a - b);
   return {
@@ -47,8 +44,8 @@ function row(system: string, perBatch: number, sync: boolean, lat: number[], sec
     seconds: +seconds.toFixed(3),
     ops_per_s: Math.round(lat.length / seconds),
     entries_per_s: Math.round((lat.length * perBatch) / seconds),
-    p50_ms: +pct(lat, 50).toFixed(3),
-    p99_ms: +pct(lat, 99).toFixed(3),
+    p50_ms: +percentile(lat, 50).toFixed(3),
+    p99_ms: +percentile(lat, 99).toFixed(3),
     rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20),
   };
 }

@@ -14,6 +14,7 @@ import {
   type SchedulerResult,
 } from '../../scheduler/index.js';
 import { makeWorkload } from './workload.js';
+import { median, round } from '../stats.js';
 
 interface Row {
   readonly bench: 'scheduler';
@@ -78,11 +79,6 @@ function measure(nodes: readonly SchedulerNode[], placedTasks: readonly PlacedTa
     placed = result.assignments.size;
   }
   return { seconds: median(seconds), cpuSeconds: median(cpuSeconds), placed, heapMb, rssMb };
-}
-
-function median(xs: number[]): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const NEW_TASKS_PER_SERVICE = 10;
@@ -150,11 +146,6 @@ function verify(nodes: readonly SchedulerNode[], pending: readonly PendingTask[]
     const cap = byId.get(id)!.Description?.Resources;
     if (u.cpu > (cap?.NanoCPUs ?? 0) || u.mem > (cap?.MemoryBytes ?? 0)) throw new Error(`bench: node ${id} is over its resources`);
   }
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }
 
 if (json) {

@@ -16,6 +16,7 @@
 import { pino } from 'pino';
 import type { ChangeEvent, NewObject, ReplicatedStore, ServiceSpec, StoreWatch } from '../../manager/store/index.js';
 import { StoreCluster } from '../../manager/store/testing/cluster.js';
+import { percentile, median, round } from '../stats.js';
 
 interface Args {
   json: boolean;
@@ -78,19 +79,6 @@ function parseArgs(argv: readonly string[]): Args {
   return a;
 }
 
-function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1]!;
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-const round = (v: number, digits: number): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /** A service spec of realistic size (~700 bytes of JSON). */
 function serviceSpec(name: string, replicas: number): NewObject<'service'> {
