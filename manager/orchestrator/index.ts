@@ -7,12 +7,14 @@ import { ReplicatedOrchestrator } from './replicated.js';
 import { RestartSupervisor } from './restart.js';
 import { TaskReaper } from './task-reaper.js';
 import { Updater } from './updater.js';
+import { JobsOrchestrator } from './jobs.js';
 
 export { ReplicatedOrchestrator, retire, stopTask, removeTask } from './replicated.js';
 export { GlobalOrchestrator, nodeFit, constraintsOf } from './global.js';
 export { RestartSupervisor, needsRestartDecision } from './restart.js';
 export { TaskReaper, isFinished } from './task-reaper.js';
 export { Updater } from './updater.js';
+export { JobsOrchestrator, type JobService } from './jobs.js';
 export { ReconcileLoop, MAX_WRITES_PER_TX, type LoopOptions } from './loop.js';
 export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.js';
 export * from './task-state.js';
@@ -31,6 +33,7 @@ export class Orchestrators {
   readonly restarts: RestartSupervisor;
   readonly reaper: TaskReaper;
   readonly updater: Updater;
+  readonly jobs: JobsOrchestrator;
 
   constructor(opts: OrchestratorsOptions) {
     const o = { store: opts.store, logger: opts.logger, clock: opts.clock ?? systemClock };
@@ -39,10 +42,11 @@ export class Orchestrators {
     this.restarts = new RestartSupervisor(o);
     this.reaper = new TaskReaper(o);
     this.updater = new Updater(o);
+    this.jobs = new JobsOrchestrator(o);
   }
 
   private get all(): { start(): void; stop(): Promise<void> }[] {
-    return [this.restarts, this.replicated, this.global, this.updater, this.reaper];
+    return [this.restarts, this.replicated, this.global, this.jobs, this.updater, this.reaper];
   }
 
   start(): void {
