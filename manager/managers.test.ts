@@ -23,16 +23,21 @@ async function status(p: ManagerProcess): Promise<Status> {
 
 /** The leader every running member agrees on. */
 async function agreedLeader(ps: readonly ManagerProcess[]): Promise<ManagerProcess> {
+  let seen = '';
   return eventually(
     'a leader all members agree on',
     async () => {
       const ss = await Promise.all(ps.map(status));
+      seen = JSON.stringify(ss.map((s) => ({ id: s.nodeId.slice(0, 6), role: s.role, leader: s.leader?.slice(0, 6), term: s.term, commit: s.commit, voters: s.voters.length, transport: s.transport })));
+      if (seen === '') throw new Error('unreachable');
       const leader = ss[0]!.leader;
       if (leader === null || !ss.every((s) => s.leader === leader)) return undefined;
       return ps.find((p) => p.nodeId === leader);
     },
     WAIT_MS,
-  );
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last seen: ${seen}`);
+  });
 }
 
 async function configsOf(p: ManagerProcess): Promise<string[]> {

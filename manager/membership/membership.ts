@@ -226,7 +226,19 @@ export class Membership {
   async removeMember(nodeId: string, action: RemovalAction, force: boolean): Promise<RemovalOutcome> {
     this.requireLeader();
     if (!this.isMember(nodeId)) throw new ManagerError('NOT_A_MEMBER', `node ${nodeId} is not a manager of this swarm`);
-    if (!force) this.checkRemovalQuorum(nodeId);
+    if (!force) {
+      try {
+        this.checkRemovalQuorum(nodeId);
+      } catch (err) {
+        // Reachability is "heard from recently": right after this process stalled (GC, a loaded
+        // host) the replies may be queued but not yet read. Look again after half an election
+        // timeout of fresh heartbeats before refusing.
+        if (!(err instanceof ManagerError) || err.code !== 'QUORUM_AT_RISK') throw err;
+        await new Promise((r) => setTimeout(r, this.o.electionTimeoutMs / 2));
+        this.requireLeader();
+        this.checkRemovalQuorum(nodeId);
+      }
+    }
     if (nodeId === this.o.selfId) {
       const target = this.transferTarget();
       if (target === null) throw new ManagerError('QUORUM_AT_RISK', `no reachable manager can take over leadership from ${nodeId}; bring another manager back first`);

@@ -154,6 +154,7 @@ export interface Status {
   readonly learners: readonly string[];
   readonly members: readonly { nodeId: string; voter: boolean; reachable: boolean; leader: boolean; addr: string | null }[];
   readonly storeVersion: number;
+  readonly transport: readonly { peer: string; addr: string; state: string; queuedMsgs: number; heardMsAgo: number | null }[];
 }
 
 /** A swarm of manager processes under one temp directory. */

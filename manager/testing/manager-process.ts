@@ -83,7 +83,7 @@ function dump(m: Manager): Record<string, unknown[]> {
 async function handle(m: Manager, op: string, args: Readonly<Record<string, unknown>>): Promise<unknown> {
   switch (op) {
     case 'status':
-      return { ...m.status(), members: m.members(), storeVersion: m.store.version };
+      return { ...m.status(), members: m.members(), storeVersion: m.store.version, transport: m.transport.peerStates() };
     case 'put': {
       const name = String(args['name']);
       const { version, result } = await m.update((tx) => tx.create('config', { Spec: { Name: name, Data: Buffer.from(String(args['data'] ?? name)).toString('base64') } }));

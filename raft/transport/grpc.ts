@@ -174,6 +174,14 @@ export class GrpcTransport implements Transport {
     return new Map([...this.peers].map(([id, p]) => [id, p.addr]));
   }
 
+  /** Each peer's connection state and queue depth (diagnostics). */
+  peerStates(): { peer: string; addr: string; state: string; queuedMsgs: number; heardMsAgo: number | null }[] {
+    return [...this.peers.values()].map((p) => {
+      const t = this.lastHeard.get(String(p.id));
+      return { peer: String(p.id), addr: p.addr, state: p.state, queuedMsgs: p.queuedMsgs, heardMsAgo: t === undefined ? null : Math.round(performance.now() - t) };
+    });
+  }
+
   /** Whether a message from `peer` arrived within the last `withinMs` milliseconds. */
   heardFrom(peer: NodeId, withinMs: number): boolean {
     const t = this.lastHeard.get(String(peer));
