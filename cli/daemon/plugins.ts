@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { ApiServer } from './api/server.js';
 import type { DaemonOptions } from './options.js';
 import type { SwarmStatusSource } from './swarm-status.js';
+import { SwarmPlugin } from './swarm/plugin.js';
 
 export interface DaemonContext {
   readonly options: DaemonOptions;
@@ -27,7 +28,7 @@ export interface DaemonPlugin {
   stop(): Promise<void>;
 }
 
-/** The plugins shoald runs, in start order. Empty until the manager lands. */
+/** The plugins shoald runs, in start order: the manager role (swarm/). */
 export function defaultPlugins(): DaemonPlugin[] {
-  return [];
+  return [new SwarmPlugin()];
 }

@@ -1,0 +1,63 @@
+// The manager's and the control API's errors as the Docker API answers them (status and body as
+// dockerd 20.10 does: manager/controlapi/README.md's table, shared/reference/docker-api.md §1.3).
+import { ControlError } from '../../../manager/controlapi/errors.js';
+import { ManagerError } from '../../../manager/errors.js';
+import {
+  ApiError,
+  ConflictError,
+  InternalError,
+  InvalidArgumentError,
+  MSG_ALREADY_IN_SWARM,
+  NotFoundError,
+  UnavailableError,
+} from '../api/errors.js';
+
+export const MSG_WORKERS_UNSUPPORTED =
+  'worker nodes are not supported yet: this token is a worker join token, and shoald cannot run as a swarm worker yet; join with the manager token (docker swarm join-token manager)';
+
+export function mapControlError(e: ControlError): ApiError {
+  switch (e.status) {
+    case 'invalid-argument':
+      return new InvalidArgumentError(e.message);
+    case 'not-found':
+      return new NotFoundError(e.message);
+    case 'already-exists':
+      return new ConflictError(`rpc error: code = AlreadyExists desc = ${e.message}`);
+    case 'failed-precondition':
+      return new InvalidArgumentError(`rpc error: code = FailedPrecondition desc = ${e.message}`);
+    case 'unknown':
+      return new InternalError(`rpc error: code = Unknown desc = ${e.message}`);
+    case 'unavailable':
+      return new UnavailableError(e.message);
+    case 'permission-denied':
+      return new ApiError(403, 'ERR_FORBIDDEN', e.message);
+    default:
+      return new InternalError(e.message);
+  }
+}
+
+export function mapManagerError(e: ManagerError): ApiError {
+  switch (e.code) {
+    case 'ALREADY_INITIALIZED':
+      return new UnavailableError(MSG_ALREADY_IN_SWARM);
+    case 'WRONG_TOKEN_ROLE':
+      return new ApiError(501, 'ERR_UNAVAILABLE', MSG_WORKERS_UNSUPPORTED);
+    case 'NO_LEADER':
+    case 'NOT_LEADER':
+    case 'CLOSED':
+    case 'TIMEOUT':
+    case 'QUORUM_AT_RISK':
+    case 'LAST_MANAGER':
+    case 'NODE_REMOVED':
+      return new UnavailableError(e.message);
+    default:
+      return new InternalError(e.message);
+  }
+}
+
+/** The swarm plugin's error mapper (`ctx.api.addErrorMapper`). */
+export function mapSwarmError(err: unknown): ApiError | undefined {
+  if (err instanceof ControlError) return mapControlError(err);
+  if (err instanceof ManagerError) return mapManagerError(err);
+  return undefined;
+}

@@ -1,0 +1,179 @@
+// The swarm plugin: shoald's manager role. It owns the node's Manager (manager/manager.ts) under
+// <dataRoot>/swarm — reopened at start when that holds state, made by `POST /swarm/init` and
+// `/swarm/join`, dropped by `/swarm/leave` — serves the Control gRPC service on the cluster port,
+// and answers the Docker API's swarm endpoints (routes.ts) through the ControlApi, forwarding
+// writes from a follower to the leader (backend.ts). `/info` and `/_ping` report its state.
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+
+import { ControlApi } from '../../../manager/controlapi/control-api.js';
+import { controlServiceImplementation } from '../../../manager/controlapi/grpc.js';
+import { Manager, STATE_FILE, type ServiceRegistration } from '../../../manager/manager.js';
+import { ControlService } from '../../../proto/gen/shoal/control.js';
+import { INACTIVE_SWARM, type SwarmInfo } from '../swarm-status.js';
+import type { DaemonContext, DaemonPlugin } from '../plugins.js';
+import { ControlBackend } from './backend.js';
+import { describeImplementation, localDescription, NODE_DESCRIPTION_SERVICE, recordDescription, sendDescription } from './describe.js';
+import { mapSwarmError } from './errors.js';
+import { registerSwarmRoutes } from './routes.js';
+import { clusterInfo } from './shapes.js';
+
+const DESCRIBE_EVERY_MS = 1000;
+
+export class SwarmPlugin implements DaemonPlugin {
+  readonly name = 'swarm';
+  private ctxRef: DaemonContext | null = null;
+  private log: Logger | null = null;
+  private managerRef: Manager | null = null;
+  private backendRef: ControlBackend | null = null;
+  /** Set while init/join/leave runs: a second one is refused. */
+  busy: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private describing = false;
+
+  get ctx(): DaemonContext {
+    if (this.ctxRef === null) throw new Error('swarm plugin not started');
+    return this.ctxRef;
+  }
+
+  get logger(): Logger {
+    return this.log!;
+  }
+
+  get manager(): Manager | null {
+    return this.managerRef;
+  }
+
+  get backend(): ControlBackend | null {
+    return this.backendRef;
+  }
+
+  get dataRoot(): string {
+    return path.join(this.ctx.options.dataRoot, 'swarm');
+  }
+
+  async start(ctx: DaemonContext): Promise<void> {
+    this.ctxRef = ctx;
+    this.log = ctx.logger.child({ component: 'swarm' });
+    ctx.api.addErrorMapper(mapSwarmError);
+    ctx.setSwarmStatusSource({ swarmInfo: () => this.swarmInfo() });
+    registerSwarmRoutes(ctx.api, this);
+    if (await exists(path.join(this.dataRoot, STATE_FILE))) {
+      this.logger.info({ dataRoot: this.dataRoot }, 'reopening the manager from its data root');
+      this.attach(await Manager.restart({ dataRoot: this.dataRoot, ...this.managerOptions() }));
+    }
+  }
+
+  async stop(): Promise<void> {
+    const m = this.detach();
+    if (m !== null) await m.close();
+  }
+
+  /** Options every Manager entry point gets: the services the cluster port serves, the logger. */
+  managerOptions(): { services: (m: Manager) => readonly ServiceRegistration[]; logger: Logger } {
+    return {
+      logger: this.logger.child({ component: 'manager' }),
+      services: () => {
+        // The cluster port registers services before the store exists: resolve the API lazily.
+        let impl: grpc.UntypedServiceImplementation | null = null;
+        const control: Record<string, grpc.UntypedHandleCall> = {};
+        for (const key of Object.keys(ControlService)) {
+          control[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+            const b = this.backendRef;
+            if (b === null) {
+              cb({ code: 14, details: 'this manager is still starting (control API not ready)' });
+              return;
+            }
+            impl ??= controlServiceImplementation(b.api) as unknown as grpc.UntypedServiceImplementation;
+            (impl[key] as grpc.handleUnaryCall<unknown, unknown>)(call, cb);
+          }) as grpc.UntypedHandleCall;
+        }
+        return [
+          { definition: ControlService, implementation: control },
+          { definition: NODE_DESCRIPTION_SERVICE, implementation: describeImplementation(() => this.managerRef) },
+        ];
+      },
+    };
+  }
+
+  /** Takes a running Manager as this node's. */
+  attach(m: Manager): void {
+    this.managerRef = m;
+    this.backendRef = new ControlBackend(m, new ControlApi({ store: m.store, update: (fn) => m.update(fn), logger: this.logger.child({ component: 'controlapi' }) }));
+    this.timer = setInterval(() => void this.describeSelf(), DESCRIBE_EVERY_MS);
+    void this.describeSelf();
+  }
+
+  /** Forgets the Manager (after leave, or at stop); returns it. */
+  detach(): Manager | null {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    const m = this.managerRef;
+    this.managerRef = null;
+    this.backendRef = null;
+    return m;
+  }
+
+  /** Makes sure this node's Node object carries its hostname, platform and engine version. */
+  private async describeSelf(): Promise<void> {
+    const m = this.managerRef;
+    if (m === null || this.describing) return;
+    this.describing = true;
+    try {
+      const want = localDescription(this.ctx.options.hostname);
+      const node = m.store.get('node', m.nodeId);
+      if (node === undefined || node.Description?.Hostname === want.Hostname) return;
+      const s = m.status();
+      if (s.role === 'leader') await recordDescription(m, m.nodeId, want);
+      else if (s.leader !== null) {
+        const addr = m.membership.addrOf(s.leader);
+        if (addr !== null) await sendDescription(m, addr, want);
+      }
+    } catch (err) {
+      this.logger.debug({ err }, 'could not record the node description yet');
+    } finally {
+      this.describing = false;
+    }
+  }
+
+  swarmInfo(): SwarmInfo {
+    const m = this.managerRef;
+    if (m === null) return this.busy === 'join' ? { ...INACTIVE_SWARM, LocalNodeState: 'pending' } : INACTIVE_SWARM;
+    let nodes;
+    try {
+      nodes = m.store.find('node');
+    } catch {
+      return INACTIVE_SWARM;
+    }
+    const managers = nodes.filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus !== undefined);
+    const cluster = this.backendRef?.api.listClusters()[0];
+    return {
+      NodeID: m.nodeId,
+      NodeAddr: hostOf(m.addr),
+      LocalNodeState: 'active',
+      ControlAvailable: true,
+      Error: '',
+      RemoteManagers: managers.map((n) => ({ NodeID: n.ID, Addr: n.ManagerStatus?.Addr ?? '' })),
+      Nodes: nodes.length,
+      Managers: managers.length,
+      ...(cluster !== undefined ? { Cluster: clusterInfo(cluster) } : {}),
+    };
+  }
+}
+
+export function hostOf(addr: string): string {
+  const i = addr.lastIndexOf(':');
+  return i < 0 ? addr : addr.slice(0, i);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
