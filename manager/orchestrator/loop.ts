@@ -53,6 +53,7 @@ export abstract class ReconcileLoop {
   private conflictRetries = 0;
   private failures = 0;
   private passCount = 0;
+  private resyncCount = 0;
 
   protected constructor(opts: LoopOptions, readonly name: string, private readonly kinds: readonly Kind[]) {
     this.store = opts.store;
@@ -66,6 +67,11 @@ export abstract class ReconcileLoop {
   protected abstract onEvent(ev: ChangeEvent): void;
   /** Reconciles these keys (or everything when `all`). Keys it could not finish it marks dirty again. */
   protected abstract pass(keys: ReadonlySet<string>, all: boolean): Promise<void>;
+
+  /** How many times the watch lost continuity and the loop re-listed (for tests and logs). */
+  get resyncs(): number {
+    return this.resyncCount;
+  }
 
   /** How many passes ran (for tests and logs). */
   get passes(): number {
@@ -145,6 +151,7 @@ export abstract class ReconcileLoop {
         await this.pump(watch);
       } catch (err) {
         if (err instanceof ResyncRequiredError) {
+          this.resyncCount++;
           this.log.warn({ err: err.message }, 'watch lost continuity; re-listing');
           continue;
         }

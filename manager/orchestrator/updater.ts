@@ -133,7 +133,8 @@ export class Updater extends ReconcileLoop {
     if (run.batch !== null) {
       if (!(await this.batchDone(svc, run))) return;
       run.batch = null;
-      run.nextBatchAtMs = now + run.cfg.delayMs;
+      // Delay separates batches; after the last one the monitor period follows at once.
+      run.nextBatchAtMs = dirtySlots(svc, this.store, templateKey).length > 0 ? now + run.cfg.delayMs : now;
     }
     if (now < run.nextBatchAtMs) {
       this.wakeAfter(serviceId, run.nextBatchAtMs - now);

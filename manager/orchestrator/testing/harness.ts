@@ -17,8 +17,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { manualClock?: boolean } = {}): Promise<Harness & { manual: ManualClock | null }> {
-  const cluster = await StoreCluster.start({ size: 1 });
+export async function startHarness(opts: { manualClock?: boolean; watchRingEvents?: number } = {}): Promise<Harness & { manual: ManualClock | null }> {
+  const cluster = await StoreCluster.start({ size: 1, ...(opts.watchRingEvents !== undefined ? { watchRingEvents: opts.watchRingEvents } : {}) });
   const rs = await cluster.waitLeader();
   const manual = opts.manualClock === true ? new ManualClock() : null;
   return {
