@@ -7,7 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { CliError } from '../errors.js';
 import { isProcessAlive, readProcStat } from '../proc.js';
-import { buildTar, busyboxEntries, pushImage, type RegistryFixture, type TarSpec } from '../../worker/testing/registry.js';
+import { buildTar, busyboxEntries, pushImage, type PushTarget, type TarSpec } from '../../worker/image/push.js';
 import type { LabRegistry, ProcessRef } from './state.js';
 
 const REGISTRY_START_TIMEOUT_MS = 20_000;
@@ -92,16 +92,9 @@ function allApplets(): string[] {
   return r.stdout.split('\n').map((s) => s.trim()).filter((s) => /^[a-z0-9._[-]+$/i.test(s) && s !== 'busybox');
 }
 
-/**
- * The push helpers take the test fixture, but use only its push address and authorization (the lab
- * registry has no auth). The cast keeps the lab independent of the fixture's other members.
- */
-function pushTarget(address: string): RegistryFixture {
-  const target: Pick<RegistryFixture, 'directHost'> & { pushAuthorization(repository: string): string | undefined } = {
-    directHost: address,
-    pushAuthorization: () => undefined,
-  };
-  return target as unknown as RegistryFixture;
+/** The lab registry has no auth: pushes need only its address. */
+function pushTarget(address: string): PushTarget {
+  return { directHost: address, pushAuthorization: () => undefined };
 }
 
 /** Pushes `busybox:latest` (one layer: busybox-static with every applet) under SEED_REPOSITORIES. */
