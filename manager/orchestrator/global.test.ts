@@ -96,6 +96,17 @@ describe('global services', () => {
     await waitFor('back on n4', () => runningNodes(svc.ID).join() === 'n1,n2,n3,n4');
     expect(tasksOf(h.store, svc.ID).filter((t) => t.NodeID === victim)).toHaveLength(2);
   });
+
+  it('a node removed from the swarm: its task is orphaned and nothing replaces it', async () => {
+    const gone = await addNode(h.store, { hostname: 'n5' });
+    const svc = await createService(h.store, globalSpec('probe'));
+    await waitFor('running on n5 too', () => runningNodes(svc.ID).includes('n5'));
+    sim.dead.add(gone.ID);
+    await h.store.update((tx) => tx.delete('node', gone.ID));
+    await waitFor('orphaned', () => tasksOf(h.store, svc.ID).some((t) => t.NodeID === gone.ID && t.Status.State === 'orphaned' && t.DesiredState === 'shutdown'));
+    expect(live(h.store, svc.ID).every((t) => t.NodeID !== gone.ID)).toBe(true);
+    expect(live(h.store, svc.ID)).toHaveLength(4);
+  });
 });
 
 describe('task reaper', () => {

@@ -158,6 +158,8 @@ export class RestartSupervisor extends ReconcileLoop {
       });
       left.writes--;
       if (svc === undefined || isGlobalLike(mode)) continue;
+      // A start-first update may already have another task in this slot: it takes over.
+      if (slotTasks(tx, svc.ID, slotKey(t)).some((o) => o.ID !== t.ID && wanted(o, isJob(mode)))) continue;
       tx.create('task', {
         ...newTask(svc, { slot: t.Slot, desired: t.DesiredState === 'complete' ? 'complete' : 'running', nowIso }),
         ...(t.JobIteration !== undefined ? { JobIteration: t.JobIteration } : {}),
