@@ -5,6 +5,10 @@
 import type { CliCommand } from '../context.js';
 import { labCommand } from '../lab/command.js';
 import { infoCommand } from './info.js';
+import { nodeCommand } from './node.js';
+import { secretCommand } from './secret.js';
+import { serviceCommand } from './service.js';
+import { swarmCommand } from './swarm.js';
 import { versionCommand } from './version.js';
 
-export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, labCommand];
+export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, labCommand];
