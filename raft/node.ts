@@ -16,10 +16,10 @@
 // Ready carries everything that arrived meanwhile: group commit, one fsync per batch.
 import { pino, type Logger } from 'pino';
 import type { MemoryStorage } from './log-storage.js';
-import { RawNode, type ProposeRefusal, type RaftConfig } from './raft.js';
+import { RawNode, type ProgressStatus, type ProposeRefusal, type ProposeResult, type RaftConfig } from './raft.js';
 import { DurableLog } from './storage/index.js';
 import type { Transport, TransportReport } from './transport/transport.js';
-import type { ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState } from './types.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot, SoftState } from './types.js';
 
 /** The durable log as the driver needs it (raft/storage's DurableLog has this shape). */
 export interface RaftLog {
@@ -272,6 +272,23 @@ export class RaftNode {
     return new Promise((resolve, reject) => {
       this.reads.set(context, { deadlineMs: performance.now() + this.readTimeoutMs, index: -1, resolve, reject });
     });
+  }
+
+  /**
+   * Proposes a membership change (one at a time: refused with 'confChangePending' while another
+   * is unapplied). Returns the core's answer at once; the change takes effect when its entry is
+   * applied, which `status()` then shows.
+   */
+  proposeConfChange(cc: ConfChange): ProposeResult {
+    if (this.closed) return { ok: false, reason: 'removed', leaderHint: null };
+    const r = this.raw.proposeConfChange(cc);
+    if (r.ok) this.schedule();
+    return r;
+  }
+
+  /** The leader's view of a member's replication; undefined on followers and for non-members. */
+  progress(id: NodeId): ProgressStatus | undefined {
+    return this.raw.progress(id);
   }
 
   campaign(): void {

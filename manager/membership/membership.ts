@@ -14,7 +14,7 @@ import type { GrpcTransport } from '../../raft/transport/grpc.js';
 import { ManagerError, NoLeaderError } from '../errors.js';
 import { SequenceConflictError, type MemoryStore, type Node, type Tx } from '../store/index.js';
 import { clusterOf, type ManagedCluster } from './cluster-state.js';
-import { MembershipChanger } from './raft-access.js';
+import { MembershipChanger } from './raft-membership.js';
 
 export type RemovalAction = 'leave' | 'demote' | 'remove';
 

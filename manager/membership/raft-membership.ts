@@ -1,22 +1,9 @@
-// STOP-GAP: membership changes and follower progress through RaftNode's core.
-//
-// raft/node.ts's RaftNode exposes propose/readIndex/transferLeader/status but not yet
-// `proposeConfChange` or `progress` (the core, RawNode, has both). Until raft/ adds them to the
-// driver, this module reaches the node's private `raw` core and `schedule` loop — checked at
-// construction, so a change in raft/node.ts fails loudly here, not silently. Everything else in
-// the manager goes through this class only; replacing it is a one-file change.
+// Membership changes through the RaftNode driver: one at a time, waiting until the change is
+// applied here and the membership shows it.
 import type { RaftNode } from '../../raft/node.js';
-import type { ProgressStatus, ProposeResult } from '../../raft/raft.js';
+import type { ProgressStatus } from '../../raft/raft.js';
 import type { ConfChange, NodeId } from '../../raft/types.js';
 import { ManagerError, NoLeaderError } from '../errors.js';
-
-interface CoreAccess {
-  readonly raw: {
-    proposeConfChange(cc: ConfChange): ProposeResult;
-    progress(id: NodeId): ProgressStatus | undefined;
-  };
-  schedule(): void;
-}
 
 export class ConfChangeRefusedError extends ManagerError {
   constructor(readonly reason: string, what: string) {
@@ -30,19 +17,11 @@ export class ConfChangeRefusedError extends ManagerError {
 }
 
 export class MembershipChanger {
-  private readonly core: CoreAccess;
-
-  constructor(private readonly node: RaftNode) {
-    const core = node as unknown as Partial<CoreAccess>;
-    if (typeof core.raw?.proposeConfChange !== 'function' || typeof core.raw.progress !== 'function' || typeof core.schedule !== 'function') {
-      throw new Error('manager/membership: RaftNode no longer has the core this stop-gap relies on; expose proposeConfChange/progress on RaftNode and use them here');
-    }
-    this.core = core as CoreAccess;
-  }
+  constructor(private readonly node: RaftNode) {}
 
   /** The leader's view of a member's replication; undefined on followers. */
   progress(id: NodeId): ProgressStatus | undefined {
-    return this.core.raw.progress(id);
+    return this.node.progress(id);
   }
 
   /**
@@ -54,16 +33,15 @@ export class MembershipChanger {
     const deadline = performance.now() + timeoutMs;
     // One membership change at a time (Raft's rule): concurrent joins, and a join racing the
     // promotion loop, wait their turn here — bounded by the same deadline.
-    let r = this.core.raw.proposeConfChange(cc);
+    let r = this.node.proposeConfChange(cc);
     while (!r.ok && r.reason === 'confChangePending' && performance.now() < deadline) {
       await new Promise((res) => setTimeout(res, 20));
-      r = this.core.raw.proposeConfChange(cc);
+      r = this.node.proposeConfChange(cc);
     }
     if (!r.ok) {
       if (r.reason === 'notLeader' && r.leaderHint === null) throw new NoLeaderError(`cannot ${what}`);
       throw new ConfChangeRefusedError(r.reason, what);
     }
-    this.core.schedule();
     const index = r.index;
     for (;;) {
       const s = this.node.status();
