@@ -32,6 +32,8 @@ export interface RaftLog {
   createSnapshot?(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot>;
   /** Drops entries before `index` (≤ the snapshot's index). */
   compact?(index: number): Promise<void>;
+  /** Re-seals every record under a new data key; later writes use it. */
+  rotateKey?(dek: Uint8Array): Promise<void>;
 }
 
 /** Tuning of the core, passed through to RawNode. */
@@ -284,6 +286,17 @@ export class RaftNode {
     const r = this.raw.proposeConfChange(cc);
     if (r.ok) this.schedule();
     return r;
+  }
+
+  /**
+   * Re-seals the whole log under a new data encryption key (the key manager's DEK rotation).
+   * The log runs its writes in call order, so saves queued before finish under the old key and
+   * every save after uses the new one.
+   */
+  async rotateKey(dek: Uint8Array): Promise<void> {
+    if (this.closed) throw new RaftNodeClosedError(this.fatal);
+    if (this.log.rotateKey === undefined) throw new Error('raft node: this log cannot rotate its key');
+    await this.log.rotateKey(dek);
   }
 
   /** The leader's view of a member's replication; undefined on followers and for non-members. */
