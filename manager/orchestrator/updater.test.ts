@@ -149,6 +149,26 @@ describe('rolling update', () => {
     await waitFor('3 running cms:1', () => running(h.store, svc.ID).filter((t) => image(t) === 'cms:1').length === 3);
   });
 
+  it('MaxFailureRatio tolerates failures up to the ratio; continue never stops', async () => {
+    const slotsTried = (id: string): number => new Set(tasksOf(h.store, id).filter((t) => image(t) === 'r:bad').map((t) => t.Slot)).size;
+    const ratio = await createService(h.store, spec('ratio', { replicas: 4, image: 'r:1', UpdateConfig: { Parallelism: 1, Monitor: 100 * MS, FailureAction: 'pause', MaxFailureRatio: 0.5 } }));
+    const cont = await createService(h.store, spec('cont', { replicas: 4, image: 'r:1', UpdateConfig: { Parallelism: 1, Monitor: 50 * MS, FailureAction: 'continue' } }));
+    await waitFor('8 running', () => running(h.store, ratio.ID).length + running(h.store, cont.ID).length === 8);
+    await updateService(h.store, ratio.ID, (s) => withImage(s, 'r:bad'));
+    await updateService(h.store, cont.ID, (s) => withImage(s, 'r:bad'));
+    // 1/4 and 2/4 failed are within 0.5; the third failure (3/4) pauses.
+    await waitFor('ratio paused', () => h.store.get('service', ratio.ID)!.UpdateStatus?.State === 'paused');
+    expect(slotsTried(ratio.ID)).toBe(3);
+    expect(running(h.store, ratio.ID).filter((t) => image(t) === 'r:1')).toHaveLength(1);
+    await waitFor('continue completed', () => h.store.get('service', cont.ID)!.UpdateStatus?.State === 'completed');
+    expect(slotsTried(cont.ID)).toBe(4);
+    // Their bad tasks crash-loop (restart any, no delay): remove them so the next test runs quietly.
+    await h.store.update((tx) => {
+      tx.delete('service', ratio.ID);
+      tx.delete('service', cont.ID);
+    });
+  });
+
   it('global services update node by node', async () => {
     const svc = await createService(h.store, spec('logs', { image: 'logs:1', Mode: { Global: {} }, UpdateConfig: { Parallelism: 1, Monitor: 20 * MS } }));
     await waitFor('3 running', () => running(h.store, svc.ID).length === 3);
