@@ -161,6 +161,37 @@ describe('RaftNode over TCP with durable logs', () => {
     for (const m of members.values()) expect(m.applied).toEqual(expectedFinal);
   });
 
+  it('rotates its data key while proposals flow: the log reopens under the new key only', async () => {
+    const oldDek = randomBytes(32);
+    const newDek = randomBytes(32);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-node-rekey-'));
+    dirs.push(dir);
+    const members = new Map<NodeId, Member>();
+    for (const id of IDS) {
+      const d = id === 1 ? dir : await mkdtemp(path.join(os.tmpdir(), `shoal-node-rekey-${id}-`));
+      if (id !== 1) dirs.push(d);
+      members.set(id, await startMember(id, d, oldDek));
+    }
+    connect(members);
+    const leader = await waitFor('a leader', () => agreedLeader(members));
+    const one = members.get(1)!;
+    // Rotation overlaps in-flight proposals; every one still commits and applies.
+    const inFlight = proposeAll(leader, 0, 50);
+    await one.node.rotateKey(newDek);
+    await inFlight;
+    await proposeAll(leader, 50, 10);
+    await waitFor('node 1 to apply 60 entries', () => (one.applied.length === 60 ? true : undefined));
+    await one.node.close();
+    live.delete(one.node);
+    members.delete(1);
+    await expect(startMember(1, dir, oldDek)).rejects.toThrow();
+    const back = await startMember(1, dir, newDek);
+    members.set(1, back);
+    connect(members);
+    await waitFor('node 1 to rebuild 60 entries from its re-sealed log', () => (back.applied.length >= 60 ? true : undefined));
+    expect(back.applied.slice(0, 60)).toEqual(Array.from({ length: 60 }, (_, i) => `op-${i}`));
+  });
+
   it('compacts its log behind snapshots and brings a node that fell behind the compaction up to date with one', async () => {
     const dek = randomBytes(32);
     const policy: SnapshotPolicy = { intervalEntries: 40, keepEntries: 5 };
