@@ -17,7 +17,7 @@
 // Events are only hints: a pass always reads fresh committed state, so coalescing many events
 // into one pass (or seeing one twice) changes nothing but the amount of work.
 import type { Logger } from 'pino';
-import { ResyncRequiredError, SequenceConflictError, StoreClosedError } from '../store/errors.js';
+import { NotFoundError, ResyncRequiredError, SequenceConflictError, StoreClosedError } from '../store/errors.js';
 import type { MemoryStore, ReadTx } from '../store/memory-store.js';
 import type { Kind } from '../store/types.js';
 import type { ChangeEvent, StoreWatch } from '../store/watch.js';
@@ -216,8 +216,9 @@ export abstract class ReconcileLoop {
         this.stopped = true;
         return;
       }
-      if (err instanceof SequenceConflictError && this.conflictRetries < MAX_IMMEDIATE_CONFLICT_RETRIES) {
-        // Someone else changed an object the pass read: the next pass reads the new state.
+      const raced = err instanceof SequenceConflictError || err instanceof NotFoundError;
+      if (raced && this.conflictRetries < MAX_IMMEDIATE_CONFLICT_RETRIES) {
+        // Someone else changed (or deleted) an object the pass read: the next pass reads the new state.
         this.conflictRetries++;
         this.log.debug({ err: err.message }, 'pass lost a race; running again');
         return;
