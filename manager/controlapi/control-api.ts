@@ -36,7 +36,7 @@ import {
 } from '../store/index.js';
 import { generateUnlockKey } from '../keymanager/unlock-key.js';
 import { ControlError, invalid, precondition, toControlError } from './errors.js';
-import { clusterCASeam, type ClusterCASeam, type MembershipSeam, type StoreWrite, type StoredCluster } from './seams.js';
+import { clusterCASeam, type CAChangeResult, type ClusterCASeam, type MembershipSeam, type StoreWrite, type StoredCluster } from './seams.js';
 import {
   modeKind,
   portKey,
@@ -545,7 +545,7 @@ export class ControlApi {
     const expiryNs = spec.CAConfig?.NodeCertExpiry;
     const curExpiryNs = cur.Spec.CAConfig?.NodeCertExpiry;
     const expiryChanged = expiryNs !== undefined && expiryNs !== 0 && expiryNs !== curExpiryNs;
-    let ca: { caData: unknown; joinTokens: { Worker: string; Manager: string } } | undefined;
+    let ca: CAChangeResult | undefined;
     if (rotate.workerToken === true || rotate.managerToken === true || expiryChanged) {
       if (cur.ShoalCA === undefined) throw precondition("this cluster's CA data is not in the store; join tokens and certificate expiry cannot change");
       ca = await this.ca.apply(cur.ShoalCA, {

@@ -12,11 +12,7 @@ import type { Cluster, Tx, UpdateResult } from '../store/index.js';
  *   ManagerUnlockKey   the autolock unlock key (SWMKEY-1-…), only `getUnlockKey` returns it;
  *                      every manager's key manager derives its KEK from it (keymanager/cluster-sync.ts)
  */
-export type StoredCluster = Cluster & {
-  readonly ShoalCA?: unknown;
-  readonly RemovedNodes?: readonly { readonly ID: string; readonly RemovedAt: string }[];
-  readonly ManagerUnlockKey?: string;
-};
+export type StoredCluster = Cluster;
 
 export interface CAChange {
   readonly rotateWorkerToken: boolean;
@@ -26,19 +22,19 @@ export interface CAChange {
 }
 
 export interface CAChangeResult {
-  readonly caData: unknown;
+  readonly caData: ClusterCAData;
   readonly joinTokens: { readonly Worker: string; readonly Manager: string };
 }
 
 /** Join-token rotation and certificate expiry: the CA's business, applied to the data the Cluster object holds. */
 export interface ClusterCASeam {
-  apply(caData: unknown, change: CAChange): Promise<CAChangeResult>;
+  apply(caData: ClusterCAData, change: CAChange): Promise<CAChangeResult>;
 }
 
 /** The default: rebuild a ClusterCA from the stored data, change it, export it again (nothing else is touched). */
 export const clusterCASeam: ClusterCASeam = {
   async apply(caData, change) {
-    const ca = await ClusterCA.restore(caData as ClusterCAData);
+    const ca = await ClusterCA.restore(caData);
     if (change.certExpiryMs !== undefined) await ca.setCertExpiry({ expiryMs: change.certExpiryMs, backdateMs: ca.expiryPolicy.backdateMs });
     if (change.rotateWorkerToken) ca.rotateJoinToken(WORKER_ROLE);
     if (change.rotateManagerToken) ca.rotateJoinToken(MANAGER_ROLE);

@@ -6,20 +6,13 @@
 //                 like every record; the control API must strip it (and JoinTokens) from reads.
 //   RemovedNodes  nodes removed from the swarm (`node rm`, a removed manager): their certificates
 //                 are refused on every manager's cluster port (RemovedNodeList), forever.
-import type { ClusterCAData } from '../../ca/cluster-ca.js';
 import type { CANodeRegistry, NodeRecord } from '../../ca/node-registry.js';
 import { MANAGER_ROLE, WORKER_ROLE, type NodeRole } from '../../ca/roles.js';
 import type { Cluster, ReadTx } from '../store/index.js';
 
-export interface RemovedNode {
-  readonly ID: string;
-  readonly RemovedAt: string;
-}
-
-export type ManagedCluster = Cluster & {
-  readonly ShoalCA?: ClusterCAData;
-  readonly RemovedNodes?: readonly RemovedNode[];
-};
+export type { RemovedNode } from '../store/index.js';
+/** The Cluster object with its manager-only fields (ShoalCA, RemovedNodes): see store/types.ts. */
+export type ManagedCluster = Cluster;
 
 export function clusterOf(tx: ReadTx): ManagedCluster | undefined {
   return tx.find('cluster')[0] as ManagedCluster | undefined;

@@ -5,6 +5,7 @@
 //
 // Everything read from the store is deeply frozen: reads share objects, they never copy them.
 
+import type { ClusterCAData } from '../../ca/cluster-ca.js';
 export type Kind = 'cluster' | 'node' | 'service' | 'task' | 'network' | 'secret' | 'config';
 
 /** In a fixed order: the wire code of a kind (actions, snapshots) is its position here. */
@@ -367,6 +368,12 @@ export interface SwarmSpec {
   readonly EncryptionConfig?: { readonly AutoLockManagers: boolean };
 }
 
+/** A node removed from the swarm: its certificate is refused on every manager from then on. */
+export interface RemovedNode {
+  readonly ID: string;
+  readonly RemovedAt: string;
+}
+
 export interface Cluster extends Meta {
   readonly Spec: SwarmSpec;
   readonly TLSInfo?: TLSInfo;
@@ -376,6 +383,13 @@ export interface Cluster extends Meta {
   readonly DataPathPort?: number;
   /** `/swarm` returns them; `/info` does not. */
   readonly JoinTokens?: { readonly Worker: string; readonly Manager: string };
+  // Fields that never leave the managers (the control API strips them from every read):
+  /** The cluster CA's data with the root key (`ca/cluster-ca.ts` ClusterCAData): any manager can issue certificates. */
+  readonly ShoalCA?: ClusterCAData;
+  /** Nodes whose certificates are refused from now on (`node rm`, a removed manager). */
+  readonly RemovedNodes?: readonly RemovedNode[];
+  /** The autolock unlock key (SWMKEY-1-…); only `swarm unlock-key` shows it. */
+  readonly ManagerUnlockKey?: string;
 }
 
 // --------------------------------------------------------------------------------- maps
