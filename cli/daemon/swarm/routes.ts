@@ -42,7 +42,7 @@ function soleAddress(): string | null {
   return found.length === 1 ? found[0]! : null;
 }
 
-function listenAndAdvertise(p: SwarmPlugin, body: Obj): { listen: string; advertise: string } {
+function listenAndAdvertise(p: SwarmPlugin, body: Obj): { listen: string; advertise: string | undefined } {
   const listen = withPort(str(body['ListenAddr']) || p.ctx.options.listenAddr, '2377');
   const listenPort = splitPort(listen).port ?? '2377';
   const listenHost = splitPort(listen).host;
@@ -54,6 +54,11 @@ function listenAndAdvertise(p: SwarmPlugin, body: Obj): { listen: string; advert
       if (sole === null) throw new InvalidArgumentError('could not choose an IP address to advertise since this system has multiple addresses');
       advertise = sole;
     }
+  }
+  // Port 0 picks a port when listening: without its own port the advertised address is the bound one.
+  if (listenPort === '0' && splitPort(advertise).port === null) {
+    if (advertise !== listenHost) throw new InvalidArgumentError(`advertise address ${advertise} needs a port when the listen address ${listen} picks one`);
+    return { listen, advertise: undefined };
   }
   return { listen, advertise: withPort(advertise, listenPort) };
 }
@@ -125,7 +130,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
         m = await Manager.forceNewCluster({ dataRoot: p.dataRoot, ...p.managerOptions() });
       } else {
         const { listen, advertise } = listenAndAdvertise(p, body);
-        m = await Manager.init({ dataRoot: p.dataRoot, listenAddr: listen, advertiseAddr: advertise, ...p.managerOptions() });
+        m = await Manager.init({ dataRoot: p.dataRoot, listenAddr: listen, ...(advertise !== undefined ? { advertiseAddr: advertise } : {}), ...p.managerOptions() });
       }
       p.attach(m);
       const spec = isObj(body['Spec']) ? { ...body['Spec'] } : {};
@@ -153,7 +158,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
       let last: unknown = null;
       for (const remote of remotes) {
         try {
-          const m = await Manager.join({ dataRoot: p.dataRoot, listenAddr: listen, advertiseAddr: advertise, remoteAddr: withPort(remote, '2377'), token, ...p.managerOptions() });
+          const m = await Manager.join({ dataRoot: p.dataRoot, listenAddr: listen, ...(advertise !== undefined ? { advertiseAddr: advertise } : {}), remoteAddr: withPort(remote, '2377'), token, ...p.managerOptions() });
           p.attach(m);
           p.logger.info({ nodeId: m.nodeId, remote }, 'joined the swarm as a manager');
           return reply.empty(200);
@@ -173,7 +178,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     if (!force) {
       // dockerd refuses a manager's leave without --force, with the quorum arithmetic.
       const managers = m.store.find('node').filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus !== undefined);
-      const reachable = managers.filter((n) => n.ManagerStatus?.Reachability === 'reachable').length;
+      const reachable = managers.filter((n) => n.ManagerStatus?.Reachability === 'reachable' || n.ManagerStatus?.Leader === true).length;
       const total = managers.length;
       let msg = 'You are attempting to leave the swarm on a node that is participating as a manager. ';
       if (total <= 1) {
