@@ -33,6 +33,7 @@ export class SwarmPlugin implements DaemonPlugin {
   busy: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   private describing = false;
+  private restartError: string | null = null;
 
   get ctx(): DaemonContext {
     if (this.ctxRef === null) throw new Error('swarm plugin not started');
@@ -63,7 +64,13 @@ export class SwarmPlugin implements DaemonPlugin {
     registerSwarmRoutes(ctx.api, this);
     if (await exists(path.join(this.dataRoot, STATE_FILE))) {
       this.logger.info({ dataRoot: this.dataRoot }, 'reopening the manager from its data root');
-      this.attach(await Manager.restart({ dataRoot: this.dataRoot, ...this.managerOptions() }));
+      try {
+        this.attach(await Manager.restart({ dataRoot: this.dataRoot, ...this.managerOptions() }));
+      } catch (err) {
+        // The daemon still serves (info, leave --force…); /info reports the error as dockerd does.
+        this.restartError = `could not reopen the manager from ${this.dataRoot}: ${(err as Error).message}`;
+        this.logger.error({ err }, this.restartError);
+      }
     }
   }
 
@@ -101,6 +108,7 @@ export class SwarmPlugin implements DaemonPlugin {
 
   /** Takes a running Manager as this node's. */
   attach(m: Manager): void {
+    this.restartError = null;
     this.managerRef = m;
     this.backendRef = new ControlBackend(m, new ControlApi({ store: m.store, update: (fn) => m.update(fn), logger: this.logger.child({ component: 'controlapi' }) }));
     this.timer = setInterval(() => void this.describeSelf(), DESCRIBE_EVERY_MS);
@@ -141,7 +149,10 @@ export class SwarmPlugin implements DaemonPlugin {
 
   swarmInfo(): SwarmInfo {
     const m = this.managerRef;
-    if (m === null) return this.busy === 'join' ? { ...INACTIVE_SWARM, LocalNodeState: 'pending' } : INACTIVE_SWARM;
+    if (m === null) {
+      if (this.restartError !== null) return { ...INACTIVE_SWARM, LocalNodeState: 'error', Error: this.restartError };
+      return this.busy === 'join' ? { ...INACTIVE_SWARM, LocalNodeState: 'pending' } : INACTIVE_SWARM;
+    }
     let nodes;
     try {
       nodes = m.store.find('node');
