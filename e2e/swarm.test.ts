@@ -149,6 +149,36 @@ describe('a swarm of three managers on a lab, driven by the docker CLI', () => {
     expect(manager.stdout.trim()).not.toBe(worker.stdout.trim());
   });
 
+  it('the shoal CLI sees and changes the same cluster through a follower', async () => {
+    const on = (args: readonly string[], input?: string): SpawnSyncReturns<string> => {
+      const [node, ...pre] = SHOAL as [string, ...string[]];
+      return spawnSync(node, [...pre, '-H', `unix://${host(2).socket}`, ...args], { cwd: REPO, encoding: 'utf8', timeout: 30_000, ...(input !== undefined ? { input } : {}) });
+    };
+    const ls = on(['node', 'ls']);
+    expect(ls.status, ls.stderr).toBe(0);
+    const lines = ls.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^ID {28}HOSTNAME {2,}STATUS {4}AVAILABILITY {3}MANAGER STATUS {3}ENGINE VERSION$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[1] === '*' ? l.split(/\s+/)[2] : undefined).filter(Boolean)).toEqual([`${name}-m3`]);
+    const formatted = on(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}']);
+    expect(formatted.stdout.trim().split('\n').sort()).toEqual([`${name}-m1 Leader`, `${name}-m2 Reachable`, `${name}-m3 Reachable`]);
+    const create = on(['service', 'create', '--name', 'api', '--replicas', '0', 'busybox', 'sleep', '60']);
+    expect(create.stdout.trim(), create.stderr).toMatch(/^[a-z0-9]{25}$/);
+    const services = await waitFor('api in shoal service ls', () => {
+      const r = on(['service', 'ls', '--format', '{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}']);
+      return r.stdout.includes('api ') ? r.stdout.trim().split('\n') : undefined;
+    });
+    expect(services).toEqual(['api replicated 0/0 busybox', 'web replicated 0/0 busybox:latest']);
+    expect(on(['service', 'inspect', 'api', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Args}}']).stdout.trim()).toBe('["sleep","60"]');
+    expect(on(['service', 'scale', 'api=0']).stdout).toBe('api scaled to 0\n');
+    expect(on(['service', 'rm', 'api']).stdout).toBe('api\n');
+    const secret = on(['secret', 'create', 'from-shoal', '-'], 'shh');
+    expect(secret.status, secret.stderr).toBe(0);
+    expect(on(['secret', 'ls', '-q']).stdout).toContain(secret.stdout.trim());
+    expect(on(['swarm', 'join-token', '-q', 'worker']).stdout.trim()).toBe(docker(host(0), ['swarm', 'join-token', '-q', 'worker']).stdout.trim());
+    const missing = on(['service', 'rm', 'nope']);
+    expect([missing.status, missing.stderr.trim()]).toEqual([1, 'Error response from daemon: service nope not found']);
+  });
+
   it('when the leader host is killed another manager leads and the service is still listed', async () => {
     const before = managerStatuses(host(0)) ?? {};
     const leader = Object.entries(before).find(([, s]) => s === 'Leader')?.[0];
