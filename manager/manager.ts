@@ -35,6 +35,7 @@ import { GrpcTransport } from '../raft/transport/grpc.js';
 import { FileDekSource, type DekSource } from './dek.js';
 import { ManagerError, NoLeaderError, NotLeaderError, managerErrorFromGrpc } from './errors.js';
 import { clusterOf, StoreNodeRegistry, type ManagedCluster } from './membership/cluster-state.js';
+import { LeaderServices, methodPaths, type LeaderServicesOptions } from './leader-services.js';
 import { forceNewCluster } from './membership/force-new-cluster.js';
 import { Membership, upsertManagerNode, type MemberInfo, type RemovalAction } from './membership/membership.js';
 import { callMembership, LeaderRouter, leaveMetadata, raftMembershipService, resolveAddressHandler } from './membership/service.js';
@@ -76,6 +77,13 @@ export interface ManagerBaseOptions extends ManagerTuning {
   /** Where the DEK lives. Default: FileDekSource (INTERIM, replaced by the key manager). */
   readonly dekSource?: (dataRoot: string) => DekSource;
   readonly services?: ServiceSeam;
+  /**
+   * The Control and Dispatcher services on the cluster port, and the orchestrators + scheduler
+   * while this manager leads (manager/leader-services.ts). Default on; `false` turns all of it off
+   * (tests of Raft/membership alone). A Control service registered through `services` is kept and
+   * this one is then not registered.
+   */
+  readonly leaderServices?: boolean | LeaderServicesOptions;
   readonly logger?: Logger;
 }
 
@@ -164,6 +172,7 @@ export class Manager {
   private closing: Promise<void> | null = null;
   private advertise = '';
   private readonly registry: StoreNodeRegistry;
+  private readonly leaderSvc: LeaderServices | null;
   readonly transport: GrpcTransport;
   readonly server: ClusterServer;
   readonly logger: Logger;
@@ -186,6 +195,7 @@ export class Manager {
       ...(opts.chunkSizeBytes !== undefined ? { chunkSizeBytes: opts.chunkSizeBytes } : {}),
     });
     this.server = createClusterServer({ material: identity, clusterId: identity.clusterId, removed: this.registry, logger: this.logger.child({ component: 'cluster-server' }) });
+    this.leaderSvc = opts.leaderServices === false ? null : new LeaderServices(this, opts.leaderServices === true || opts.leaderServices === undefined ? {} : opts.leaderServices);
   }
 
   // ---------------------------------------------------------------------------- entry points
@@ -329,6 +339,11 @@ export class Manager {
     return this.rs !== null && this.rs.node.status().role === 'leader';
   }
 
+  /** Control API, dispatcher, and the leader's orchestrators + scheduler (null when turned off). */
+  get leaderServices(): LeaderServices | null {
+    return this.leaderSvc;
+  }
+
   /** The CA as of the store's Cluster object (null until it has replicated here). */
   get ca(): ClusterCA | null {
     return this.clusterCA;
@@ -424,6 +439,7 @@ export class Manager {
   private async shutdown(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    await this.leaderSvc?.close();
     const rs = this.rs;
     this.rs = null;
     this.membershipImpl = null;
@@ -496,6 +512,7 @@ export class Manager {
     this.router = new LeaderRouter(serviceOptions);
     this.membershipService = raftMembershipService(serviceOptions);
     this.loadClusterCA();
+    this.leaderSvc?.attach();
     const reconcileMs = o.reconcileMs ?? 2 * (o.tickMs ?? 100);
     this.timer = setInterval(() => {
       this.loadClusterCA();
@@ -542,6 +559,14 @@ export class Manager {
       leave: (call, cb) => (this.membershipService === null ? cb(unavailable('raft')) : this.membershipService.leave(call, cb)),
     };
     this.server.server.addService(RaftMembershipService, membership);
-    for (const s of this.opts.services?.(this) ?? []) this.server.server.addService(s.definition, s.implementation);
+    const taken = new Set<string>();
+    for (const s of this.opts.services?.(this) ?? []) {
+      this.server.server.addService(s.definition, s.implementation);
+      for (const p of methodPaths(s.definition)) taken.add(p);
+    }
+    for (const s of this.leaderSvc?.registrations() ?? []) {
+      if (methodPaths(s.definition).some((p) => taken.has(p))) continue;
+      this.server.server.addService(s.definition, s.implementation);
+    }
   }
 }
