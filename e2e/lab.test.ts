@@ -81,7 +81,7 @@ describe('a lab of one manager host and one worker host', () => {
     expect(up.status, up.stderr + up.stdout).toBe(0);
     expect(up.stdout).toContain(`${name}-m1`);
     expect(up.stdout).toContain(`${name}-w1`);
-    expect(up.stdout).toContain('swarm mode is not available');
+    expect(up.stdout).toContain(`formed: 1 manager (leader ${name}-m1`);
     state = labState(name);
   });
 
@@ -96,7 +96,7 @@ describe('a lab of one manager host and one worker host', () => {
       expect(ping.status).toBe(200);
       expect(ping.headers['api-version']).toBe('1.50');
       const info = shoal(['info', '-H', `unix://${host.socket}`, '--format', '{{.Name}} {{.Swarm.LocalNodeState}} {{json .RegistryConfig.Mirrors}}']);
-      expect(info.stdout).toBe(`${host.name} inactive ["http://${state.registry.address ?? ''}"]\n`);
+      expect(info.stdout).toBe(`${host.name} ${host.role === 'manager' ? 'active' : 'inactive'} ["http://${state.registry.address ?? ''}"]\n`);
     }
   });
 
@@ -105,8 +105,9 @@ describe('a lab of one manager host and one worker host', () => {
     const version = docker(['-H', sock, 'version', '--format', '{{.Server.APIVersion}}']);
     expect(version.stdout.trim(), version.stderr).toBe('1.50');
     const info = docker(['-H', sock, 'info', '--format', '{{.Swarm.LocalNodeState}}']);
-    expect(info.stdout.trim(), info.stderr).toBe('inactive');
-    const ls = docker(['-H', sock, 'service', 'ls']);
+    expect(info.stdout.trim(), info.stderr).toBe('active');
+    // The worker host is not in the swarm (shoald cannot be a worker yet): dockerd's 503.
+    const ls = docker(['-H', `unix://${w1().socket}`, 'service', 'ls']);
     expect(ls.status).toBe(1);
     expect(ls.stderr.trim()).toBe(
       'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
