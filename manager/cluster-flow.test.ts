@@ -9,6 +9,8 @@ import path from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import type { NodeIdentity } from '../ca/identity.js';
+
 import { joinCluster } from '../ca/join.js';
 import { WORKER_ROLE } from '../ca/roles.js';
 import { Agent } from '../worker/agent/agent.js';
@@ -18,7 +20,8 @@ import { Manager } from './manager.js';
 import { clusterOf } from './membership/cluster-state.js';
 import { byServiceId } from './store/index.js';
 import { waitFor } from './store/testing/cluster.js';
-import type { Task } from './store/types.js';
+import type { Node, Service, Task } from './store/types.js';
+import { eventually, ManagerHarness, type ManagerProcess } from './testing/harness.js';
 
 let dir: string;
 let manager: Manager;
@@ -45,38 +48,38 @@ function wanted(serviceId: string): Task[] {
   return tasksOf(serviceId).filter((t) => t.DesiredState === 'running');
 }
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-cluster-flow-'));
-  manager = await Manager.init({
-    dataRoot: path.join(dir, 'manager'),
-    listenAddr: '127.0.0.1:0',
-    tickMs: 50,
-    leaderServices: { leadershipCheckMs: 20, dispatcher: { heartbeatPeriodMs: 500, heartbeatJitterMs: 50, maxBatchIntervalMs: 10, leadershipCheckMs: 20 } },
-  });
-  control = manager.leaderServices!.control!;
-  const token = clusterOf(manager.store)?.JoinTokens?.Worker ?? '';
-  const identity = await joinCluster({ address: manager.addr, token });
-  expect(identity.role).toBe(WORKER_ROLE);
-  workerId = identity.nodeId;
-  agent = await Agent.start({
-    dataRoot: path.join(dir, 'worker'),
-    identity,
-    managers: [manager.addr],
-    executor,
-    description: { Hostname: 'worker-1', Platform: { OS: 'linux', Architecture: 'x86_64' }, Engine: { EngineVersion: 'test' } },
-    backoffInitialMs: 20,
-    backoffMaxMs: 200,
-    statusBatchMs: 10,
-  });
-}, 30_000);
-
-afterAll(async () => {
-  await agent?.close();
-  await manager?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
-});
-
 describe('cluster flow: manager (control, dispatcher, orchestrators, scheduler) + agent', () => {
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-cluster-flow-'));
+    manager = await Manager.init({
+      dataRoot: path.join(dir, 'manager'),
+      listenAddr: '127.0.0.1:0',
+      tickMs: 50,
+      leaderServices: { leadershipCheckMs: 20, dispatcher: { heartbeatPeriodMs: 500, heartbeatJitterMs: 50, maxBatchIntervalMs: 10, leadershipCheckMs: 20 } },
+    });
+    control = manager.leaderServices!.control!;
+    const token = clusterOf(manager.store)?.JoinTokens?.Worker ?? '';
+    const identity = await joinCluster({ address: manager.addr, token });
+    expect(identity.role).toBe(WORKER_ROLE);
+    workerId = identity.nodeId;
+    agent = await Agent.start({
+      dataRoot: path.join(dir, 'worker'),
+      identity,
+      managers: [manager.addr],
+      executor,
+      description: { Hostname: 'worker-1', Platform: { OS: 'linux', Architecture: 'x86_64' }, Engine: { EngineVersion: 'test' } },
+      backoffInitialMs: 20,
+      backoffMaxMs: 200,
+      statusBatchMs: 10,
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    await agent?.close();
+    await manager?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
   it('the leader runs the orchestrators and scheduler; the worker joined with the worker token becomes a ready node', async () => {
     await waitFor('the orchestrators to run on the leader', () => manager.leaderServices!.running);
     await waitFor('the worker node to be ready', () => manager.store.get('node', workerId)?.Status.State === 'ready');
@@ -144,4 +147,112 @@ describe('cluster flow: manager (control, dispatcher, orchestrators, scheduler) 
       20_000,
     );
   });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Three managers, each in its own process; the agent in this one. The leader is killed mid-way:
+// the new leader's dispatcher takes the worker's session and its orchestrators keep the service.
+
+const TUNING = {
+  tickMs: 50,
+  electionTick: 10,
+  heartbeatTick: 1,
+  proposeTimeoutMs: 5000,
+  leaderServices: { leadershipCheckMs: 20, dispatcher: { heartbeatPeriodMs: 500, heartbeatJitterMs: 50, maxBatchIntervalMs: 10, leadershipCheckMs: 20 } },
+} as const;
+const WAIT_MS = 30_000;
+
+describe('cluster flow with three manager processes and a leader crash', () => {
+  let h: ManagerHarness | null = null;
+  let worker: Agent | null = null;
+  const exec = new FakeExecutor(1);
+  let identity: NodeIdentity;
+
+  afterAll(async () => {
+    await worker?.close();
+    await h?.cleanup();
+  });
+
+  const call = <T>(p: ManagerProcess, method: string, ...args: unknown[]): Promise<T> => p.request<T>('control', { method, args });
+
+  async function leader(): Promise<ManagerProcess> {
+    return eventually(
+      'a leader running the orchestrators',
+      async () => {
+        for (const p of h!.running()) {
+          const l = await p.request<{ leader: boolean; orchestrating: boolean }>('leading');
+          if (l.leader && l.orchestrating) return p;
+        }
+        return undefined;
+      },
+      WAIT_MS,
+    );
+  }
+
+  async function serviceTasks(p: ManagerProcess, serviceId: string): Promise<Task[]> {
+    return call<Task[]>(p, 'listTasks', { serviceIds: [serviceId], desiredStates: ['running'] });
+  }
+
+  it('keeps a service of 3 running through the death of the leader, replacing a crashed task from the new leader', async () => {
+    h = await ManagerHarness.create(TUNING);
+    const m1 = await h.init();
+    const tokens = await m1.request<{ Worker: string; Manager: string }>('tokens');
+    await h.join(m1, tokens.Manager);
+    await h.join(m1, tokens.Manager);
+    const followers = h.running().filter((p) => p !== m1);
+    // The worker's certificate from a follower's CA, with the worker token; its agent knows only that follower.
+    identity = await joinCluster({ address: followers[0]!.addr, token: tokens.Worker });
+    worker = await Agent.start({
+      dataRoot: path.join(h.baseDir, 'worker'),
+      identity,
+      managers: [followers[0]!.addr],
+      executor: exec,
+      description: { Hostname: 'worker-1', Platform: { OS: 'linux', Architecture: 'x86_64' }, Engine: { EngineVersion: 'test' } },
+      backoffInitialMs: 20,
+      backoffMaxMs: 200,
+      statusBatchMs: 10,
+    });
+    let lead = await leader();
+    await eventually('the worker node to be ready', async () => (await call<Node>(lead, 'getNode', identity.nodeId)).Status.State === 'ready', WAIT_MS);
+    for (const p of h.running()) {
+      const n = await call<Node>(lead, 'getNode', p.nodeId);
+      await call(lead, 'updateNode', p.nodeId, n.Version.Index, { ...n.Spec, Availability: 'drain' });
+    }
+    const svc = await call<Service>(lead, 'createService', spec(3));
+    await eventually(
+      'three running tasks on the worker',
+      async () => {
+        const ts = await serviceTasks(lead, svc.ID);
+        return ts.length === 3 && ts.every((t) => t.NodeID === identity.nodeId && t.Status.State === 'running') && exec.running().length === 3;
+      },
+      WAIT_MS,
+    );
+
+    await lead.kill('SIGKILL');
+    const old = lead;
+    lead = await leader();
+    expect(lead).not.toBe(old);
+    // The agent's session moves to the new leader; the tasks keep running (3, nothing restarted).
+    await eventually('the worker session on the new leader', async () => worker!.manager === lead.addr, WAIT_MS);
+    const before = await serviceTasks(lead, svc.ID);
+    expect(before.map((t) => t.Status.State)).toEqual(['running', 'running', 'running']);
+    expect(exec.running().sort()).toEqual(before.map((t) => t.ID).sort());
+
+    // A crash now is handled by the new leader's restart supervisor, scheduler and dispatcher.
+    const victim = before.find((t) => t.Slot === 2)!;
+    exec.exit(victim.ID, 1);
+    await eventually(
+      'a replacement in slot 2 running, three in all',
+      async () => {
+        const ts = await serviceTasks(lead, svc.ID);
+        return ts.length === 3 && ts.every((t) => t.Status.State === 'running') && ts.some((t) => t.Slot === 2 && t.ID !== victim.ID) && exec.running().length === 3;
+      },
+      WAIT_MS,
+    );
+    expect(exec.running()).not.toContain(victim.ID);
+    // And the new leader scales it.
+    const cur = await call<Service>(lead, 'getService', svc.ID);
+    await call(lead, 'updateService', svc.ID, cur.Version.Index, spec(4));
+    await eventually('four running tasks', async () => (await serviceTasks(lead, svc.ID)).filter((t) => t.Status.State === 'running').length === 4 && exec.running().length === 4, WAIT_MS);
+  }, 90_000);
 });

@@ -8,8 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import type { ManagerTuning } from '../manager.js';
-import type { ChildMessage, ProcessInfo, ReplyError, StartSpec } from './manager-process.js';
+import type { ChildMessage, ProcessInfo, ProcessTuning, ReplyError, StartSpec } from './manager-process.js';
 
 const ENTRY = fileURLToPath(new URL('./manager-process.ts', import.meta.url));
 
@@ -162,9 +161,9 @@ export class ManagerHarness {
   readonly processes: ManagerProcess[] = [];
   private seq = 0;
 
-  private constructor(readonly baseDir: string, readonly tuning: ManagerTuning) {}
+  private constructor(readonly baseDir: string, readonly tuning: ProcessTuning) {}
 
-  static async create(tuning: ManagerTuning): Promise<ManagerHarness> {
+  static async create(tuning: ProcessTuning): Promise<ManagerHarness> {
     return new ManagerHarness(await mkdtemp(path.join(os.tmpdir(), 'shoal-managers-')), tuning);
   }
 

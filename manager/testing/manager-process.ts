@@ -9,16 +9,20 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 
 import { ManagerError, managerErrorFromGrpc } from '../errors.js';
+import type { LeaderServicesOptions } from '../leader-services.js';
 import { Manager, type ManagerTuning } from '../manager.js';
 import { callMembership } from '../membership/service.js';
 import { clusterOf } from '../membership/cluster-state.js';
 import { KINDS, type Config } from '../store/index.js';
 import type { JoinRequest, JoinResponse } from '../../proto/gen/shoal/raft.js';
 
+/** Tuning plus the leader services' options (JSON: no clock). */
+export type ProcessTuning = ManagerTuning & { readonly leaderServices?: boolean | Omit<LeaderServicesOptions, 'clock'> };
+
 export type StartSpec =
-  | ({ readonly mode: 'init'; readonly dataRoot: string; readonly listenAddr: string } & ManagerTuning)
-  | ({ readonly mode: 'join'; readonly dataRoot: string; readonly listenAddr: string; readonly remoteAddr: string; readonly token: string } & ManagerTuning)
-  | ({ readonly mode: 'restart' | 'force-new-cluster'; readonly dataRoot: string } & ManagerTuning);
+  | ({ readonly mode: 'init'; readonly dataRoot: string; readonly listenAddr: string } & ProcessTuning)
+  | ({ readonly mode: 'join'; readonly dataRoot: string; readonly listenAddr: string; readonly remoteAddr: string; readonly token: string } & ProcessTuning)
+  | ({ readonly mode: 'restart' | 'force-new-cluster'; readonly dataRoot: string } & ProcessTuning);
 
 export interface ProcessInfo {
   readonly nodeId: string;
@@ -122,6 +126,16 @@ async function handle(m: Manager, op: string, args: Readonly<Record<string, unkn
         return { joined: false, code: e.code, message: e.message };
       }
     }
+    case 'control': {
+      // A ControlApi call on this manager, as the daemon makes it: { method, args }.
+      const api = m.leaderServices?.control;
+      if (api == null) throw new ManagerError('CLOSED', 'this manager runs no control API');
+      const fn = (api as unknown as Record<string, (...a: unknown[]) => unknown>)[String(args['method'])];
+      if (typeof fn !== 'function') throw new ManagerError('JOIN_FAILED', `no control method ${String(args['method'])}`);
+      return await fn.apply(api, (args['args'] as unknown[] | undefined) ?? []);
+    }
+    case 'leading':
+      return { leader: m.isLeader, orchestrating: m.leaderServices?.running ?? false, starts: m.leaderServices?.starts ?? 0 };
     case 'close':
       await m.close();
       return null;
