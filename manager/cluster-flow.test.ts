@@ -147,6 +147,15 @@ describe('cluster flow: manager (control, dispatcher, orchestrators, scheduler) 
       20_000,
     );
   });
+
+  it('close stops the orchestrators, the scheduler and the dispatcher (runs last in this block)', async () => {
+    const ls = manager.leaderServices!;
+    expect(ls.running).toBe(true);
+    expect(ls.dispatcher?.leading).toBe(true);
+    await manager.close();
+    expect(ls.running).toBe(false);
+    expect(ls.dispatcher?.leading).toBe(false);
+  });
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -193,7 +202,7 @@ describe('cluster flow with three manager processes and a leader crash', () => {
     return call<Task[]>(p, 'listTasks', { serviceIds: [serviceId], desiredStates: ['running'] });
   }
 
-  it('keeps a service of 3 running through the death of the leader, replacing a crashed task from the new leader', async () => {
+  it('a cut-off leader stops orchestrating; a service of 3 keeps running through the death of the next leader, whose successor replaces a crashed task and scales it', async () => {
     h = await ManagerHarness.create(TUNING);
     const m1 = await h.init();
     const tokens = await m1.request<{ Worker: string; Manager: string }>('tokens');
@@ -224,6 +233,31 @@ describe('cluster flow with three manager processes and a leader crash', () => {
       async () => {
         const ts = await serviceTasks(lead, svc.ID);
         return ts.length === 3 && ts.every((t) => t.NodeID === identity.nodeId && t.Status.State === 'running') && exec.running().length === 3;
+      },
+      WAIT_MS,
+    );
+
+    // Leadership lost without a crash (the leader cut off from both peers): it stops its loops.
+    const cut = lead;
+    const others = h.running().filter((p) => p !== cut).map((p) => p.nodeId);
+    await cut.request('partition', { peers: others });
+    await eventually(
+      'the cut-off leader to step down and stop orchestrating',
+      async () => {
+        const l = await cut.request<{ leader: boolean; orchestrating: boolean }>('leading');
+        return !l.leader && !l.orchestrating;
+      },
+      WAIT_MS,
+    );
+    for (const p of h.running()) if (p !== cut) await p.request('partition', { peers: [cut.nodeId] });
+    lead = await leader();
+    expect(lead).not.toBe(cut);
+    for (const p of h.running()) await p.request('partition', { peers: [] });
+    await eventually(
+      'three running tasks again under the second leader',
+      async () => {
+        const ts = await serviceTasks(lead, svc.ID);
+        return ts.length === 3 && ts.every((t) => t.Status.State === 'running') && exec.running().length === 3;
       },
       WAIT_MS,
     );
