@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulerLoop } from '../schedule/scheduler-loop.js';
 import type { ManualClock } from './clock.js';
 import { Orchestrators } from './index.js';
-import { addNode, createService, live, running, setTaskStatus, spec, startHarness, tasksOf, updateService, waitFor, type Harness } from './testing/harness.js';
+import { addNode, createService, live, running, setTaskStatus, spec, startHarness, tasksOf, updateService, waitFor, type Harness, startControlPlane, stopControlPlane } from './testing/harness.js';
 import { SimWorkers } from './testing/sim-workers.js';
 
 let h: Harness;
@@ -19,18 +19,11 @@ beforeAll(async () => {
   h = started;
   clock = started.manual!;
   for (const name of ['n1', 'n2']) await addNode(h.store, { hostname: name });
-  orch = new Orchestrators({ store: h.store, logger: h.logger, clock });
-  sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock });
-  sim = new SimWorkers({ store: h.store });
-  orch.start();
-  sched.start();
-  sim.start();
+  ({ orch, sched, sim } = startControlPlane(h, clock));
 });
 
 afterAll(async () => {
-  await sim?.stop();
-  await sched?.stop();
-  await orch?.stop();
+  await stopControlPlane({ orch, sched, sim });
   await h?.close();
 });
 

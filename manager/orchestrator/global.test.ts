@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulerLoop } from '../schedule/scheduler-loop.js';
 import type { Node } from '../store/types.js';
 import { Orchestrators } from './index.js';
-import { addNode, changeNode, createService, live, running, spec, startHarness, tasksOf, waitFor, type Harness } from './testing/harness.js';
+import { addNode, changeNode, createService, live, running, spec, startHarness, tasksOf, waitFor, type Harness, startControlPlane, stopControlPlane } from './testing/harness.js';
 import { SimWorkers } from './testing/sim-workers.js';
 
 let h: Harness;
@@ -19,18 +19,11 @@ beforeAll(async () => {
   n['n2'] = await addNode(h.store, { hostname: 'n2' });
   n['n3'] = await addNode(h.store, { hostname: 'n3', availability: 'drain' });
   await h.store.update((tx) => tx.create('cluster', { Spec: { Name: 'default', Orchestration: { TaskHistoryRetentionLimit: 3 } } }));
-  orch = new Orchestrators({ store: h.store, logger: h.logger, clock: h.clock });
-  sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock: h.clock });
-  sim = new SimWorkers({ store: h.store });
-  orch.start();
-  sched.start();
-  sim.start();
+  ({ orch, sched, sim } = startControlPlane(h));
 });
 
 afterAll(async () => {
-  await sim?.stop();
-  await sched?.stop();
-  await orch?.stop();
+  await stopControlPlane({ orch, sched, sim });
   await h?.close();
 });
 

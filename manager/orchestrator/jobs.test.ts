@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchedulerLoop } from '../schedule/scheduler-loop.js';
 import type { Task } from '../store/types.js';
 import { Orchestrators, type JobService } from './index.js';
-import { addNode, createService, setTaskStatus, spec, startHarness, tasksOf, waitFor, type Harness } from './testing/harness.js';
+import { addNode, createService, setTaskStatus, spec, startHarness, tasksOf, waitFor, type Harness, startControlPlane, stopControlPlane } from './testing/harness.js';
 import { SimWorkers } from './testing/sim-workers.js';
 
 let h: Harness;
@@ -15,18 +15,11 @@ let sim: SimWorkers;
 beforeAll(async () => {
   h = await startHarness();
   for (const name of ['n1', 'n2', 'n3']) await addNode(h.store, { hostname: name });
-  orch = new Orchestrators({ store: h.store, logger: h.logger, clock: h.clock });
-  sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock: h.clock });
-  sim = new SimWorkers({ store: h.store });
-  orch.start();
-  sched.start();
-  sim.start();
+  ({ orch, sched, sim } = startControlPlane(h));
 });
 
 afterAll(async () => {
-  await sim?.stop();
-  await sched?.stop();
-  await orch?.stop();
+  await stopControlPlane({ orch, sched, sim });
   await h?.close();
 });
 

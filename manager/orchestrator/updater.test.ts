@@ -5,7 +5,7 @@ import { SchedulerLoop } from '../schedule/scheduler-loop.js';
 import type { ServiceSpec, Task } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
 import { Orchestrators } from './index.js';
-import { addNode, createService, live, running, spec, startHarness, tasksOf, updateService, waitFor, type Harness } from './testing/harness.js';
+import { addNode, createService, live, running, spec, startHarness, tasksOf, updateService, waitFor, type Harness, startControlPlane, stopControlPlane } from './testing/harness.js';
 import { SimWorkers } from './testing/sim-workers.js';
 
 let h: Harness;
@@ -16,18 +16,11 @@ let sim: SimWorkers;
 beforeAll(async () => {
   h = await startHarness();
   for (const name of ['n1', 'n2', 'n3']) await addNode(h.store, { hostname: name });
-  orch = new Orchestrators({ store: h.store, logger: h.logger, clock: h.clock });
-  sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock: h.clock });
-  sim = new SimWorkers({ store: h.store });
-  orch.start();
-  sched.start();
-  sim.start();
+  ({ orch, sched, sim } = startControlPlane(h));
 });
 
 afterAll(async () => {
-  await sim?.stop();
-  await sched?.stop();
-  await orch?.stop();
+  await stopControlPlane({ orch, sched, sim });
   await h?.close();
 });
 

@@ -6,6 +6,9 @@ import { byServiceId } from '../../store/query.js';
 import { StoreCluster, waitFor } from '../../store/testing/cluster.js';
 import type { NewObject, Node, Service, ServiceSpec, Task } from '../../store/types.js';
 import { ManualClock, systemClock, type Clock } from '../clock.js';
+import { SchedulerLoop } from '../../schedule/scheduler-loop.js';
+import { Orchestrators } from '../index.js';
+import { SimWorkers } from './sim-workers.js';
 
 export { waitFor };
 
@@ -104,4 +107,28 @@ export async function setTaskStatus(store: MemoryStore, id: string, state: Task[
     const t = tx.get('task', id)!;
     tx.update('task', { ...t, Status: { ...t.Status, State: state, Timestamp: new Date().toISOString(), Message: state, ...extra } });
   });
+}
+
+export interface ControlPlane {
+  readonly orch: Orchestrators;
+  readonly sched: SchedulerLoop;
+  readonly sim: SimWorkers;
+}
+
+/** Starts the orchestrators, the scheduler loop and simulated workers over the harness's store. */
+export function startControlPlane(h: Harness, clock: Clock = h.clock): ControlPlane {
+  const orch = new Orchestrators({ store: h.store, logger: h.logger, clock });
+  const sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock });
+  const sim = new SimWorkers({ store: h.store });
+  orch.start();
+  sched.start();
+  sim.start();
+  return { orch, sched, sim };
+}
+
+/** Stops what startControlPlane started (workers first), tolerating a partial start. */
+export async function stopControlPlane(cp: Partial<ControlPlane>): Promise<void> {
+  await cp.sim?.stop();
+  await cp.sched?.stop();
+  await cp.orch?.stop();
 }
