@@ -23,8 +23,22 @@ fi
 echo "== lab up"
 bin/shoal lab up "$@"
 
-cat <<'TXT'
+# The demo: a replicated service the user can watch converge from any manager.
+name=lab
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in
+    --name) name="${args[$((i + 1))]:-lab}" ;;
+    --name=*) name="${args[$i]#--name=}" ;;
+  esac
+done
+echo "== demo service"
+bin/shoal lab exec --name "$name" "$name-m1" -- shoal service create --name demo --replicas 3 busybox sleep 3600
 
-bin/shoal is the shoal CLI (inside `shoal lab exec` it is on PATH; elsewhere: export PATH=$PWD/bin:$PATH).
-Swarm mode (swarm init/join, services) arrives with the manager; the demo service will be deployed here then.
+cat <<TXT
+
+A service "demo" with 3 replicas of busybox was created. Watch it (any manager host answers):
+  bin/shoal lab exec --name $name $name-m1 -- docker service ps demo
+  bin/shoal lab exec --name $name $name-m1 -- docker node ls
+Remove everything with: bin/shoal lab down --name $name
 TXT
