@@ -20,6 +20,8 @@ import { describeImplementation, localDescription, NODE_DESCRIPTION_SERVICE, rec
 import { mapSwarmError } from './errors.js';
 import { registerSwarmRoutes } from './routes.js';
 import { clusterInfo } from './shapes.js';
+import { joinAsWorker, loadWorker, NodeAgent, wipeWorker } from '../worker/node-agent.js';
+import type { NodeIdentity } from '../../../ca/identity.js';
 
 const DESCRIBE_EVERY_MS = 1000;
 
@@ -34,6 +36,11 @@ export class SwarmPlugin implements DaemonPlugin {
   private timer: NodeJS.Timeout | null = null;
   private describing = false;
   private restartError: string | null = null;
+  /** The node's agent: a worker's, or the one a manager runs with its manager certificate. */
+  private agentRef: NodeAgent | null = null;
+  private agentStarting: Promise<void> | null = null;
+  /** Set on a worker node (no Manager): the managers it knows. */
+  private workerManagers: string[] | null = null;
 
   get ctx(): DaemonContext {
     if (this.ctxRef === null) throw new Error('swarm plugin not started');
@@ -50,6 +57,15 @@ export class SwarmPlugin implements DaemonPlugin {
 
   get backend(): ControlBackend | null {
     return this.backendRef;
+  }
+
+  /** This node's worker agent when it is a worker (not a manager). */
+  get worker(): NodeAgent | null {
+    return this.managerRef === null ? this.agentRef : null;
+  }
+
+  get inSwarm(): boolean {
+    return this.managerRef !== null || this.workerManagers !== null;
   }
 
   get dataRoot(): string {
@@ -71,12 +87,70 @@ export class SwarmPlugin implements DaemonPlugin {
         this.restartError = `could not reopen the manager from ${this.dataRoot}: ${(err as Error).message}`;
         this.logger.error({ err }, this.restartError);
       }
+    } else {
+      try {
+        const w = await loadWorker(this.ctx.options.dataRoot);
+        if (w !== null) {
+          this.logger.info({ nodeId: w.identity.nodeId }, 'restarting the worker agent from its identity');
+          this.workerManagers = w.managers;
+          await this.startAgent(w.identity, w.managers);
+        }
+      } catch (err) {
+        this.restartError = `could not restart the worker agent: ${(err as Error).message}`;
+        this.logger.error({ err }, this.restartError);
+      }
     }
   }
 
   async stop(): Promise<void> {
+    await this.stopAgent();
     const m = this.detach();
     if (m !== null) await m.close();
+  }
+
+  /** Starts this node's agent (worker or manager identity) over the runc executor. */
+  async startAgent(identity: NodeIdentity, managers: readonly string[]): Promise<void> {
+    const o = this.ctx.options;
+    this.agentRef = await NodeAgent.start({
+      dataRoot: o.dataRoot,
+      identity,
+      managers,
+      hostname: o.hostname,
+      description: localDescription(o.hostname),
+      registryMirrors: o.registryMirrors,
+      insecureRegistries: o.insecureRegistries,
+      logger: this.logger,
+    });
+  }
+
+  /** Stops the agent (its containers are removed). */
+  async stopAgent(): Promise<void> {
+    if (this.agentStarting !== null) await this.agentStarting.catch(() => undefined);
+    const a = this.agentRef;
+    this.agentRef = null;
+    if (a !== null) await a.stop();
+  }
+
+  /** `swarm join` with a worker token: the CA join flow, the identity kept, the agent started. */
+  async joinWorker(remote: string, token: string): Promise<string> {
+    const dataRoot = this.ctx.options.dataRoot;
+    const identity = await joinAsWorker(dataRoot, remote, token);
+    try {
+      await this.startAgent(identity, [remote]);
+    } catch (err) {
+      await wipeWorker(dataRoot);
+      throw err;
+    }
+    this.workerManagers = [remote];
+    this.logger.info({ nodeId: identity.nodeId, remote }, 'joined the swarm as a worker');
+    return identity.nodeId;
+  }
+
+  /** A worker's `swarm leave`: the agent stops, its containers go, the identity is forgotten. */
+  async leaveWorker(): Promise<void> {
+    await this.stopAgent();
+    await wipeWorker(this.ctx.options.dataRoot);
+    this.workerManagers = null;
   }
 
   /** Options every Manager entry point gets: the services the cluster port serves, the logger. */
@@ -113,6 +187,14 @@ export class SwarmPlugin implements DaemonPlugin {
     this.backendRef = new ControlBackend(m, new ControlApi({ store: m.store, update: (fn) => m.update(fn), logger: this.logger.child({ component: 'controlapi' }) }));
     this.timer = setInterval(() => void this.describeSelf(), DESCRIBE_EVERY_MS);
     void this.describeSelf();
+    // The manager also runs an agent with its manager certificate: its Node stays ready and runs tasks.
+    if (this.agentRef === null && this.agentStarting === null) {
+      this.agentStarting = this.startAgent(m.identity, [m.addr])
+        .catch((err: unknown) => this.logger.error({ err }, 'could not start the agent of this manager'))
+        .finally(() => {
+          this.agentStarting = null;
+        });
+    }
   }
 
   /** Forgets the Manager (after leave, or at stop); returns it. */
@@ -149,6 +231,17 @@ export class SwarmPlugin implements DaemonPlugin {
 
   swarmInfo(): SwarmInfo {
     const m = this.managerRef;
+    const w = this.agentRef;
+    if (m === null && w !== null && this.workerManagers !== null) {
+      return {
+        NodeID: w.nodeId,
+        NodeAddr: '',
+        LocalNodeState: 'active',
+        ControlAvailable: false,
+        Error: '',
+        RemoteManagers: this.workerManagers.map((a) => ({ NodeID: '', Addr: a })),
+      };
+    }
     if (m === null) {
       if (this.restartError !== null) return { ...INACTIVE_SWARM, LocalNodeState: 'error', Error: this.restartError };
       return this.busy === 'join' ? { ...INACTIVE_SWARM, LocalNodeState: 'pending' } : INACTIVE_SWARM;

@@ -121,10 +121,12 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     const body = (await req.json()) ?? {};
     if (!isObj(body)) throw new InvalidArgumentError('swarm init needs a JSON object body');
     const force = body['ForceNewCluster'] === true;
-    if (p.manager !== null && !force) throw new UnavailableError(MSG_ALREADY_IN_SWARM);
+    if (p.inSwarm && !force) throw new UnavailableError(MSG_ALREADY_IN_SWARM);
     return exclusive('init', async () => {
       let m: Manager;
+      if (p.worker !== null) await p.leaveWorker();
       if (force && (await exists(path.join(p.dataRoot, STATE_FILE)))) {
+        await p.stopAgent();
         const old = p.detach();
         if (old !== null) await old.close();
         m = await Manager.forceNewCluster({ dataRoot: p.dataRoot, ...p.managerOptions() });
@@ -148,7 +150,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   api.route('POST', '/swarm/join', async (req) => {
     const body = (await req.json()) ?? {};
     if (!isObj(body)) throw new InvalidArgumentError('swarm join needs a JSON object body');
-    if (p.manager !== null) throw new UnavailableError(MSG_ALREADY_IN_SWARM);
+    if (p.inSwarm) throw new UnavailableError(MSG_ALREADY_IN_SWARM);
     const remotes = Array.isArray(body['RemoteAddrs']) ? body['RemoteAddrs'].map(str).filter((a) => a !== '') : [];
     const token = str(body['JoinToken']);
     if (remotes.length === 0) throw new InvalidArgumentError('at least 1 RemoteAddr is required to join');
@@ -163,7 +165,11 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
           p.logger.info({ nodeId: m.nodeId, remote }, 'joined the swarm as a manager');
           return reply.empty(200);
         } catch (err) {
-          if (err instanceof ManagerError && err.code === 'WRONG_TOKEN_ROLE') throw err;
+          if (err instanceof ManagerError && err.code === 'WRONG_TOKEN_ROLE') {
+            // A worker token: this node joins as a worker and runs the agent.
+            await p.joinWorker(withPort(remote, '2377'), token);
+            return reply.empty(200);
+          }
           last = err;
         }
       }
@@ -173,6 +179,13 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
 
   api.route('POST', '/swarm/leave', async (req) => {
     const m = p.manager;
+    if (m === null && p.inSwarm) {
+      return exclusive('leave', async () => {
+        await p.leaveWorker();
+        p.logger.info('left the swarm (worker)');
+        return reply.empty(200);
+      });
+    }
     if (m === null) throw new UnavailableError(MSG_NOT_IN_SWARM);
     const force = boolValue(req.query, 'force');
     if (!force) {
@@ -191,6 +204,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
       throw new UnavailableError(msg.trim());
     }
     return exclusive('leave', async () => {
+      await p.stopAgent();
       await m.leave({ force });
       p.detach();
       p.logger.info('left the swarm');

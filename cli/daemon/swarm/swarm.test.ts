@@ -1,6 +1,6 @@
 // The swarm plugin in two real daemons (one process, unix sockets, managers on loopback with port
 // 0): what the Docker API answers before and after init, join through the manager token (and the
-// worker token's refusal), every write through a follower forwarded to the leader, Docker's status
+// worker token's join and leave), every write through a follower forwarded to the leader, Docker's status
 // codes and bodies for the control API's errors, and leave.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -116,12 +116,28 @@ describe('the swarm plugin', () => {
     expect(await call(0, 'GET', '/swarm/unlockkey')).toMatchObject({ status: 200, body: { UnlockKey: '' } });
   });
 
-  it('a worker token is refused with a clear 501; the manager token joins', async () => {
+  it('a worker token joins as a worker (agent ready, ControlAvailable false), leaves; the manager token joins', async () => {
     const s = (await call(0, 'GET', '/swarm')).body as Obj;
     const worker = await call(1, 'POST', '/swarm/join', { ListenAddr: '127.0.0.1:0', RemoteAddrs: [leaderAddr], JoinToken: s['JoinTokens']['Worker'] });
-    expect(worker.status).toBe(501);
-    expect((worker.body as Obj)['message']).toMatch(/^worker nodes are not supported yet/);
+    expect(worker.status, JSON.stringify(worker.body)).toBe(200);
+    const wInfo = ((await call(1, 'GET', '/info')).body as Obj)['Swarm'] as Obj;
+    expect(wInfo).toMatchObject({ LocalNodeState: 'active', ControlAvailable: false });
+    const workerId = wInfo['NodeID'] as string;
+    expect(workerId).not.toBe('');
+    const node = await waitFor('the worker node to be ready', async () => {
+      const n = await call(0, 'GET', `/nodes/${workerId}`);
+      return n.status === 200 && (n.body as Obj)['Status']['State'] === 'ready' ? (n.body as Obj) : undefined;
+    });
+    expect(node['Spec']['Role']).toBe('worker');
+    expect(node['Description']['Hostname']).toBe('host1');
+    expect(await call(1, 'POST', '/swarm/join', { RemoteAddrs: [leaderAddr], JoinToken: 'x' })).toMatchObject({ status: 503, body: { message: MSG_ALREADY_IN_SWARM } });
+    expect((await call(1, 'POST', '/swarm/leave')).status).toBe(200);
     expect(((await call(1, 'GET', '/info')).body as Obj)['Swarm']['LocalNodeState']).toBe('inactive');
+    await waitFor('the left worker to be down', async () => {
+      const n = await call(0, 'GET', `/nodes/${workerId}`);
+      return (n.body as Obj)['Status']['State'] === 'down' ? true : undefined;
+    });
+    expect((await call(0, 'DELETE', `/nodes/${workerId}?force=1`)).status).toBe(200);
     const join = await call(1, 'POST', '/swarm/join', { ListenAddr: '127.0.0.1:0', RemoteAddrs: [leaderAddr], JoinToken: s['JoinTokens']['Manager'] });
     expect(join.status, JSON.stringify(join.body)).toBe(200);
     const info = await waitFor('two managers on the follower', async () => {
