@@ -1,9 +1,9 @@
 // Forming the lab's swarm over each host's daemon socket, as a user would with the CLI:
 // `swarm init --advertise-addr <m1>` on NAME-m1, then `swarm join --token <manager token> <m1>:2377`
 // on the other managers, one at a time (Raft adds members one by one). Workers join with the worker
-// token; while shoald cannot run as a worker (it answers 501 "worker nodes are not supported
-// yet"), they stay out of the swarm and the message says so. A manager that cannot join fails
-// `lab up` (which then removes everything it made).
+// token (shoald then runs the agent over runc). A worker the daemon refuses stays out of the swarm
+// and the message says why. A manager that cannot join fails `lab up` (which then removes
+// everything it made).
 import { ApiClient } from '../client/api-client.js';
 import { DaemonResponseError } from '../errors.js';
 import type { LabHost, LabState } from './state.js';

@@ -1,0 +1,158 @@
+// Workers on a real lab: `lab up` with one manager and two workers forms the swarm (the workers join
+// with the worker token and run the agent over runc); `docker node ls` shows three Ready nodes; a
+// `busybox sleep 600` service of 2 replicas created with the real docker CLI reaches 2 Running
+// tasks, and runc (with the executors' roots on the lab hosts) lists the two containers running;
+// `docker service rm` removes them; `lab down` with a service still running leaves no container
+// process, mount or task namespace behind. The lab is always taken down.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LabState } from '../cli/lab/state.js';
+import { runcRootOf } from '../cli/daemon/worker/node-agent.js';
+import { ensureCliBuilt } from './build-cli.js';
+
+const REPO = join(import.meta.dirname, '..');
+const SHOAL = [process.execPath, join(REPO, 'bin', 'shoal')];
+const BUILD_TIMEOUT_MS = 240_000;
+const POLL_MS = 250;
+const WAIT_LIMIT_MS = 30_000;
+
+type Host = LabState['hosts'][number];
+
+let root: string;
+let dockerConfig: string;
+
+function shoal(args: readonly string[]): SpawnSyncReturns<string> {
+  const [node, ...pre] = SHOAL as [string, ...string[]];
+  return spawnSync(node, [...pre, ...args], { cwd: REPO, encoding: 'utf8', env: { ...process.env, SHOAL_LAB_ROOT: root }, timeout: 90_000 });
+}
+
+function docker(host: Host, args: readonly string[]): SpawnSyncReturns<string> {
+  return spawnSync('docker', ['-H', `unix://${host.socket}`, ...args], { encoding: 'utf8', env: { ...process.env, DOCKER_CONFIG: dockerConfig }, timeout: 30_000 });
+}
+
+function ok(r: SpawnSyncReturns<string>): string {
+  if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** Polls `probe` until it returns a value (bounded in count and time); the last failure is in the error. */
+async function waitFor<T>(what: string, probe: () => T | undefined): Promise<T> {
+  const deadline = Date.now() + WAIT_LIMIT_MS;
+  let last = '';
+  for (let i = 0; i < WAIT_LIMIT_MS / POLL_MS; i++) {
+    try {
+      const v = probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  throw new Error(`timed out after ${WAIT_LIMIT_MS} ms waiting for ${what}${last === '' ? '' : ` (last: ${last})`}`);
+}
+
+interface RuncContainer {
+  readonly id: string;
+  readonly pid: number;
+  readonly status: string;
+}
+
+/** `runc list` with the executor's root on a lab host (no root directory yet: none). */
+function runcList(host: Host): RuncContainer[] {
+  const r = spawnSync('runc', ['--root', runcRootOf(host.dataRoot), 'list', '-f', 'json'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) return [];
+  const list = JSON.parse(r.stdout.trim() === '' ? 'null' : r.stdout) as RuncContainer[] | null;
+  return list ?? [];
+}
+
+function runningContainers(hosts: readonly Host[]): RuncContainer[] {
+  return hosts.flatMap((h) => runcList(h)).filter((c) => c.status === 'running');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  ensureCliBuilt();
+  root = await mkdtemp(join(tmpdir(), 'shoal-e2e-worker-'));
+  dockerConfig = await mkdtemp(join(tmpdir(), 'shoal-e2e-docker-'));
+}, BUILD_TIMEOUT_MS);
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+  await rm(dockerConfig, { recursive: true, force: true });
+});
+
+describe('workers on a lab run a service in real runc containers', () => {
+  const name = `e2w-${process.pid}`;
+  let state: LabState | undefined;
+  const hosts = (): Host[] => state!.hosts;
+  const manager = (): Host => hosts()[0]!;
+
+  beforeAll(() => {
+    const up = shoal(['lab', 'up', '--name', name, '--managers', '1', '--workers', '2']);
+    expect(up.status, up.stderr + up.stdout).toBe(0);
+    expect(up.stdout).toContain('2 of 2 workers joined');
+    state = JSON.parse(readFileSync(join(root, name, 'state.json'), 'utf8')) as LabState;
+  }, 120_000);
+
+  afterAll(() => {
+    shoal(['lab', 'down', '--name', name]); // also when a test failed
+  }, 60_000);
+
+  it('docker node ls shows the manager and both workers Ready', async () => {
+    const want = hosts()
+      .map((h) => `${h.name} Ready`)
+      .sort();
+    await waitFor('three Ready nodes', () => {
+      const got = ok(docker(manager(), ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).trim().split('\n').sort();
+      return JSON.stringify(got) === JSON.stringify(want) ? got : undefined;
+    });
+    const info = JSON.parse(ok(docker(hosts()[1]!, ['info', '--format', '{{json .Swarm}}']))) as { LocalNodeState: string; ControlAvailable: boolean; NodeID: string };
+    expect(info).toMatchObject({ LocalNodeState: 'active', ControlAvailable: false });
+    expect(info.NodeID).toBe(state!.swarm?.nodeIds?.[hosts()[1]!.name]);
+  }, 40_000);
+
+  it('a busybox service of 2 replicas runs 2 runc containers; service rm removes them', async () => {
+    ok(docker(manager(), ['service', 'create', '--detach', '--name', 'w', '--replicas', '2', 'busybox', 'sleep', '600']));
+    await waitFor('2 Running tasks in docker service ps', () => {
+      const states = ok(docker(manager(), ['service', 'ps', 'w', '--format', '{{.CurrentState}}'])).trim().split('\n');
+      return states.length === 2 && states.every((s) => s.startsWith('Running')) ? states : undefined;
+    });
+    const running = await waitFor('2 running runc containers on the lab hosts', () => {
+      const cs = runningContainers(hosts());
+      return cs.length === 2 ? cs : undefined;
+    });
+    for (const c of running) expect(alive(c.pid)).toBe(true);
+
+    ok(docker(manager(), ['service', 'rm', 'w']));
+    await waitFor('no runc container left', () => (hosts().every((h) => runcList(h).length === 0) ? true : undefined));
+    for (const c of running) expect(alive(c.pid)).toBe(false);
+  }, 70_000);
+
+  it('lab down with a service running leaves no container, mount or task namespace', async () => {
+    ok(docker(manager(), ['service', 'create', '--detach', '--name', 'w2', '--replicas', '2', 'busybox', 'sleep', '600']));
+    const running = await waitFor('2 running runc containers', () => {
+      const cs = runningContainers(hosts());
+      return cs.length === 2 ? cs : undefined;
+    });
+    const down = shoal(['lab', 'down', '--name', name]);
+    expect(down.status, down.stderr + down.stdout).toBe(0);
+    for (const c of running) expect(alive(c.pid), `container process ${c.pid}`).toBe(false);
+    const labDir = join(root, name);
+    expect(readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(labDir))).toEqual([]);
+    const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+    expect(netns.split('\n').filter((l) => l.includes(name))).toEqual([]);
+  }, 70_000);
+});
