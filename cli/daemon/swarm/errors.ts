@@ -12,9 +12,6 @@ import {
   UnavailableError,
 } from '../api/errors.js';
 
-export const MSG_WORKERS_UNSUPPORTED =
-  'worker nodes are not supported yet: this token is a worker join token, and shoald cannot run as a swarm worker yet; join with the manager token (docker swarm join-token manager)';
-
 export function mapControlError(e: ControlError): ApiError {
   switch (e.status) {
     case 'invalid-argument':
@@ -40,8 +37,6 @@ export function mapManagerError(e: ManagerError): ApiError {
   switch (e.code) {
     case 'ALREADY_INITIALIZED':
       return new UnavailableError(MSG_ALREADY_IN_SWARM);
-    case 'WRONG_TOKEN_ROLE':
-      return new ApiError(501, 'ERR_UNAVAILABLE', MSG_WORKERS_UNSUPPORTED);
     case 'NO_LEADER':
     case 'NOT_LEADER':
     case 'CLOSED':

@@ -9,7 +9,7 @@ import type { ListFilters } from '../../../manager/controlapi/control-api.js';
 import { ManagerError } from '../../../manager/errors.js';
 import { Manager, STATE_FILE } from '../../../manager/manager.js';
 import type { NodeRole, TaskState } from '../../../manager/store/index.js';
-import { ApiError, InvalidArgumentError, MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM, UnavailableError } from '../api/errors.js';
+import { ApiError, InvalidArgumentError, MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM, MSG_WORKER_NOT_MANAGER, UnavailableError } from '../api/errors.js';
 import { boolValue, checkFilterKeys, parseBoolParam, parseFilters, versionParam, type Filters } from '../api/query.js';
 import { reply, type ApiServer } from '../api/server.js';
 import type { ControlBackend } from './backend.js';
@@ -103,7 +103,7 @@ async function exists(p: string): Promise<boolean> {
 export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   const backend = (): ControlBackend => {
     const b = p.backend;
-    if (b === null) throw new UnavailableError(MSG_NO_SWARM);
+    if (b === null) throw new UnavailableError(p.inSwarm ? MSG_WORKER_NOT_MANAGER : MSG_NO_SWARM);
     return b;
   };
   const exclusive = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unixRequest } from '../../testing/http.js';
-import { MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM } from '../api/errors.js';
+import { MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM, MSG_WORKER_NOT_MANAGER } from '../api/errors.js';
 import { Daemon } from '../daemon.js';
 import type { DaemonOptions } from '../options.js';
 import { SwarmPlugin } from './plugin.js';
@@ -116,7 +116,7 @@ describe('the swarm plugin', () => {
     expect(await call(0, 'GET', '/swarm/unlockkey')).toMatchObject({ status: 200, body: { UnlockKey: '' } });
   });
 
-  it('a worker token joins as a worker (agent ready, ControlAvailable false), leaves; the manager token joins', async () => {
+  it('a worker token joins as a worker (agent ready, ControlAvailable false), restarts with the daemon, leaves; the manager token joins', async () => {
     const s = (await call(0, 'GET', '/swarm')).body as Obj;
     const worker = await call(1, 'POST', '/swarm/join', { ListenAddr: '127.0.0.1:0', RemoteAddrs: [leaderAddr], JoinToken: s['JoinTokens']['Worker'] });
     expect(worker.status, JSON.stringify(worker.body)).toBe(200);
@@ -130,7 +130,18 @@ describe('the swarm plugin', () => {
     });
     expect(node['Spec']['Role']).toBe('worker');
     expect(node['Description']['Hostname']).toBe('host1');
+    expect(await call(1, 'GET', '/services')).toMatchObject({ status: 503, body: { message: MSG_WORKER_NOT_MANAGER } });
     expect(await call(1, 'POST', '/swarm/join', { RemoteAddrs: [leaderAddr], JoinToken: 'x' })).toMatchObject({ status: 503, body: { message: MSG_ALREADY_IN_SWARM } });
+    // A restarted daemon restarts the agent from the persisted worker identity.
+    await daemons[1]!.stop();
+    const again = new Daemon(optionsFor(1), silent, [new SwarmPlugin()]);
+    await again.start();
+    daemons[1] = again;
+    expect(((await call(1, 'GET', '/info')).body as Obj)['Swarm']).toMatchObject({ LocalNodeState: 'active', ControlAvailable: false, NodeID: workerId });
+    await waitFor('the restarted worker node to be ready', async () => {
+      const n = await call(0, 'GET', `/nodes/${workerId}`);
+      return (n.body as Obj)['Status']['State'] === 'ready' ? true : undefined;
+    });
     expect((await call(1, 'POST', '/swarm/leave')).status).toBe(200);
     expect(((await call(1, 'GET', '/info')).body as Obj)['Swarm']['LocalNodeState']).toBe('inactive');
     await waitFor('the left worker to be down', async () => {
