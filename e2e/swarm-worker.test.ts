@@ -126,15 +126,21 @@ describe('workers on a lab run a service in real runc containers', () => {
 
   it('a busybox service of 2 replicas runs 2 runc containers; service rm removes them', async () => {
     ok(docker(manager(), ['service', 'create', '--detach', '--name', 'w', '--replicas', '2', 'busybox', 'sleep', '600']));
-    await waitFor('2 Running tasks in docker service ps', () => {
-      const states = ok(docker(manager(), ['service', 'ps', 'w', '--format', '{{.CurrentState}}'])).trim().split('\n');
-      return states.length === 2 && states.every((s) => s.startsWith('Running')) ? states : undefined;
+    const tasks = await waitFor('2 Running tasks in docker service ps', () => {
+      const lines = ok(docker(manager(), ['service', 'ps', 'w', '--format', '{{.Node}}|{{.CurrentState}}'])).trim().split('\n');
+      const rows = lines.map((l) => l.split('|') as [string, string]);
+      return rows.length === 2 && rows.every(([, st]) => st.startsWith('Running')) ? rows : undefined;
     });
     const running = await waitFor('2 running runc containers on the lab hosts', () => {
       const cs = runningContainers(hosts());
       return cs.length === 2 ? cs : undefined;
     });
     for (const c of running) expect(alive(c.pid)).toBe(true);
+    // Each Running task's container is on the host docker service ps names.
+    const perHost = (n: string): number => runningContainers(hosts().filter((h) => h.name === n)).length;
+    const byNode = new Map<string, number>();
+    for (const [node] of tasks) byNode.set(node, (byNode.get(node) ?? 0) + 1);
+    for (const [node, count] of byNode) expect(perHost(node), `containers on ${node}`).toBe(count);
 
     ok(docker(manager(), ['service', 'rm', 'w']));
     await waitFor('no runc container left', () => (hosts().every((h) => runcList(h).length === 0) ? true : undefined));
