@@ -1,7 +1,8 @@
 // Workers on a real lab: `lab up` with one manager and two workers forms the swarm (the workers join
 // with the worker token and run the agent over runc); `docker node ls` shows three Ready nodes; a
 // `busybox sleep 600` service of 2 replicas created with the real docker CLI reaches 2 Running
-// tasks, and runc (with the executors' roots on the lab hosts) lists the two containers running;
+// tasks, and runc (with the executors' roots on the lab hosts) lists the two containers running on
+// the hosts `service ps` names; scaled to 3, the manager (which runs an agent too) gets one;
 // `docker service rm` removes them; `lab down` with a service still running leaves no container
 // process, mount or task namespace behind. The lab is always taken down.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -124,7 +125,7 @@ describe('workers on a lab run a service in real runc containers', () => {
     expect(info.NodeID).toBe(state!.swarm?.nodeIds?.[hosts()[1]!.name]);
   }, 40_000);
 
-  it('a busybox service of 2 replicas runs 2 runc containers; service rm removes them', async () => {
+  it('a busybox service of 2 replicas runs 2 runc containers; scaled to 3 the manager runs one; service rm removes them', async () => {
     ok(docker(manager(), ['service', 'create', '--detach', '--name', 'w', '--replicas', '2', 'busybox', 'sleep', '600']));
     const tasks = await waitFor('2 Running tasks in docker service ps', () => {
       const lines = ok(docker(manager(), ['service', 'ps', 'w', '--format', '{{.Node}}|{{.CurrentState}}'])).trim().split('\n');
@@ -141,6 +142,11 @@ describe('workers on a lab run a service in real runc containers', () => {
     const byNode = new Map<string, number>();
     for (const [node] of tasks) byNode.set(node, (byNode.get(node) ?? 0) + 1);
     for (const [node, count] of byNode) expect(perHost(node), `containers on ${node}`).toBe(count);
+
+    // The manager runs an agent too: a third replica spreads onto it.
+    ok(docker(manager(), ['service', 'scale', '--detach', 'w=3']));
+    await waitFor('a container on each host', () => (hosts().every((h) => perHost(h.name) === 1) ? true : undefined));
+    running.push(...runningContainers(hosts()).filter((c) => !running.some((r) => r.id === c.id)));
 
     ok(docker(manager(), ['service', 'rm', 'w']));
     await waitFor('no runc container left', () => (hosts().every((h) => runcList(h).length === 0) ? true : undefined));
