@@ -153,12 +153,15 @@ describe('workers on a lab run a service in real runc containers', () => {
     for (const c of running) expect(alive(c.pid)).toBe(false);
   }, 70_000);
 
-  it('lab down with a service running leaves no container, mount or task namespace', async () => {
+  it('lab down with a service running, one daemon SIGKILLed, leaves no container, mount or task namespace', async () => {
     ok(docker(manager(), ['service', 'create', '--detach', '--name', 'w2', '--replicas', '2', 'busybox', 'sleep', '600']));
     const running = await waitFor('2 running runc containers', () => {
       const cs = runningContainers(hosts());
       return cs.length === 2 ? cs : undefined;
     });
+    // One worker's daemon dies hard first: its containers outlive it, and lab down must find them.
+    const w1 = hosts().find((h) => h.name === `${name}-w1`)!;
+    ok(shoal(['lab', 'kill', '--name', name, w1.name]));
     const down = shoal(['lab', 'down', '--name', name]);
     expect(down.status, down.stderr + down.stdout).toBe(0);
     for (const c of running) expect(alive(c.pid), `container process ${c.pid}`).toBe(false);

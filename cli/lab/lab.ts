@@ -46,6 +46,7 @@ import {
 } from './net.js';
 import { seedBusybox, startLabRegistry } from './registry.js';
 import { labDir, listLabNames, readState, releaseSubnets, reserveSubnet, writeState, type LabHost, type LabState, type ProcessRef } from './state.js';
+import { runcRootOf } from '../daemon/worker/node-agent.js';
 import { formSwarm } from './swarm.js';
 import { runCommand } from './sys.js';
 
@@ -315,6 +316,15 @@ export async function labDown(opts: LabDownOptions): Promise<string[]> {
   }
   for (const pid of stray) await waitGone({ pid, startTime: '' }, GONE_TIMEOUT_MS);
 
+  // 1b. Containers a SIGKILLed daemon left running (a daemon that stops normally removes its
+  //     own): every host's runc root under the lab directory; then their task namespaces.
+  for (const host of hostDirs(dir)) {
+    const runcRoot = runcRootOf(join(dir, host, 'data'));
+    for (const id of await runcContainers(runcRoot)) if (await runcDelete(runcRoot, id)) removed.push(`container ${id}`);
+  }
+  const hostNames = new Set([...(state?.hosts ?? []).map((h) => h.name), ...netnsNames]);
+  for (const ns of await listNetns()) for (const h of hostNames) if (ns.startsWith(`shoal-${h}-`)) netnsNames.add(ns);
+
   // 2. Mounts left under the lab directory (a SIGKILLed daemon can leave some).
   for (const m of await unmountUnder(dir)) removed.push(`mount ${m}`);
 
@@ -345,6 +355,27 @@ export async function labDown(opts: LabDownOptions): Promise<string[]> {
     removed.push(`directory ${dir}`);
   }
   return removed;
+}
+
+/** The per-host directories of a lab (m1, w1, …), whether or not the state file survived. */
+function hostDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name);
+  } catch {
+    return [];
+  }
+}
+
+async function runcContainers(runcRoot: string): Promise<string[]> {
+  const r = await runCommand('runc', ['--root', runcRoot, 'list', '-q']);
+  return r.code === 0 ? r.stdout.split('\n').filter((l) => l.trim() !== '') : [];
+}
+
+async function runcDelete(runcRoot: string, id: string): Promise<boolean> {
+  const r = await runCommand('runc', ['--root', runcRoot, 'delete', '--force', id]);
+  return r.code === 0;
 }
 
 // ---- per-host operations --------------------------------------------------------------------
