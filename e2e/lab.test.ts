@@ -96,7 +96,7 @@ describe('a lab of one manager host and one worker host', () => {
       expect(ping.status).toBe(200);
       expect(ping.headers['api-version']).toBe('1.50');
       const info = shoal(['info', '-H', `unix://${host.socket}`, '--format', '{{.Name}} {{.Swarm.LocalNodeState}} {{json .RegistryConfig.Mirrors}}']);
-      expect(info.stdout).toBe(`${host.name} ${host.role === 'manager' ? 'active' : 'inactive'} ["http://${state.registry.address ?? ''}"]\n`);
+      expect(info.stdout).toBe(`${host.name} active ["http://${state.registry.address ?? ''}"]\n`);
     }
   });
 
@@ -106,11 +106,11 @@ describe('a lab of one manager host and one worker host', () => {
     expect(version.stdout.trim(), version.stderr).toBe('1.50');
     const info = docker(['-H', sock, 'info', '--format', '{{.Swarm.LocalNodeState}}']);
     expect(info.stdout.trim(), info.stderr).toBe('active');
-    // The worker host is not in the swarm (shoald cannot be a worker yet): dockerd's 503.
+    // The worker host is in the swarm as a worker: cluster state is for managers (dockerd's 503).
     const ls = docker(['-H', `unix://${w1().socket}`, 'service', 'ls']);
     expect(ls.status).toBe(1);
     expect(ls.stderr.trim()).toBe(
-      'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
+      "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.",
     );
   });
 

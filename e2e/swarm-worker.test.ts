@@ -75,10 +75,14 @@ function runningContainers(hosts: readonly Host[]): RuncContainer[] {
   return hosts.flatMap((h) => runcList(h)).filter((c) => c.status === 'running');
 }
 
+/**
+ * Whether the process still runs. A zombie (state Z) has exited: it only waits to be reaped, and
+ * in this sandbox PID 1 does not reap the orphans of a killed shim.
+ */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
