@@ -6,13 +6,10 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 
 import { ControlApi } from '../../../manager/controlapi/control-api.js';
-import { controlServiceImplementation } from '../../../manager/controlapi/grpc.js';
 import { Manager, STATE_FILE, type ServiceRegistration } from '../../../manager/manager.js';
-import { ControlService } from '../../../proto/gen/shoal/control.js';
 import { INACTIVE_SWARM, type SwarmInfo } from '../swarm-status.js';
 import type { DaemonContext, DaemonPlugin } from '../plugins.js';
 import { ControlBackend } from './backend.js';
@@ -157,26 +154,10 @@ export class SwarmPlugin implements DaemonPlugin {
   managerOptions(): { services: (m: Manager) => readonly ServiceRegistration[]; logger: Logger } {
     return {
       logger: this.logger.child({ component: 'manager' }),
-      services: () => {
-        // The cluster port registers services before the store exists: resolve the API lazily.
-        let impl: grpc.UntypedServiceImplementation | null = null;
-        const control: Record<string, grpc.UntypedHandleCall> = {};
-        for (const key of Object.keys(ControlService)) {
-          control[key] = ((call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-            const b = this.backendRef;
-            if (b === null) {
-              cb({ code: 14, details: 'this manager is still starting (control API not ready)' });
-              return;
-            }
-            impl ??= controlServiceImplementation(b.api) as unknown as grpc.UntypedServiceImplementation;
-            (impl[key] as grpc.handleUnaryCall<unknown, unknown>)(call, cb);
-          }) as grpc.UntypedHandleCall;
-        }
-        return [
-          { definition: ControlService, implementation: control },
-          { definition: NODE_DESCRIPTION_SERVICE, implementation: describeImplementation(() => this.managerRef) },
-        ];
-      },
+      // Control and Dispatcher come from the manager itself (manager/leader-services.ts).
+      services: () => [
+        { definition: NODE_DESCRIPTION_SERVICE, implementation: describeImplementation(() => this.managerRef) },
+      ],
     };
   }
 
@@ -184,7 +165,10 @@ export class SwarmPlugin implements DaemonPlugin {
   attach(m: Manager): void {
     this.restartError = null;
     this.managerRef = m;
-    this.backendRef = new ControlBackend(m, new ControlApi({ store: m.store, update: (fn) => m.update(fn), logger: this.logger.child({ component: 'controlapi' }) }));
+    // The manager's own control API (with its quorum checks on demotion); a manager built without
+    // leader services gets a plain one.
+    const api = m.leaderServices?.control ?? new ControlApi({ store: m.store, update: (fn) => m.update(fn), logger: this.logger.child({ component: 'controlapi' }) });
+    this.backendRef = new ControlBackend(m, api);
     this.timer = setInterval(() => void this.describeSelf(), DESCRIBE_EVERY_MS);
     void this.describeSelf();
     // The manager also runs an agent with its manager certificate: its Node stays ready and runs tasks.
