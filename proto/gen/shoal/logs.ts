@@ -94,6 +94,39 @@ export interface PublishLogsMessage {
 export interface PublishLogsResponse {
 }
 
+/** `shoal exec`: a command to run in a task's container (runc exec on the task's node). */
+export interface ExecRequest {
+  /** Set by the broker; empty in a client's request. */
+  id: string;
+  taskId: string;
+  argv: string[];
+  /** Extra KEY=VALUE pairs on top of the container's environment. */
+  env: string[];
+  user: string;
+  workdir: string;
+  /** Sent to the worker when the client went away: kill the command. */
+  cancel: boolean;
+}
+
+export interface ListenExecsRequest {
+}
+
+/** Output of a command (stream STDOUT or STDERR with data), then one message with exited set. */
+export interface ExecMessage {
+  execId: string;
+  stream: LogSubscriptionOptions_Stream;
+  data: Buffer;
+  exited: boolean;
+  exitCode: number;
+  /** Why the command could not run (no such container, runc failed); exited is set with it. */
+  error: string;
+  /** The node that ran it (set by the broker). */
+  nodeId: string;
+}
+
+export interface PublishExecResponse {
+}
+
 function createBaseLogSelector(): LogSelector {
   return { serviceIds: [], nodeIds: [], taskIds: [] };
 }
@@ -926,7 +959,350 @@ export const PublishLogsResponse: MessageFns<PublishLogsResponse> = {
   },
 };
 
-/** Manager-only: a control client (another manager's API) reads logs. */
+function createBaseExecRequest(): ExecRequest {
+  return { id: "", taskId: "", argv: [], env: [], user: "", workdir: "", cancel: false };
+}
+
+export const ExecRequest: MessageFns<ExecRequest> = {
+  encode(message: ExecRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(18).string(message.taskId);
+    }
+    for (const v of message.argv) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.env) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.user !== "") {
+      writer.uint32(42).string(message.user);
+    }
+    if (message.workdir !== "") {
+      writer.uint32(50).string(message.workdir);
+    }
+    if (message.cancel !== false) {
+      writer.uint32(56).bool(message.cancel);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.argv.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.env.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.user = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.workdir = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.cancel = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ExecRequest>): ExecRequest {
+    return ExecRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExecRequest>): ExecRequest {
+    const message = createBaseExecRequest();
+    message.id = object.id ?? "";
+    message.taskId = object.taskId ?? "";
+    message.argv = object.argv?.map((e) => e) || [];
+    message.env = object.env?.map((e) => e) || [];
+    message.user = object.user ?? "";
+    message.workdir = object.workdir ?? "";
+    message.cancel = object.cancel ?? false;
+    return message;
+  },
+};
+
+function createBaseListenExecsRequest(): ListenExecsRequest {
+  return {};
+}
+
+export const ListenExecsRequest: MessageFns<ListenExecsRequest> = {
+  encode(_: ListenExecsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListenExecsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListenExecsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ListenExecsRequest>): ListenExecsRequest {
+    return ListenExecsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListenExecsRequest>): ListenExecsRequest {
+    const message = createBaseListenExecsRequest();
+    return message;
+  },
+};
+
+function createBaseExecMessage(): ExecMessage {
+  return { execId: "", stream: 0, data: Buffer.alloc(0), exited: false, exitCode: 0, error: "", nodeId: "" };
+}
+
+export const ExecMessage: MessageFns<ExecMessage> = {
+  encode(message: ExecMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.execId !== "") {
+      writer.uint32(10).string(message.execId);
+    }
+    if (message.stream !== 0) {
+      writer.uint32(16).int32(message.stream);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(26).bytes(message.data);
+    }
+    if (message.exited !== false) {
+      writer.uint32(32).bool(message.exited);
+    }
+    if (message.exitCode !== 0) {
+      writer.uint32(40).int32(message.exitCode);
+    }
+    if (message.error !== "") {
+      writer.uint32(50).string(message.error);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(58).string(message.nodeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.execId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.stream = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.exited = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exitCode = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<ExecMessage>): ExecMessage {
+    return ExecMessage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ExecMessage>): ExecMessage {
+    const message = createBaseExecMessage();
+    message.execId = object.execId ?? "";
+    message.stream = object.stream ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    message.exited = object.exited ?? false;
+    message.exitCode = object.exitCode ?? 0;
+    message.error = object.error ?? "";
+    message.nodeId = object.nodeId ?? "";
+    return message;
+  },
+};
+
+function createBasePublishExecResponse(): PublishExecResponse {
+  return {};
+}
+
+export const PublishExecResponse: MessageFns<PublishExecResponse> = {
+  encode(_: PublishExecResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PublishExecResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePublishExecResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PublishExecResponse>): PublishExecResponse {
+    return PublishExecResponse.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<PublishExecResponse>): PublishExecResponse {
+    const message = createBasePublishExecResponse();
+    return message;
+  },
+};
+
+/**
+ * Manager-only: a control client (another manager's API) reads logs, or runs a command in a task.
+ * A follower's daemon calls these on the leader, whose broker the workers are connected to.
+ */
 export type LogsService = typeof LogsService;
 export const LogsService = {
   subscribeLogs: {
@@ -939,10 +1315,20 @@ export const LogsService = {
       Buffer.from(SubscribeLogsMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): SubscribeLogsMessage => SubscribeLogsMessage.decode(value),
   },
+  exec: {
+    path: "/shoal.logs.Logs/Exec" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ExecRequest): Buffer => Buffer.from(ExecRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExecRequest => ExecRequest.decode(value),
+    responseSerialize: (value: ExecMessage): Buffer => Buffer.from(ExecMessage.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExecMessage => ExecMessage.decode(value),
+  },
 } as const;
 
 export interface LogsServer extends UntypedServiceImplementation {
   subscribeLogs: handleServerStreamingCall<SubscribeLogsRequest, SubscribeLogsMessage>;
+  exec: handleServerStreamingCall<ExecRequest, ExecMessage>;
 }
 
 export interface LogsClient extends Client {
@@ -955,6 +1341,8 @@ export interface LogsClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<SubscribeLogsMessage>;
+  exec(request: ExecRequest, options?: Partial<CallOptions>): ClientReadableStream<ExecMessage>;
+  exec(request: ExecRequest, metadata?: Metadata, options?: Partial<CallOptions>): ClientReadableStream<ExecMessage>;
 }
 
 export const LogsClient = makeGenericClientConstructor(LogsService, "shoal.logs.Logs") as unknown as {
@@ -963,7 +1351,11 @@ export const LogsClient = makeGenericClientConstructor(LogsService, "shoal.logs.
   serviceName: string;
 };
 
-/** Either role: a worker learns which logs are wanted and sends them. */
+/**
+ * Either role: a worker learns which logs are wanted and sends them; likewise for exec requests
+ * (they live here rather than in a service of their own so that the cluster port's authorization
+ * table, which lists every method of LogBroker as any-node, covers them).
+ */
 export type LogBrokerService = typeof LogBrokerService;
 export const LogBrokerService = {
   listenSubscriptions: {
@@ -985,11 +1377,31 @@ export const LogBrokerService = {
     responseSerialize: (value: PublishLogsResponse): Buffer => Buffer.from(PublishLogsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PublishLogsResponse => PublishLogsResponse.decode(value),
   },
+  listenExecs: {
+    path: "/shoal.logs.LogBroker/ListenExecs" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: ListenExecsRequest): Buffer => Buffer.from(ListenExecsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListenExecsRequest => ListenExecsRequest.decode(value),
+    responseSerialize: (value: ExecRequest): Buffer => Buffer.from(ExecRequest.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExecRequest => ExecRequest.decode(value),
+  },
+  publishExec: {
+    path: "/shoal.logs.LogBroker/PublishExec" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExecMessage): Buffer => Buffer.from(ExecMessage.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExecMessage => ExecMessage.decode(value),
+    responseSerialize: (value: PublishExecResponse): Buffer => Buffer.from(PublishExecResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PublishExecResponse => PublishExecResponse.decode(value),
+  },
 } as const;
 
 export interface LogBrokerServer extends UntypedServiceImplementation {
   listenSubscriptions: handleServerStreamingCall<ListenSubscriptionsRequest, SubscriptionMessage>;
   publishLogs: handleClientStreamingCall<PublishLogsMessage, PublishLogsResponse>;
+  listenExecs: handleServerStreamingCall<ListenExecsRequest, ExecRequest>;
+  publishExec: handleClientStreamingCall<ExecMessage, PublishExecResponse>;
 }
 
 export interface LogBrokerClient extends Client {
@@ -1018,6 +1430,28 @@ export interface LogBrokerClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PublishLogsResponse) => void,
   ): ClientWritableStream<PublishLogsMessage>;
+  listenExecs(request: ListenExecsRequest, options?: Partial<CallOptions>): ClientReadableStream<ExecRequest>;
+  listenExecs(
+    request: ListenExecsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<ExecRequest>;
+  publishExec(
+    callback: (error: ServiceError | null, response: PublishExecResponse) => void,
+  ): ClientWritableStream<ExecMessage>;
+  publishExec(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PublishExecResponse) => void,
+  ): ClientWritableStream<ExecMessage>;
+  publishExec(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PublishExecResponse) => void,
+  ): ClientWritableStream<ExecMessage>;
+  publishExec(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PublishExecResponse) => void,
+  ): ClientWritableStream<ExecMessage>;
 }
 
 export const LogBrokerClient = makeGenericClientConstructor(LogBrokerService, "shoal.logs.LogBroker") as unknown as {
