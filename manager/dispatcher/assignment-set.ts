@@ -3,16 +3,20 @@
 // the secrets and configs those tasks reference while they may still run (state ≤ RUNNING).
 // `complete()` lists everything; `applyChanges()` folds store events in and returns only what the
 // worker must hear about (a task's own status reports are not echoed back to it).
+// Networks: the peers of every network the node's tasks (or its ingress sandbox) attach to
+// (network-peers.ts); `networkChanges()` returns those whose view changed and those the node left.
 import type { ReadTx } from '../store/memory-store.js';
 import { byNodeId } from '../store/query.js';
 import type { Config, Secret, Task } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
+import { NetworkPeersCache, networksOfNode, type NetworkPeers } from './network-peers.js';
 import { taskStateRank } from './task-transitions.js';
 
 export type AssignedItem =
   | { readonly kind: 'task'; readonly object: Task }
   | { readonly kind: 'secret'; readonly object: Secret }
-  | { readonly kind: 'config'; readonly object: Config };
+  | { readonly kind: 'config'; readonly object: Config }
+  | { readonly kind: 'network'; readonly object: NetworkPeers };
 
 export interface AssignmentDelta {
   readonly updates: readonly AssignedItem[];
@@ -39,6 +43,8 @@ export class AssignmentSet {
   private readonly tasks = new Map<string, Task>();
   private readonly secrets = new Map<string, Secret>();
   private readonly configs = new Map<string, Config>();
+  /** Network views as last sent, with their JSON for comparison. */
+  private readonly networks = new Map<string, { readonly view: NetworkPeers; readonly json: string }>();
 
   constructor(readonly nodeId: string) {}
 
@@ -53,10 +59,13 @@ export class AssignmentSet {
     this.configs.clear();
     for (const t of tx.find('task', byNodeId(this.nodeId))) if (isAssignedTask(t, this.nodeId)) this.tasks.set(t.ID, t);
     this.refreshDependencies(tx);
+    this.networks.clear();
+    const networks = this.networkChanges(null, new NetworkPeersCache(tx), tx).updates;
     return [
       ...[...this.tasks.values()].map((object): AssignedItem => ({ kind: 'task', object })),
       ...[...this.secrets.values()].map((object): AssignedItem => ({ kind: 'secret', object })),
       ...[...this.configs.values()].map((object): AssignedItem => ({ kind: 'config', object })),
+      ...networks,
     ];
   }
 
@@ -90,6 +99,31 @@ export class AssignmentSet {
       for (const [id, s] of before.secrets) if (!this.secrets.has(id)) removes.push({ kind: 'secret', object: s });
       for (const [id, c] of this.configs) if (before.configs.get(id)?.Version.Index !== c.Version.Index) updates.push({ kind: 'config', object: c });
       for (const [id, c] of before.configs) if (!this.configs.has(id)) removes.push({ kind: 'config', object: c });
+    }
+    return { updates, removes };
+  }
+
+  /**
+   * Network views to send: networks the node newly takes part in, those in `touched` (null: all)
+   * whose view changed, and removes for those it left. Call after applyChanges (it reads the set).
+   */
+  networkChanges(touched: ReadonlySet<string> | null, cache: NetworkPeersCache, tx: ReadTx): AssignmentDelta {
+    const updates: AssignedItem[] = [];
+    const removes: AssignedItem[] = [];
+    const now = networksOfNode(this.tasks.values(), tx.get('node', this.nodeId));
+    for (const [id, network] of now) {
+      const before = this.networks.get(id);
+      if (before !== undefined && touched !== null && !touched.has(id)) continue;
+      const view = cache.view(id, network);
+      const json = JSON.stringify(view);
+      if (before?.json === json) continue;
+      this.networks.set(id, { view, json });
+      updates.push({ kind: 'network', object: view });
+    }
+    for (const [id, before] of [...this.networks]) {
+      if (now.has(id)) continue;
+      this.networks.delete(id);
+      removes.push({ kind: 'network', object: before.view });
     }
     return { updates, removes };
   }

@@ -45,9 +45,10 @@ import { ResyncRequiredError } from '../store/errors.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { Node, TaskStatus } from '../store/types.js';
 import type { ChangeEvent, StoreWatch } from '../store/watch.js';
-import { AssignmentSet, type AssignedItem } from './assignment-set.js';
+import { AssignmentSet, type AssignedItem, type AssignmentDelta } from './assignment-set.js';
 import { BatchWriter, nodeRoleOfCertificate } from './batch-writer.js';
 import { DispatcherError, notLeader, sessionInvalid } from './errors.js';
+import { NetworkPeersCache, touchedNetworks } from './network-peers.js';
 import { encodeJson, nodeDescriptionFromWire, taskStatusFromProto } from './wire.js';
 
 /** A manager as workers reach it. */
@@ -132,7 +133,8 @@ interface NodeSession {
   lastSpecJson: string;
 }
 
-const WATCHED_KINDS = ['task', 'secret', 'config', 'node'] as const;
+// Services and networks only change network views (network-peers.ts).
+const WATCHED_KINDS = ['task', 'secret', 'config', 'node', 'service', 'network'] as const;
 const NS_PER_MS = 1_000_000;
 
 function peerHost(peer: string): string {
@@ -156,6 +158,8 @@ export class Dispatcher {
   private checkTimer: NodeJS.Timeout | null = null;
   private managersJson = '';
   private stopped = false;
+  /** Heartbeats answered since this dispatcher was made (benchmarks: heartbeat load). */
+  heartbeatsHandled = 0;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.config = { ...DEFAULT_DISPATCHER_CONFIG, ...deps.config };
@@ -408,6 +412,7 @@ export class Dispatcher {
     this.requireLeader();
     const s = this.validSession(peer.nodeId, req.sessionId);
     this.armExpiry(s);
+    this.heartbeatsHandled++;
     const jitter = (Math.random() * 2 - 1) * this.config.heartbeatJitterMs;
     return { periodMs: Math.max(1, Math.round(this.heartbeatPeriodMs() + jitter)) };
   }
@@ -480,7 +485,9 @@ export class Dispatcher {
         ? { item: { $case: 'taskJson' as const, taskJson: json } }
         : item.kind === 'secret'
           ? { item: { $case: 'secretJson' as const, secretJson: json } }
-          : { item: { $case: 'configJson' as const, configJson: json } };
+          : item.kind === 'network'
+            ? { item: { $case: 'networkJson' as const, networkJson: json } }
+            : { item: { $case: 'configJson' as const, configJson: json } };
     return { change: { assignment, action }, sizeBytes: json.byteLength };
   }
 
@@ -555,13 +562,21 @@ export class Dispatcher {
         this.nodeChanged(ev.object, ev.action === 'delete');
       }
     }
+    // Network views: computed once per network per pass, whichever nodes take part in it.
+    const touched = this.store.view((tx) => touchedNetworks(events, tx));
+    const cache = touched.size > 0 ? this.store.view((tx) => new NetworkPeersCache(tx)) : null;
     for (const s of this.sessions.values()) {
       const stream = s.assignments;
       if (stream === null) continue;
       const mine = [...(byNode.get(s.nodeId) ?? []), ...shared].filter((ev) => ev.version > stream.baseVersion);
-      if (mine.length === 0) continue;
+      if (mine.length === 0 && cache === null) continue;
       mine.sort((a, b) => a.version - b.version);
-      const delta = this.store.view((tx) => stream.set.applyChanges(mine, tx));
+      const delta = this.store.view((tx): AssignmentDelta => {
+        const own = mine.length > 0 ? stream.set.applyChanges(mine, tx) : { updates: [], removes: [] };
+        if (cache === null) return own;
+        const nets = stream.set.networkChanges(touched, cache, tx);
+        return { updates: [...own.updates, ...nets.updates], removes: [...own.removes, ...nets.removes] };
+      });
       if (delta.updates.length + delta.removes.length === 0) continue;
       this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, [
         ...delta.updates.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),

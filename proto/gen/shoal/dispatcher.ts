@@ -127,6 +127,15 @@ export interface Assignment {
     { $case: "taskJson"; taskJson: Buffer }
     | { $case: "secretJson"; secretJson: Buffer }
     | { $case: "configJson"; configJson: Buffer }
+    | //
+    /**
+     * The overlay peers of one network this node takes part in (JSON object of the shape
+     * NetworkPeers in manager/dispatcher/network-peers.ts, its `ID` the network's): the network,
+     * its starting-or-running tasks on every node with their addresses and node address, its
+     * services' VIPs and the nodes' ingress addresses. An UPDATE replaces the node's whole view of
+     * that network; a REMOVE means the node no longer takes part in it.
+     */
+    { $case: "networkJson"; networkJson: Buffer }
     | undefined;
 }
 
@@ -922,6 +931,9 @@ export const Assignment: MessageFns<Assignment> = {
       case "configJson":
         writer.uint32(50).bytes(message.item.configJson);
         break;
+      case "networkJson":
+        writer.uint32(58).bytes(message.item.networkJson);
+        break;
     }
     return writer;
   },
@@ -987,6 +999,14 @@ export const Assignment: MessageFns<Assignment> = {
             message.item = { $case: "configJson", configJson: Buffer.from(reader.bytes()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.item = { $case: "networkJson", networkJson: Buffer.from(reader.bytes()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1038,6 +1058,12 @@ export const Assignment: MessageFns<Assignment> = {
       case "configJson": {
         if (object.item?.configJson !== undefined && object.item?.configJson !== null) {
           message.item = { $case: "configJson", configJson: object.item.configJson };
+        }
+        break;
+      }
+      case "networkJson": {
+        if (object.item?.networkJson !== undefined && object.item?.networkJson !== null) {
+          message.item = { $case: "networkJson", networkJson: object.item.networkJson };
         }
         break;
       }
