@@ -1,0 +1,196 @@
+// The bench's child processes (managers, worker processes) and how the parent talks to them: each
+// child is forked with tsx and an IPC channel, sends { type: 'ready', info } (or 'failed') once
+// started, then answers { id, op, args } with { type: 'reply', id, ok, result | error }. Children
+// exit when the parent goes away (disconnect). What the bench starts it stops: every child is
+// tracked and killed by PID on exit, failure or SIGINT/SIGTERM; temp dirs are removed.
+import { fork, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+export type ChildReply =
+  | { readonly type: 'ready'; readonly info: unknown }
+  | { readonly type: 'failed'; readonly error: string }
+  | { readonly type: 'reply'; readonly id: number; readonly ok: true; readonly result: unknown }
+  | { readonly type: 'reply'; readonly id: number; readonly ok: false; readonly error: string };
+
+export interface ChildRequest {
+  readonly id: number;
+  readonly op: string;
+  readonly args: Readonly<Record<string, unknown>>;
+}
+
+export class BenchChildError extends Error {
+  readonly code = 'ERR_BENCH_CHILD';
+}
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+export async function makeTempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+/** One forked child speaking the request/reply protocol. */
+export class Child<Info = unknown> {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly exited: Promise<void>;
+  info!: Info;
+
+  private constructor(readonly name: string, readonly child: ChildProcess, readonly logFile: string) {
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    child.on('message', (m: ChildReply) => {
+      if (m.type !== 'reply') return;
+      const p = this.pending.get(m.id);
+      if (p === undefined) return;
+      this.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new BenchChildError(`${name}: ${m.error}`));
+    });
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new BenchChildError(`${name} exited (${signal ?? code}) before answering; see ${logFile}`));
+      }
+      this.pending.clear();
+    });
+  }
+
+  /** Forks `entry` (a .ts file) with `arg` as its JSON argument; resolves once it is ready. */
+  static async start<I>(name: string, entry: string, arg: unknown, logFile: string, opts: { execArgv?: readonly string[]; timeoutMs: number }): Promise<Child<I>> {
+    const log = createWriteStream(logFile, { flags: 'a' });
+    const child = fork(entry, [JSON.stringify(arg)], {
+      execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env },
+    });
+    children.add(child);
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    const c = new Child<I>(name, child, logFile);
+    try {
+      c.info = await new Promise<I>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new BenchChildError(`${name} did not start within ${opts.timeoutMs} ms; see ${logFile}`)), opts.timeoutMs);
+        child.on('message', (m: ChildReply) => {
+          if (m.type === 'ready') {
+            clearTimeout(timer);
+            resolve(m.info as I);
+          } else if (m.type === 'failed') {
+            clearTimeout(timer);
+            reject(new BenchChildError(`${name} failed to start: ${m.error}`));
+          }
+        });
+        child.once('exit', (code, signal) => {
+          clearTimeout(timer);
+          reject(new BenchChildError(`${name} exited (${signal ?? code}) while starting; see ${logFile}`));
+        });
+      });
+    } catch (err) {
+      await c.kill();
+      throw err;
+    }
+    return c;
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  request<T>(op: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T> {
+    if (!this.alive || !this.child.connected) return Promise.reject(new BenchChildError(`${this.name} is not running; see ${this.logFile}`));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new BenchChildError(`${this.name}: ${op} not answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.child.send({ id, op, args } satisfies ChildRequest);
+    });
+  }
+
+  /** Asks the child to close (op 'close'), then disconnects; SIGKILL after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.alive) return;
+    await this.request('close', {}, graceMs).catch(() => undefined);
+    if (this.child.connected) this.child.disconnect();
+    const timer = setTimeout(() => this.kill(), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  async kill(): Promise<void> {
+    if (!this.alive) return;
+    try {
+      process.kill(this.pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    await this.exited;
+  }
+}
+
+/** Kills every child still running (by PID) and removes the temp dirs. */
+export async function cleanup(): Promise<void> {
+  for (const c of children) {
+    try {
+      if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  await Promise.allSettled([...tempDirs].map((d) => rm(d, { recursive: true, force: true })));
+  tempDirs.clear();
+}
+
+export function installExitHandlers(): void {
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`\nbench: ${sig}, stopping children\n`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', () => {
+    for (const c of children) {
+      try {
+        if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
+}
+
+// ----------------------------------------------------------------------------- child side
+
+/** Runs in a child: answers requests with `handle` and exits when the parent goes away. */
+export function serveParent(handle: (op: string, args: Readonly<Record<string, unknown>>) => Promise<unknown>, onDisconnect: () => Promise<void>): void {
+  process.on('disconnect', () => {
+    void onDisconnect().finally(() => process.exit(0));
+  });
+  process.on('message', (msg: ChildRequest) => {
+    handle(msg.op, msg.args ?? {}).then(
+      (result) => process.send?.({ type: 'reply', id: msg.id, ok: true, result: result ?? null } satisfies ChildReply),
+      (err: unknown) => process.send?.({ type: 'reply', id: msg.id, ok: false, error: (err as Error)?.stack ?? String(err) } satisfies ChildReply),
+    );
+  });
+}
+
+export function sendToParent(m: ChildReply): void {
+  process.send?.(m);
+}
+
+/** Resident set size of this process in MB. */
+export function rssMb(): number {
+  return process.memoryUsage.rss() / (1024 * 1024);
+}

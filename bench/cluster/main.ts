@@ -1,0 +1,226 @@
+// bench:cluster — the whole control plane under load on one machine: 3 managers, each in its own
+// process (real Raft, CA, gRPC + mutual TLS on loopback), and N simulated workers (the real Agent
+// with its LevelDB and its own mTLS session to the leader's dispatcher, over a simulated executor
+// that only pretends to run tasks), sharing a few worker processes. One replicated service of
+// `tasks` replicas is created through the leader's Control API; the figure is the time until the
+// leader's store shows every task RUNNING (reported by its worker), and tasks/s from it.
+//
+//   npm run bench:cluster                    # 10,000 replicas on 1,000 workers (4 worker processes)
+//   npm run bench:cluster -- --quick         # 1,000 replicas on 100 workers
+//   npm run bench:cluster -- --json          # one JSON array of rows
+//   options: --workers N --tasks N --worker-procs N --runs N --heartbeat-ms N --steady-s N
+//            --cpu-prof DIR (a V8 CPU profile of the leader while the service converges, + a summary)
+import os from 'node:os';
+import path from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { Child, cleanup, installExitHandlers, makeTempDir } from './ipc.js';
+import type { ManagerProcInfo, ManagerProcSpec, ManagerStats } from './manager-proc.js';
+import { formatProfileSummary, summarizeProfile, type CpuProfile } from './profile.js';
+import { formatTable, medianRow, phases, summarizeRun, type BenchRow, type CounterSample, type Progress, type ProgressSample, type RunFigures } from './stats.js';
+import type { WorkerProcSpec, WorkerProcStats } from './worker-proc.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const MANAGER_ENTRY = path.join(HERE, 'manager-proc.ts');
+const WORKER_ENTRY = path.join(HERE, 'worker-proc.ts');
+
+const POLL_MS = 100;
+const START_TIMEOUT_MS = 120_000;
+const CONVERGE_TIMEOUT_MS = 600_000;
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    workers: { type: 'string' },
+    tasks: { type: 'string' },
+    'worker-procs': { type: 'string' },
+    runs: { type: 'string', default: '1' },
+    'heartbeat-ms': { type: 'string', default: '5000' },
+    'steady-s': { type: 'string' },
+    'cpu-prof': { type: 'string' },
+  },
+});
+
+const workers = Number(opts.workers ?? (opts.quick ? 100 : 1000));
+const tasks = Number(opts.tasks ?? (opts.quick ? 1000 : 10_000));
+const workerProcs = Math.max(1, Math.min(workers, Number(opts['worker-procs'] ?? (opts.quick ? 2 : 4))));
+const runs = Math.max(1, Number(opts.runs));
+const heartbeatMs = Number(opts['heartbeat-ms']);
+const steadyS = Number(opts['steady-s'] ?? (opts.quick ? 5 : 10));
+const profDir = opts['cpu-prof'];
+
+function say(msg: string): void {
+  process.stderr.write(`bench:cluster: ${msg}\n`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` every POLL_MS until it returns something other than undefined, at most `limitMs`. */
+async function until<T>(what: string, probe: () => Promise<T | undefined>, limitMs: number): Promise<T> {
+  const deadline = performance.now() + limitMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
+    await sleep(POLL_MS);
+  }
+}
+
+async function main(): Promise<void> {
+  installExitHandlers();
+  const base = await makeTempDir('shoal-bench-cluster-');
+  const logDir = path.join(base, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const managers: Child<ManagerProcInfo>[] = [];
+  const procs: Child[] = [];
+  try {
+    say(`3 managers, ${workers} workers in ${workerProcs} processes, ${tasks} tasks, heartbeat ${heartbeatMs} ms (logs: ${logDir})`);
+    const mspec = (i: number, extra: Partial<ManagerProcSpec> = {}): ManagerProcSpec =>
+      ({ mode: 'init', dataRoot: path.join(base, `m${i}`), heartbeatPeriodMs: heartbeatMs, ...extra }) as ManagerProcSpec;
+    const leader = await Child.start<ManagerProcInfo>('manager-1', MANAGER_ENTRY, mspec(1), path.join(logDir, 'm1.log'), { timeoutMs: START_TIMEOUT_MS });
+    managers.push(leader);
+    const tokens = await leader.request<{ Worker: string; Manager: string }>('tokens');
+    for (const i of [2, 3]) {
+      managers.push(
+        await Child.start<ManagerProcInfo>(`manager-${i}`, MANAGER_ENTRY, mspec(i, { mode: 'join', remoteAddr: leader.info.addr, token: tokens.Manager }), path.join(logDir, `m${i}.log`), {
+          timeoutMs: START_TIMEOUT_MS,
+        }),
+      );
+    }
+    await until('manager-1 to lead with its orchestrators running', async () => ((await leader.request<boolean>('leading')) ? true : undefined), START_TIMEOUT_MS);
+    await leader.request('drain-managers');
+    say('managers up; starting workers');
+
+    const addrs = managers.map((m) => m.info.addr);
+    const t0 = performance.now();
+    const starting: Promise<Child>[] = [];
+    for (let p = 0; p < workerProcs; p++) {
+      const count = Math.floor(workers / workerProcs) + (p < workers % workerProcs ? 1 : 0);
+      const spec: WorkerProcSpec = { index: p, count, managers: addrs, token: tokens.Worker, baseDir: path.join(base, `w${p}`), joinConcurrency: 8 };
+      starting.push(Child.start(`workers-${p}`, WORKER_ENTRY, spec, path.join(logDir, `w${p}.log`), { timeoutMs: START_TIMEOUT_MS * 2 }));
+    }
+    // A process that failed to start leaves the others tracked: cleanup() kills them by PID.
+    procs.push(...(await Promise.all(starting)));
+    await until(
+      `${workers} worker nodes ready`,
+      async () => {
+        const n = await leader.request<{ workersReady: number }>('nodes');
+        return n.workersReady >= workers ? n : undefined;
+      },
+      START_TIMEOUT_MS,
+    );
+    say(`${workers} workers joined and ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    const figures: RunFigures[] = [];
+    for (let run = 1; run <= runs; run++) {
+      figures.push(await oneRun(run, leader, managers, procs));
+    }
+    const row = medianRow(
+      { bench: 'cluster', system: 'shoal', nodes: managers.length, workers, worker_procs: workerProcs, tasks, heartbeat_period_ms: heartbeatMs },
+      figures,
+    );
+    const rows: BenchRow[] = [row];
+    if (opts.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    else {
+      process.stdout.write(`${formatTable(rows)}\n`);
+      process.stdout.write(`(${os.availableParallelism()} CPUs; seconds = service create → every task RUNNING in the leader's store; Nomad C1M: 3,750 tasks/s)\n`);
+    }
+  } finally {
+    await Promise.allSettled(procs.map((p) => p.stop(20_000)));
+    await Promise.allSettled(managers.map((m) => m.stop(20_000)));
+    await cleanup();
+  }
+}
+
+async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: readonly Child<ManagerProcInfo>[], procs: readonly Child[]): Promise<RunFigures> {
+  const serviceName = `bench-${run}`;
+  const before = await leader.request<ManagerStats>('stats');
+  if (profDir !== undefined) await leader.request('profile-start');
+  const hbConverging: CounterSample[] = [{ ms: 0, value: before.heartbeats }];
+  const samples: ProgressSample[] = [];
+  const t0 = performance.now();
+  const svc = await leader.request<{ ID: string }>('control', {
+    method: 'createService',
+    args: [
+      {
+        Name: serviceName,
+        TaskTemplate: { ContainerSpec: { Image: 'busybox:latest', Command: ['sleep', 'infinity'] }, RestartPolicy: { Condition: 'any' } },
+        Mode: { Replicated: { Replicas: tasks } },
+      },
+    ],
+  });
+  let last: Progress | undefined;
+  await until(
+    `${tasks} tasks RUNNING`,
+    async () => {
+      const p = await leader.request<Progress & { version: number }>('progress', { serviceId: svc.ID });
+      const s = await leader.request<ManagerStats>('stats');
+      const ms = performance.now() - t0;
+      samples.push({ ms, wanted: p.wanted, assigned: p.assigned, running: p.running, failed: p.failed });
+      hbConverging.push({ ms, value: s.heartbeats });
+      if (last === undefined || Math.floor(p.running / (tasks / 10)) !== Math.floor(last.running / (tasks / 10))) say(`  ${(ms / 1000).toFixed(2)} s: ${p.wanted} created, ${p.assigned} assigned, ${p.running} running`);
+      last = p;
+      return p.running >= tasks ? p : undefined;
+    },
+    CONVERGE_TIMEOUT_MS,
+  );
+  if (profDir !== undefined) {
+    const file = path.join(profDir, `leader-run${run}.cpuprofile`);
+    await leader.request('profile-stop', { file });
+    const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+    say(`CPU profile of the leader written to ${file}; top self time:\n${formatProfileSummary(summarizeProfile(profile, 25))}`);
+  }
+  const after = await leader.request<ManagerStats>('stats');
+  const ph = phases(samples, tasks);
+  say(`run ${run}: all created at ${fmt(ph.created_ms)} s, all assigned at ${fmt(ph.assigned_ms)} s, all running at ${fmt(ph.running_ms)} s`);
+
+  // Steady state: heartbeats only.
+  const hbSteady: CounterSample[] = [{ ms: 0, value: after.heartbeats }];
+  const s0 = performance.now();
+  await sleep(steadyS * 1000);
+  const steady = await leader.request<ManagerStats>('stats');
+  hbSteady.push({ ms: performance.now() - s0, value: steady.heartbeats });
+
+  const followers = await Promise.all(managers.filter((m) => m !== leader).map((m) => m.request<ManagerStats>('stats')));
+  const workerStats = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
+  const started = workerStats.reduce((a, w) => a + w.started - w.stopped, 0);
+  if (started !== tasks) say(`warning: the simulated executors run ${started} tasks, the store says ${tasks}`);
+  const figures = summarizeRun({
+    tasks,
+    phases: ph,
+    heartbeatsConverging: hbConverging,
+    heartbeatsSteady: hbSteady,
+    leaderCpuMs: after.cpu_user_ms + after.cpu_system_ms - before.cpu_user_ms - before.cpu_system_ms,
+    rssMb: steady.rss_mb,
+    followerRssMb: Math.max(...followers.map((f) => f.rss_mb)),
+    workerProcRssMb: Math.max(...workerStats.map((w) => w.rss_mb)),
+    statusCommits: after.writer_commits - before.writer_commits,
+    statusItems: after.writer_items - before.writer_items,
+  });
+  if (run < runs) {
+    // Make room for the next run: remove the service and wait until every pretend task stopped.
+    await leader.request('control', { method: 'removeService', args: [svc.ID] });
+    await until(
+      'the service tasks to stop on the workers',
+      async () => {
+        const ws = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
+        return ws.every((w) => w.started === w.stopped) ? true : undefined;
+      },
+      CONVERGE_TIMEOUT_MS,
+    );
+  }
+  return figures;
+}
+
+function fmt(ms: number | null): string {
+  return ms === null ? 'never' : (ms / 1000).toFixed(2);
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`bench:cluster failed: ${(err as Error).stack ?? String(err)}\n`);
+  await cleanup();
+  process.exit(1);
+});

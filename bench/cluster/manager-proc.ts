@@ -1,0 +1,139 @@
+// One manager of the bench cluster in its own process (the real Manager: Raft, CA, gRPC + mutual
+// TLS on loopback, Control + Dispatcher, orchestrators and scheduler while it leads).
+//
+//   node --import tsx bench/cluster/manager-proc.ts '<json ManagerProcSpec>'
+//
+// Ops: tokens, leading, control {method, args}, drain-managers, nodes, progress {serviceId},
+// stats, profile-start, profile-stop {file}, close.
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+
+import { pino } from 'pino';
+
+import { Manager } from '../../manager/manager.js';
+import { clusterOf } from '../../manager/membership/cluster-state.js';
+import { byServiceId } from '../../manager/store/index.js';
+import { rssMb, sendToParent, serveParent } from './ipc.js';
+import { countProgress } from './stats.js';
+
+export type ManagerProcSpec =
+  | { readonly mode: 'init'; readonly dataRoot: string; readonly heartbeatPeriodMs: number }
+  | { readonly mode: 'join'; readonly dataRoot: string; readonly heartbeatPeriodMs: number; readonly remoteAddr: string; readonly token: string };
+
+export interface ManagerProcInfo {
+  readonly nodeId: string;
+  readonly addr: string;
+  readonly pid: number;
+}
+
+export interface ManagerStats {
+  readonly rss_mb: number;
+  readonly heap_mb: number;
+  readonly cpu_user_ms: number;
+  readonly cpu_system_ms: number;
+  readonly leader: boolean;
+  readonly heartbeats: number;
+  readonly sessions: number;
+  readonly writer_commits: number;
+  readonly writer_items: number;
+  readonly store_version: number;
+}
+
+async function start(spec: ManagerProcSpec): Promise<Manager> {
+  const logger = pino({ level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
+  const common = {
+    dataRoot: spec.dataRoot,
+    listenAddr: '127.0.0.1:0',
+    logger,
+    leaderServices: { dispatcher: { heartbeatPeriodMs: spec.heartbeatPeriodMs } },
+  };
+  return spec.mode === 'init' ? Manager.init(common) : Manager.join({ ...common, remoteAddr: spec.remoteAddr, token: spec.token });
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2] ?? '{}') as ManagerProcSpec;
+  let m: Manager;
+  try {
+    m = await start(spec);
+  } catch (err) {
+    sendToParent({ type: 'failed', error: (err as Error).stack ?? String(err) });
+    process.disconnect?.();
+    return;
+  }
+  let profiler: Session | null = null;
+
+  const handle = async (op: string, args: Readonly<Record<string, unknown>>): Promise<unknown> => {
+    switch (op) {
+      case 'tokens':
+        return clusterOf(m.store)?.JoinTokens ?? null;
+      case 'leading':
+        return m.isLeader && (m.leaderServices?.running ?? false);
+      case 'control': {
+        const api = m.leaderServices?.control;
+        if (api == null) throw new Error('this manager runs no control API');
+        const fn = (api as unknown as Record<string, (...a: unknown[]) => unknown>)[String(args['method'])];
+        if (typeof fn !== 'function') throw new Error(`no control method ${String(args['method'])}`);
+        return await fn.apply(api, (args['args'] as unknown[] | undefined) ?? []);
+      }
+      case 'drain-managers': {
+        // No agent runs on the managers here: keep tasks off them (docker node update --availability drain).
+        const api = m.leaderServices?.control;
+        if (api == null) throw new Error('this manager runs no control API');
+        for (const n of m.store.find('node')) {
+          if (n.Spec.Role !== 'manager' || n.Spec.Availability === 'drain') continue;
+          await api.updateNode(n.ID, n.Version.Index, { ...n.Spec, Availability: 'drain' });
+        }
+        return null;
+      }
+      case 'nodes': {
+        const nodes = m.store.find('node');
+        return { workersReady: nodes.filter((n) => n.Spec.Role === 'worker' && n.Status.State === 'ready').length, total: nodes.length };
+      }
+      case 'progress':
+        return { ...countProgress(m.store.find('task', byServiceId(String(args['serviceId'])))), version: m.store.version };
+      case 'stats': {
+        const d = m.leaderServices?.dispatcher;
+        const cpu = process.cpuUsage();
+        return {
+          rss_mb: rssMb(),
+          heap_mb: process.memoryUsage().heapUsed / (1024 * 1024),
+          cpu_user_ms: cpu.user / 1000,
+          cpu_system_ms: cpu.system / 1000,
+          leader: m.isLeader,
+          heartbeats: d?.heartbeatsHandled ?? 0,
+          sessions: d?.sessionCount ?? 0,
+          writer_commits: d?.writerStats.commits ?? 0,
+          writer_items: d?.writerStats.items ?? 0,
+          store_version: m.store.version,
+        } satisfies ManagerStats;
+      }
+      case 'profile-start': {
+        profiler = new Session();
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.setSamplingInterval', { interval: 500 });
+        await profiler.post('Profiler.start');
+        return null;
+      }
+      case 'profile-stop': {
+        if (profiler === null) throw new Error('no profile running');
+        const { profile } = await profiler.post('Profiler.stop');
+        profiler.disconnect();
+        profiler = null;
+        await writeFile(String(args['file']), JSON.stringify(profile));
+        return null;
+      }
+      case 'close':
+        await m.close();
+        return null;
+      default:
+        throw new Error(`unknown op ${op}`);
+    }
+  };
+  serveParent(handle, async () => {
+    await m.close().catch(() => undefined);
+  });
+  sendToParent({ type: 'ready', info: { nodeId: m.nodeId, addr: m.addr, pid: process.pid } satisfies ManagerProcInfo });
+}
+
+void main();

@@ -1,0 +1,188 @@
+// Figures of bench:cluster: progress counts of a service's tasks, the time each phase was first
+// complete (from progress samples), rates from counter deltas, the output rows and the table.
+// Pure functions, unit-tested in stats.test.ts.
+import { median, round } from '../stats.js';
+
+export { median, round };
+
+/** The part of a task the progress count reads. */
+export interface TaskLike {
+  readonly DesiredState: string;
+  readonly Status: { readonly State: string };
+}
+
+/** How far the wanted (desired RUNNING) tasks of one service got. */
+export interface Progress {
+  /** Tasks that want to run. */
+  readonly wanted: number;
+  /** … that the scheduler placed (ASSIGNED or later, not terminal). */
+  readonly assigned: number;
+  /** … that their worker reported RUNNING. */
+  readonly running: number;
+  /** Tasks in a terminal state that is not a success (failed, rejected, orphaned…). */
+  readonly failed: number;
+}
+
+const PLACED = new Set(['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
+const BAD = new Set(['failed', 'rejected', 'orphaned', 'remove']);
+
+export function countProgress(tasks: Iterable<TaskLike>): Progress {
+  let wanted = 0;
+  let assigned = 0;
+  let running = 0;
+  let failed = 0;
+  for (const t of tasks) {
+    if (BAD.has(t.Status.State)) failed++;
+    if (t.DesiredState !== 'running') continue;
+    wanted++;
+    if (PLACED.has(t.Status.State)) assigned++;
+    if (t.Status.State === 'running') running++;
+  }
+  return { wanted, assigned, running, failed };
+}
+
+/** One poll of the leader, `ms` after the service was created. */
+export interface ProgressSample extends Progress {
+  readonly ms: number;
+}
+
+/** When each phase was first complete for `target` tasks (ms after the create; null: never seen). */
+export interface Phases {
+  readonly created_ms: number | null;
+  readonly assigned_ms: number | null;
+  readonly running_ms: number | null;
+}
+
+export function phases(samples: readonly ProgressSample[], target: number): Phases {
+  const first = (pred: (s: ProgressSample) => boolean): number | null => samples.find(pred)?.ms ?? null;
+  return {
+    created_ms: first((s) => s.wanted >= target),
+    assigned_ms: first((s) => s.wanted >= target && s.assigned + s.running >= target),
+    running_ms: first((s) => s.running >= target),
+  };
+}
+
+/** Counter value at a time, for rates. */
+export interface CounterSample {
+  readonly ms: number;
+  readonly value: number;
+}
+
+/** Average rate per second between the first and last sample (NaN when they span no time). */
+export function ratePerSecond(samples: readonly CounterSample[]): number {
+  if (samples.length < 2) return NaN;
+  const a = samples[0]!;
+  const b = samples[samples.length - 1]!;
+  const dtMs = b.ms - a.ms;
+  return dtMs <= 0 ? NaN : ((b.value - a.value) * 1000) / dtMs;
+}
+
+/** One measured run. */
+export interface RunFigures {
+  readonly seconds: number;
+  readonly tasks_per_s: number;
+  /** Seconds until every task was ASSIGNED (scheduler) and until the service's tasks all existed. */
+  readonly assign_seconds: number;
+  /** Heartbeats/s the leader answered while the service converged, and in steady state after. */
+  readonly heartbeats_per_s_converging: number;
+  readonly heartbeats_per_s_steady: number;
+  /** Leader's resident set after convergence; the largest follower's; a worker process's (largest). */
+  readonly rss_mb: number;
+  readonly follower_rss_mb: number;
+  readonly worker_proc_rss_mb: number;
+  /** Leader CPU (user + system) during convergence, as a share of one core. */
+  readonly leader_cpu_pct: number;
+  /** Dispatcher status batches (Raft entries) and items written during convergence. */
+  readonly status_commits: number;
+  readonly status_items: number;
+}
+
+export interface BenchRow extends RunFigures {
+  readonly bench: 'cluster';
+  readonly system: 'shoal';
+  /** Managers (each its own process). */
+  readonly nodes: number;
+  /** Simulated worker nodes (real agents), and the processes they share. */
+  readonly workers: number;
+  readonly worker_procs: number;
+  readonly tasks: number;
+  readonly heartbeat_period_ms: number;
+  readonly runs: number;
+}
+
+export function summarizeRun(input: {
+  readonly tasks: number;
+  readonly phases: Phases;
+  readonly heartbeatsConverging: readonly CounterSample[];
+  readonly heartbeatsSteady: readonly CounterSample[];
+  readonly leaderCpuMs: number;
+  readonly rssMb: number;
+  readonly followerRssMb: number;
+  readonly workerProcRssMb: number;
+  readonly statusCommits: number;
+  readonly statusItems: number;
+}): RunFigures {
+  const runningMs = input.phases.running_ms;
+  if (runningMs === null) throw new Error('summarizeRun: the tasks never all ran');
+  const seconds = runningMs / 1000;
+  return {
+    seconds: round(seconds, 3),
+    tasks_per_s: round(input.tasks / seconds, 1),
+    assign_seconds: round((input.phases.assigned_ms ?? NaN) / 1000, 3),
+    heartbeats_per_s_converging: round(ratePerSecond(input.heartbeatsConverging), 1),
+    heartbeats_per_s_steady: round(ratePerSecond(input.heartbeatsSteady), 1),
+    rss_mb: round(input.rssMb, 1),
+    follower_rss_mb: round(input.followerRssMb, 1),
+    worker_proc_rss_mb: round(input.workerProcRssMb, 1),
+    leader_cpu_pct: round((100 * input.leaderCpuMs) / runningMs, 1),
+    status_commits: input.statusCommits,
+    status_items: input.statusItems,
+  };
+}
+
+const FIGURES: readonly (keyof RunFigures)[] = [
+  'seconds',
+  'tasks_per_s',
+  'assign_seconds',
+  'heartbeats_per_s_converging',
+  'heartbeats_per_s_steady',
+  'rss_mb',
+  'follower_rss_mb',
+  'worker_proc_rss_mb',
+  'leader_cpu_pct',
+  'status_commits',
+  'status_items',
+];
+
+/** Repeated runs of one configuration → one row of medians. */
+export function medianRow(meta: Omit<BenchRow, keyof RunFigures | 'runs'>, runs: readonly RunFigures[]): BenchRow {
+  if (runs.length === 0) throw new Error('medianRow: no runs');
+  const out: Record<string, number> = {};
+  for (const k of FIGURES) out[k] = round(median(runs.map((r) => r[k])), 3);
+  return { ...meta, ...(out as unknown as RunFigures), runs: runs.length };
+}
+
+export function formatTable(rows: readonly BenchRow[]): string {
+  const header = ['workers', 'tasks', 'procs', 'runs', 'seconds', 'tasks/s', 'assign s', 'hb/s conv', 'hb/s steady', 'leader rss MB', 'follower MB', 'worker proc MB', 'leader cpu %', 'status commits'];
+  const lines = [header];
+  for (const r of rows) {
+    lines.push([
+      r.workers,
+      r.tasks,
+      r.worker_procs,
+      r.runs,
+      r.seconds,
+      r.tasks_per_s,
+      r.assign_seconds,
+      r.heartbeats_per_s_converging,
+      r.heartbeats_per_s_steady,
+      r.rss_mb,
+      r.follower_rss_mb,
+      r.worker_proc_rss_mb,
+      r.leader_cpu_pct,
+      r.status_commits,
+    ].map((x) => (typeof x === 'number' ? x.toLocaleString('en-US') : String(x))));
+  }
+  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  return lines.map((l) => l.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
+}

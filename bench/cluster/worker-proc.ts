@@ -1,0 +1,115 @@
+// A worker process of the bench: `count` simulated nodes, each a real Agent (its own worker
+// certificate from the CA join flow with the worker token, its own LevelDB, its own gRPC + mutual
+// TLS session to the leader's dispatcher) over a SimExecutor that only pretends to run tasks.
+//
+//   node --import tsx bench/cluster/worker-proc.ts '<json WorkerProcSpec>'
+//
+// Ops: stats, close.
+import path from 'node:path';
+
+import { pino } from 'pino';
+
+import { joinCluster } from '../../ca/join.js';
+import type { NodeIdentity } from '../../ca/identity.js';
+import { Agent } from '../../worker/agent/index.js';
+import { rssMb, sendToParent, serveParent } from './ipc.js';
+import { newSimCounters, SimExecutor } from './sim-executor.js';
+
+export interface WorkerProcSpec {
+  readonly index: number;
+  readonly count: number;
+  /** Manager addresses; node i joins through managers[i % n] and starts its agent knowing all. */
+  readonly managers: readonly string[];
+  readonly token: string;
+  readonly baseDir: string;
+  /** Joins (key + CSR + certificate) in flight at once. */
+  readonly joinConcurrency: number;
+}
+
+export interface WorkerProcStats {
+  readonly agents: number;
+  readonly sessions: number;
+  readonly prepared: number;
+  readonly started: number;
+  readonly stopped: number;
+  readonly removed: number;
+  readonly rss_mb: number;
+  readonly cpu_ms: number;
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2] ?? '{}') as WorkerProcSpec;
+  const logger = pino({ level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
+  const counters = newSimCounters();
+  const agents: Agent[] = [];
+  let closing: Promise<void> | null = null;
+  const closeAll = (): Promise<void> => {
+    closing ??= Promise.allSettled(agents.map((a) => a.close())).then(() => undefined);
+    return closing;
+  };
+  try {
+    const slots = Array.from({ length: spec.count }, (_, i) => i);
+    const identities = await mapLimit(slots, spec.joinConcurrency, (i): Promise<NodeIdentity> =>
+      joinCluster({ address: spec.managers[i % spec.managers.length]!, token: spec.token, callTimeoutMs: 60_000 }),
+    );
+    await mapLimit(slots, 32, async (i) => {
+      const agent = await Agent.start({
+        dataRoot: path.join(spec.baseDir, `n${i}`),
+        identity: identities[i]!,
+        managers: spec.managers,
+        executor: new SimExecutor(counters),
+        description: {
+          Hostname: `sim-${spec.index}-${i}`,
+          Platform: { OS: 'linux', Architecture: 'x86_64' },
+          Resources: { NanoCPUs: 4e9, MemoryBytes: 8 * 1024 ** 3 },
+          Engine: { EngineVersion: 'shoal-bench-sim' },
+        },
+        logger,
+        callTimeoutMs: 30_000,
+      });
+      agents.push(agent);
+    });
+  } catch (err) {
+    await closeAll();
+    sendToParent({ type: 'failed', error: (err as Error).stack ?? String(err) });
+    process.disconnect?.();
+    return;
+  }
+
+  serveParent(async (op) => {
+    switch (op) {
+      case 'stats': {
+        const cpu = process.cpuUsage();
+        return {
+          agents: agents.length,
+          sessions: agents.filter((a) => a.manager !== null).length,
+          ...counters,
+          rss_mb: rssMb(),
+          cpu_ms: (cpu.user + cpu.system) / 1000,
+        } satisfies WorkerProcStats;
+      }
+      case 'close':
+        await closeAll();
+        return null;
+      default:
+        throw new Error(`unknown op ${op}`);
+    }
+  }, closeAll);
+  sendToParent({ type: 'ready', info: { pid: process.pid, agents: agents.length } });
+}
+
+void main();
