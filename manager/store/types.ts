@@ -181,6 +181,8 @@ export interface TaskStatus {
 export interface NetworkAttachment {
   readonly Network: Network;
   readonly Addresses: readonly string[];
+  /** DNS aliases on this network (the attachment config's `Aliases`). */
+  readonly Aliases?: readonly string[];
 }
 
 export interface Task extends Meta {
@@ -288,6 +290,8 @@ export interface Node extends Meta {
   readonly Status: { readonly State: NodeState; readonly Message?: string; readonly Addr?: string };
   /** Present on managers only. `Leader` is set on the leader only (followers omit it). */
   readonly ManagerStatus?: { readonly Leader?: boolean; readonly Reachability: Reachability; readonly Addr: string };
+  /** The node's own addresses on overlay networks (its `ingress` sandbox for the routing mesh); set by the allocator. */
+  readonly Attachments?: readonly NetworkAttachment[];
 }
 
 // ------------------------------------------------------------------------------ networks
