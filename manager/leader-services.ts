@@ -19,6 +19,9 @@ import type { Logger } from 'pino';
 import { ControlApi } from './controlapi/control-api.js';
 import { controlRegistration } from './controlapi/grpc.js';
 import { Dispatcher, type DispatcherConfig, type ManagerPeer } from './dispatcher/dispatcher.js';
+import { LogBroker } from './logbroker/broker.js';
+import { logBrokerRegistrations } from './logbroker/grpc.js';
+import { managerLocator } from './logbroker/route.js';
 import type { Manager, ServiceRegistration } from './manager.js';
 import { Orchestrators } from './orchestrator/index.js';
 import { systemClock, type Clock } from './orchestrator/clock.js';
@@ -88,6 +91,8 @@ export class LeaderServices {
   private controlImpl: grpc.UntypedServiceImplementation | null = null;
   private dispatcherGrpc: grpc.UntypedServiceImplementation | null = null;
   private orch: Orchestrators | null = null;
+  /** Logs and exec routing (manager/logbroker); serves while this manager leads (workers connect here). */
+  private broker: LogBroker | null = null;
   private sched: SchedulerLoop | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Term this manager was elected in and the last index then, while waiting to catch up. */
@@ -110,12 +115,17 @@ export class LeaderServices {
     return [
       { definition: ControlService, implementation: lazyImplementation(ControlService, () => this.controlImpl, 'control API') },
       { definition: DispatcherService, implementation: lazyImplementation(DispatcherService, () => this.dispatcherGrpc, 'dispatcher') },
+      ...logBrokerRegistrations(() => this.broker, managerLocator(this.m, () => this.broker)),
     ];
   }
 
   /** The in-process control API (null until the manager's store is open). */
   get control(): ControlApi | null {
     return this.controlApi;
+  }
+
+  get logBroker(): LogBroker | null {
+    return this.broker;
   }
 
   get dispatcher(): Dispatcher | null {
@@ -164,6 +174,7 @@ export class LeaderServices {
       logger: m.logger.child({ component: 'dispatcher' }),
     });
     this.dispatcherGrpc = this.dispatcherImpl.implementation() as unknown as grpc.UntypedServiceImplementation;
+    this.broker = new LogBroker({ tasks: m.store, logger: m.logger.child({ component: 'logbroker' }) });
     this.dispatcherImpl.start();
     this.timer = setInterval(() => this.check(), this.o.leadershipCheckMs ?? 100);
     this.check();
@@ -176,6 +187,7 @@ export class LeaderServices {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.dispatcherImpl?.stop();
+    this.broker?.close();
     this.enqueue(() => this.stopLoops('manager closing'));
     await this.transition;
   }
