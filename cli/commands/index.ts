@@ -4,6 +4,7 @@
 // format/table.ts for docker-style tables and format/template.ts for `--format`.
 import type { CliCommand } from '../context.js';
 import { labCommand } from '../lab/command.js';
+import { configCommand } from './config.js';
 import { infoCommand } from './info.js';
 import { nodeCommand } from './node.js';
 import { secretCommand } from './secret.js';
@@ -11,4 +12,4 @@ import { serviceCommand } from './service.js';
 import { swarmCommand } from './swarm.js';
 import { versionCommand } from './version.js';
 
-export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, labCommand];
+export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, labCommand];

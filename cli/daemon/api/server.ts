@@ -85,6 +85,11 @@ export class ApiServer {
     this.maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   }
 
+  /** The API's logger, for routes registered beside the server (distribution). */
+  get logger(): Logger {
+    return this.log;
+  }
+
   /**
    * Registers a handler. `method` is one method or several (`HEAD` is never implied); `pattern` as
    * in router.ts. A more specific pattern wins over a catch-all registered earlier.

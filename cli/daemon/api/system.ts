@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { API_VERSION, MIN_API_VERSION, SHOAL_VERSION, goArch, machineArch } from '../../version.js';
 import type { DaemonOptions } from '../options.js';
+import { registerDistributionRoutes } from './distribution.js';
 import { swarmPingHeader, type SwarmStatusSource } from '../swarm-status.js';
 import { reply, type ApiServer } from './server.js';
 
@@ -135,7 +136,7 @@ export async function infoBody(ctx: SystemContext): Promise<Record<string, unkno
   };
 }
 
-/** Registers `/_ping`, `/version` and `/info`. */
+/** Registers `/_ping`, `/version`, `/info` and `/distribution/{image}/json`. */
 export function registerSystemRoutes(api: ApiServer, ctx: SystemContext): void {
   const ping = async (): Promise<Record<string, string>> => ({
     Swarm: swarmPingHeader(await ctx.swarm().swarmInfo()),
@@ -147,4 +148,9 @@ export function registerSystemRoutes(api: ApiServer, ctx: SystemContext): void {
   api.route('GET', '/_ping', async () => reply.text('OK', 200, 'text/plain; charset=utf-8', await ping()));
   api.route('GET', '/version', () => reply.json(versionBody()));
   api.route('GET', '/info', async () => reply.json(await infoBody(ctx)));
+  registerDistributionRoutes(api, {
+    registryMirrors: ctx.options.registryMirrors,
+    insecureRegistries: ctx.options.insecureRegistries,
+    logger: api.logger.child({ component: 'distribution' }),
+  });
 }
