@@ -17,6 +17,7 @@ import {
   rootDigest,
   startRootRotation,
   toPem,
+  trustBundlePem,
   type RootCA,
   type RootCAData,
 } from './root-ca.js';
@@ -28,6 +29,8 @@ export interface ClusterCAData {
   readonly rootCA: RootCAData;
   readonly joinTokens: JoinTokens;
   readonly expiry: CertExpiryPolicy;
+  /** The Cluster spec's `CAConfig.ForceRotate` the last root rotation was started for (absent: 0). */
+  readonly forceRotate?: number;
 }
 
 /** What GetRootCACertificate answers. */
@@ -43,6 +46,7 @@ export class ClusterCA {
     private root: RootCA,
     private tokens: JoinTokens,
     private signerNow: NodeCertificateSigner,
+    private forceRotateSeen = 0,
   ) {}
 
   /** `swarm init`: a new cluster ID, root CA and join tokens. */
@@ -56,11 +60,27 @@ export class ClusterCA {
   static async restore(data: ClusterCAData): Promise<ClusterCA> {
     const root = await importRootCA(data.rootCA);
     const signer = await NodeCertificateSigner.create(root, data.clusterId, data.expiry);
-    return new ClusterCA(data.clusterId, root, data.joinTokens, signer);
+    return new ClusterCA(data.clusterId, root, data.joinTokens, signer, data.forceRotate ?? 0);
   }
 
   async export(): Promise<ClusterCAData> {
-    return { clusterId: this.clusterId, rootCA: await exportRootCA(this.root), joinTokens: this.tokens, expiry: this.signerNow.expiryPolicy };
+    return {
+      clusterId: this.clusterId,
+      rootCA: await exportRootCA(this.root),
+      joinTokens: this.tokens,
+      expiry: this.signerNow.expiryPolicy,
+      ...(this.forceRotateSeen !== 0 ? { forceRotate: this.forceRotateSeen } : {}),
+    };
+  }
+
+  /** The `CAConfig.ForceRotate` value the last rotation answered (`swarm ca --rotate` increments the spec's). */
+  get forceRotate(): number {
+    return this.forceRotateSeen;
+  }
+
+  /** The roots nodes should trust now: [current] or, during a rotation, [current, next]. */
+  trustBundlePem(): string {
+    return trustBundlePem(this.root);
   }
 
   get rootCA(): RootCA {
@@ -105,8 +125,9 @@ export class ClusterCA {
   }
 
   /** `swarm ca --rotate`: new root cross-signed by the current one; new certificates come from it. */
-  async startRootRotation(nowMs: number): Promise<void> {
+  async startRootRotation(nowMs: number, forceRotate?: number): Promise<void> {
     const next = await startRootRotation(this.root, nowMs);
+    if (forceRotate !== undefined) this.forceRotateSeen = forceRotate;
     this.signerNow = await NodeCertificateSigner.create(next, this.clusterId, this.signerNow.expiryPolicy);
     this.root = next;
   }

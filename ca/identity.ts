@@ -55,12 +55,17 @@ async function writeAtomically(path: string, data: string, mode: number): Promis
   await rename(tmp, path);
 }
 
-export async function saveIdentity(certificatesDir: string, identity: NodeIdentity): Promise<void> {
+/**
+ * Writes the three files. `writeKey` replaces the plain key write (the key manager encrypts the key
+ * under autolock); it must write KEY_FILE atomically with mode 0600.
+ */
+export async function saveIdentity(certificatesDir: string, identity: NodeIdentity, writeKey?: (keyPem: string) => Promise<void>): Promise<void> {
   await mkdir(certificatesDir, { recursive: true, mode: 0o700 });
   await chmod(certificatesDir, 0o700);
   // Key first: a crash between files leaves a key without its certificate, which load refuses, rather
   // than a new certificate next to an old key.
-  await writeAtomically(join(certificatesDir, KEY_FILE), identity.keyPem, KEY_FILE_MODE);
+  if (writeKey !== undefined) await writeKey(identity.keyPem);
+  else await writeAtomically(join(certificatesDir, KEY_FILE), identity.keyPem, KEY_FILE_MODE);
   await writeAtomically(join(certificatesDir, CERT_FILE), identity.certChainPem, 0o644);
   await writeAtomically(join(certificatesDir, ROOT_FILE), identity.trustBundlePem, 0o644);
 }
