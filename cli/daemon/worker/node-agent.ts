@@ -20,6 +20,7 @@ import { WORKER_ROLE } from '../../../ca/roles.js';
 import { Agent } from '../../../worker/agent/agent.js';
 import { RuncExecutor } from '../../../worker/executor/runc-executor.js';
 import { ImageStore } from '../../../worker/image/store.js';
+import { LogPublisher } from '../../../worker/logs/publisher.js';
 import type { NodeDescription } from '../../../manager/store/types.js';
 
 export const WORKER_DIR = 'worker';
@@ -53,6 +54,8 @@ export class NodeAgent {
     private readonly agent: Agent,
     private readonly executor: RuncExecutor,
     private readonly logger: Logger,
+    /** Serves `service logs` and `shoal exec` for this node's tasks (worker/logs). */
+    private readonly logs: LogPublisher,
   ) {}
 
   get nodeId(): string {
@@ -86,7 +89,18 @@ export class NodeAgent {
         backoffInitialMs: 100,
         backoffMaxMs: 2000,
       });
-      return new NodeAgent(o.identity, agent, executor, o.logger);
+      const logs = new LogPublisher({
+        nodeId: o.identity.nodeId,
+        material: o.identity,
+        clusterId: o.identity.clusterId,
+        manager: () => agent.manager,
+        logsDir: executor.logsDir,
+        runc: { root: executor.runc.root, binary: executor.runc.binary },
+        tasks: () => agent.assignedTasks(),
+        logger: o.logger,
+      });
+      logs.start();
+      return new NodeAgent(o.identity, agent, executor, o.logger, logs);
     } catch (err) {
       await executor.close();
       throw err;
@@ -95,6 +109,7 @@ export class NodeAgent {
 
   /** Stops the agent and removes every container it ran (daemon stop, swarm leave). */
   async stop(): Promise<void> {
+    this.logs.close();
     await this.agent.close();
     try {
       await this.executor.reconcile([]);
