@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { INTERIM_DEK_FILE } from './dek.js';
+import { KEYS_FILE } from './keymanager/key-manager.js';
 import { ManagerError } from './errors.js';
 import { Manager } from './manager.js';
 import { clusterOf } from './membership/cluster-state.js';
@@ -37,7 +37,7 @@ describe('Manager (one process)', () => {
     const self = m.store.get('node', m.nodeId)!;
     expect(self.Spec.Role).toBe('manager');
     expect(self.ManagerStatus).toMatchObject({ Addr: m.addr, Leader: true, Reachability: 'reachable' });
-    expect((await stat(path.join(base, 'a', INTERIM_DEK_FILE))).mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(base, 'a', KEYS_FILE))).mode & 0o777).toBe(0o600);
     expect((await stat(path.join(base, 'a', 'certificates', 'swarm-node.key'))).mode & 0o777).toBe(0o600);
   });
 

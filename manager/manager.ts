@@ -23,7 +23,7 @@ import { pino, type Logger } from 'pino';
 import { caServiceImplementation } from '../ca/ca-server.js';
 import { ClusterCA } from '../ca/cluster-ca.js';
 import type { CertExpiryOptions } from '../ca/expiry.js';
-import { loadIdentity, saveIdentity, type NodeIdentity } from '../ca/identity.js';
+import { KEY_FILE, loadIdentity, saveIdentity, type NodeIdentity } from '../ca/identity.js';
 import { newNodeId } from '../ca/ids.js';
 import { joinCluster } from '../ca/join.js';
 import { MANAGER_ROLE } from '../ca/roles.js';
@@ -32,7 +32,9 @@ import { RaftMembershipService, RaftService, type JoinRequest, type JoinResponse
 import { createClusterServer, type ClusterServer } from '../proto/grpc/server.js';
 import { ProposalRejectedError, type RaftNode } from '../raft/node.js';
 import { GrpcTransport } from '../raft/transport/grpc.js';
-import { FileDekSource, type DekSource } from './dek.js';
+import type { DekSource, KeyRuntime } from './dek.js';
+import { KeyManagerDekSource } from './keymanager/key-manager.js';
+import { followRaftSettings } from './membership/raft-settings.js';
 import { ManagerError, NoLeaderError, NotLeaderError, managerErrorFromGrpc } from './errors.js';
 import { clusterOf, StoreNodeRegistry, type ManagedCluster } from './membership/cluster-state.js';
 import { LeaderServices, methodPaths, type LeaderServicesOptions } from './leader-services.js';
@@ -74,7 +76,7 @@ export interface ManagerBaseOptions extends ManagerTuning {
   readonly listenAddr?: string;
   /** host:port other managers reach this one at (default: the listen address with the bound port). */
   readonly advertiseAddr?: string;
-  /** Where the DEK lives. Default: FileDekSource (INTERIM, replaced by the key manager). */
+  /** Where the DEK lives. Default: the key manager (manager/keymanager, autolock and rotation). */
   readonly dekSource?: (dataRoot: string) => DekSource;
   readonly services?: ServiceSeam;
   /**
@@ -100,7 +102,20 @@ export interface JoinOptions extends ManagerBaseOptions {
   readonly joinTimeoutMs?: number;
 }
 
-export type RestartOptions = Omit<ManagerBaseOptions, 'listenAddr' | 'advertiseAddr'>;
+export type RestartOptions = Omit<ManagerBaseOptions, 'listenAddr' | 'advertiseAddr'> & {
+  /** `swarm unlock`: the key of an autolocked manager (without it a locked one throws LockedError). */
+  readonly unlockKey?: string;
+};
+
+function dekSourceOf(o: ManagerBaseOptions): DekSource {
+  return o.dekSource !== undefined ? o.dekSource(o.dataRoot) : new KeyManagerDekSource(o.dataRoot, { tlsKeyFile: path.join(o.dataRoot, CERTIFICATES_DIR, KEY_FILE), ...(o.logger !== undefined ? { logger: o.logger } : {}) });
+}
+
+/** The node's identity; its key decrypted by the key source under autolock. */
+async function loadManagerIdentity(dataRoot: string, keys: DekSource): Promise<NodeIdentity> {
+  const identity = await loadIdentity(path.join(dataRoot, CERTIFICATES_DIR));
+  return keys.loadTlsKey !== undefined ? { ...identity, keyPem: await keys.loadTlsKey() } : identity;
+}
 
 interface StateFile {
   readonly nodeId: string;
@@ -169,6 +184,8 @@ export class Manager {
   private caVersion = -1;
   private caLoading = false;
   private timer: NodeJS.Timeout | null = null;
+  private keyRuntime: KeyRuntime | null = null;
+  private raftSettings: KeyRuntime | null = null;
   private closing: Promise<void> | null = null;
   private advertise = '';
   private readonly registry: StoreNodeRegistry;
@@ -206,7 +223,7 @@ export class Manager {
     const ca = await ClusterCA.create({ nowMs: Date.now(), ...(o.certExpiry !== undefined ? { expiry: o.certExpiry } : {}) });
     const identity = await ca.issueLocalIdentity(newNodeId(), MANAGER_ROLE, Date.now());
     await saveIdentity(path.join(o.dataRoot, CERTIFICATES_DIR), identity);
-    const dekSource = (o.dekSource ?? ((d: string) => new FileDekSource(d)))(o.dataRoot);
+    const dekSource = dekSourceOf(o);
     const dek = await dekSource.create();
     const m = new Manager(o.dataRoot, identity, o, dekSource);
     m.clusterCA = ca;
@@ -244,7 +261,7 @@ export class Manager {
       throw new ManagerError('WRONG_TOKEN_ROLE', 'this is a worker join token; joining as a manager needs the manager token (docker swarm join-token manager)');
     }
     await saveIdentity(path.join(o.dataRoot, CERTIFICATES_DIR), identity);
-    const dekSource = (o.dekSource ?? ((d: string) => new FileDekSource(d)))(o.dataRoot);
+    const dekSource = dekSourceOf(o);
     const dek = await dekSource.create();
     const m = new Manager(o.dataRoot, identity, o, dekSource);
     try {
@@ -270,9 +287,9 @@ export class Manager {
   /** Reopens a manager from its data root (daemon restart). */
   static async restart(o: RestartOptions): Promise<Manager> {
     const state = await readState(o.dataRoot);
-    const identity = await loadIdentity(path.join(o.dataRoot, CERTIFICATES_DIR));
-    const dekSource = (o.dekSource ?? ((d: string) => new FileDekSource(d)))(o.dataRoot);
-    const dek = await dekSource.load();
+    const dekSource = dekSourceOf(o);
+    const dek = await dekSource.load(o.unlockKey);
+    const identity = await loadManagerIdentity(o.dataRoot, dekSource);
     const m = new Manager(o.dataRoot, identity, o, dekSource);
     try {
       await m.boot(state.listenAddr, state.advertiseAddr, dek, undefined);
@@ -289,9 +306,9 @@ export class Manager {
    */
   static async forceNewCluster(o: RestartOptions): Promise<Manager> {
     const state = await readState(o.dataRoot);
-    const identity = await loadIdentity(path.join(o.dataRoot, CERTIFICATES_DIR));
-    const dekSource = (o.dekSource ?? ((d: string) => new FileDekSource(d)))(o.dataRoot);
-    const dek = await dekSource.load();
+    const dekSource = dekSourceOf(o);
+    const dek = await dekSource.load(o.unlockKey);
+    const identity = await loadManagerIdentity(o.dataRoot, dekSource);
     const logger = (o.logger ?? pino({ name: 'manager', level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' })).child({ nodeId: identity.nodeId });
     await forceNewCluster(path.join(o.dataRoot, RAFT_DIR), new Uint8Array(dek), identity.nodeId, logger);
     const m = new Manager(o.dataRoot, identity, o, dekSource);
@@ -342,6 +359,11 @@ export class Manager {
   /** Control API, dispatcher, and the leader's orchestrators + scheduler (null when turned off). */
   get leaderServices(): LeaderServices | null {
     return this.leaderSvc;
+  }
+
+  /** Where this manager's DEK lives (the key manager by default: `keys.keyManager`). */
+  get keys(): DekSource {
+    return this.dekSource;
   }
 
   /** The CA as of the store's Cluster object (null until it has replicated here). */
@@ -440,6 +462,7 @@ export class Manager {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     await this.leaderSvc?.close();
+    await Promise.allSettled([this.keyRuntime?.stop(), this.raftSettings?.stop()]);
     const rs = this.rs;
     this.rs = null;
     this.membershipImpl = null;
@@ -475,7 +498,8 @@ export class Manager {
     this.advertise = advertiseAddr ?? bound;
     await writeState(this.dataRoot, { nodeId: this.nodeId, clusterId: this.clusterId, listenAddr: bound, advertiseAddr: this.advertise });
     const o = this.opts;
-    this.rs = await ReplicatedStore.open({
+    const withDek = <T>(open: (k: Uint8Array) => Promise<T>): Promise<T> => (this.dekSource.withDek !== undefined ? this.dekSource.withDek(open) : open(dek));
+    this.rs = await withDek((dek) => ReplicatedStore.open({
       id: this.nodeId,
       ...(peers !== undefined ? { peers } : {}),
       dir: path.join(this.dataRoot, RAFT_DIR),
@@ -489,7 +513,10 @@ export class Manager {
       ...(o.proposeTimeoutMs !== undefined ? { proposeTimeoutMs: o.proposeTimeoutMs } : {}),
       onFatal: (err) => this.logger.error({ err }, 'raft node stopped on a fatal error'),
       logger: this.logger,
-    });
+    }));
+    const rs = this.rs;
+    this.keyRuntime = this.dekSource.start?.({ store: rs.store, rotateLogKey: (k) => rs.node.rotateKey(k), logger: this.logger }) ?? null;
+    this.raftSettings = followRaftSettings(rs.store, rs.node, this.logger.child({ component: 'raft-settings' }), { intervalEntries: o.snapshotIntervalEntries ?? 10_000, keepEntries: o.snapshotKeepEntries ?? 500 });
     const membership = new Membership({
       selfId: this.nodeId,
       selfAddr: this.advertise,

@@ -180,6 +180,9 @@ export class RaftNode {
   private closing: Promise<void> | null = null;
   private fatal: Error | undefined;
   private readonly ticker: NodeJS.Timeout;
+  /** Snapshot policy: starts from the options, changed at runtime by setSnapshotPolicy. */
+  private snapshotIntervalEntries: number;
+  private snapshotKeepEntries: number;
   private readonly runBound = (): void => {
     this.scheduled = false;
     if (!this.running && !this.closed) this.loop = this.run();
@@ -193,6 +196,8 @@ export class RaftNode {
     this.logger = opts.logger ?? pino({ name: 'raft-node', level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' }).child({ id: opts.id });
     this.proposeTimeoutMs = opts.proposeTimeoutMs ?? 10_000;
     this.readTimeoutMs = opts.readTimeoutMs ?? 5_000;
+    this.snapshotIntervalEntries = opts.snapshotIntervalEntries ?? 0;
+    this.snapshotKeepEntries = opts.snapshotKeepEntries ?? 500;
     const snap = this.log.memory.snapshot();
     if (snap.metadata.index > 0) {
       opts.restore?.(snap);
@@ -297,6 +302,15 @@ export class RaftNode {
     if (this.closed) throw new RaftNodeClosedError(this.fatal);
     if (this.log.rotateKey === undefined) throw new Error('raft node: this log cannot rotate its key');
     await this.log.rotateKey(dek);
+  }
+
+  /**
+   * Changes when snapshots are taken (every `intervalEntries` applied entries; 0: never) and how
+   * many entries are kept behind one, from the next applied entry on (the cluster's Spec.Raft).
+   */
+  setSnapshotPolicy(policy: { readonly intervalEntries: number; readonly keepEntries: number }): void {
+    this.snapshotIntervalEntries = Math.max(0, Math.floor(policy.intervalEntries));
+    this.snapshotKeepEntries = Math.max(0, Math.floor(policy.keepEntries));
   }
 
   /** The leader's view of a member's replication; undefined on followers and for non-members. */
@@ -409,14 +423,14 @@ export class RaftNode {
    * includes every conf change up to it, so (data, confState) describe the same index.
    */
   private async maybeSnapshot(): Promise<void> {
-    const interval = this.opts.snapshotIntervalEntries ?? 0;
+    const interval = this.snapshotIntervalEntries;
     const data = this.opts.snapshotData;
     if (interval <= 0 || data === undefined || this.log.createSnapshot === undefined) return;
     const index = this.appliedIndex;
     if (index - this.log.memory.snapshot().metadata.index < interval) return;
     const started = performance.now();
     const snap = await this.log.createSnapshot(index, this.raw.confState(), data());
-    const compactTo = snap.metadata.index - (this.opts.snapshotKeepEntries ?? 500);
+    const compactTo = snap.metadata.index - this.snapshotKeepEntries;
     if (this.log.compact !== undefined && compactTo > this.log.memory.firstIndex()) await this.log.compact(compactTo);
     this.logger.info(
       { index, sizeBytes: snap.data.byteLength, firstIndex: this.log.memory.firstIndex(), ms: Math.round(performance.now() - started) },

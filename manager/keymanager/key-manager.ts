@@ -19,6 +19,8 @@ import path from 'node:path';
 
 import { pino, type Logger } from 'pino';
 
+import type { DekSource, KeyRuntime, KeyRuntimeContext } from '../dek.js';
+import { watchClusterKeys } from './cluster-sync.js';
 import { InvalidUnlockKeyError, KeyManagerError, LockedError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { decryptKeyPem, isEncryptedKeyPem, readKeyFile, writeKeyFile } from './tls-key.js';
@@ -81,12 +83,13 @@ export class KeyManager {
   // ---------------------------------------------------------------------------- lifecycle
 
   /** `swarm init` / `join`: a new DEK, under a plain KEK or (autolock) under the unlock key. */
-  static async create(dir: string, opts: KeyManagerOptions & { readonly unlockKey?: string | null } = {}): Promise<KeyManager> {
+  static async create(dir: string, opts: KeyManagerOptions & { readonly unlockKey?: string | null; readonly dek?: Uint8Array } = {}): Promise<KeyManager> {
     const file = path.join(dir, KEYS_FILE);
     if (await readFile(file).then(() => true, () => false)) {
       throw new KeyManagerError('ERR_KEYMANAGER_EXISTS', `${file} already exists: this node already has keys (leave the swarm first, or open them)`);
     }
-    const dek = newKey();
+    if (opts.dek !== undefined && opts.dek.byteLength !== KEY_BYTES) throw new KeyManagerError('ERR_KEYMANAGER_CORRUPT', `a data encryption key must be ${KEY_BYTES} bytes, not ${opts.dek.byteLength}`);
+    const dek = opts.dek !== undefined ? new Uint8Array(opts.dek) : newKey();
     const unlockKey = opts.unlockKey ?? null;
     const { record, kek } = KeyManager.newKek(unlockKey);
     const tlsPass = unlockKey === null ? null : newKey();
@@ -357,12 +360,17 @@ export class KeyManager {
   }
 }
 
+/** The plain DEK file of the older FileDekSource (manager/dek.ts), taken over at restart. */
+const LEGACY_DEK_FILE = 'raft-dek.key';
+
 /**
- * The runtime's DekSource shape (manager/dek.ts: create / load / destroy) over a KeyManager
- * directory, for `ManagerBaseOptions.dekSource`. `load` on a locked manager throws LockedError:
- * the runtime must call `keyManager.unlock(key)` first (swarm unlock).
+ * The runtime's DekSource (manager/dek.ts) over a KeyManager directory, the default of
+ * `ManagerBaseOptions.dekSource`: `load()` of a locked manager throws LockedError, `load(key)`
+ * unlocks it (InvalidUnlockKeyError for a wrong key, still locked); `withDek` opens the log with
+ * the pending DEK after a crash mid-rotation; `loadTlsKey` decrypts the node's key under autolock;
+ * `start` follows the cluster's autolock setting while the manager runs.
  */
-export class KeyManagerDekSource {
+export class KeyManagerDekSource implements DekSource {
   private km: KeyManager | null = null;
 
   constructor(
@@ -379,13 +387,51 @@ export class KeyManagerDekSource {
     return this.km.dek();
   }
 
-  async load(): Promise<Uint8Array> {
-    this.km ??= await KeyManager.open(this.dir, this.opts);
+  async load(unlockKey?: string): Promise<Uint8Array> {
+    this.km ??= await this.openOrTakeOver();
+    if (this.km.locked && unlockKey !== undefined) await this.km.unlock(unlockKey);
     return this.km.dek();
+  }
+
+  /** Opens the key file; a data root of the older plain-DEK source gets one wrapping that DEK. */
+  private async openOrTakeOver(): Promise<KeyManager> {
+    try {
+      return await KeyManager.open(this.dir, this.opts);
+    } catch (err) {
+      if (!(err instanceof KeyManagerError) || err.code !== 'ERR_KEYMANAGER_NOT_INITIALIZED') throw err;
+      const legacy = path.join(this.dir, LEGACY_DEK_FILE);
+      const dek = await readFile(legacy).catch(() => null);
+      if (dek === null || dek.byteLength !== KEY_BYTES) throw err;
+      const km = await KeyManager.create(this.dir, { ...this.opts, dek: new Uint8Array(dek) });
+      await rm(legacy, { force: true });
+      return km;
+    }
+  }
+
+  withDek<T>(open: (dek: Uint8Array) => Promise<T>): Promise<T> {
+    if (this.km === null) throw new LockedError();
+    return this.km.withDek(open);
+  }
+
+  async loadTlsKey(): Promise<string> {
+    if (this.km === null) throw new LockedError();
+    return this.km.loadTlsKey();
+  }
+
+  start(ctx: KeyRuntimeContext): KeyRuntime {
+    if (this.km === null) throw new LockedError();
+    const sync = watchClusterKeys(ctx.store, this.km, ctx.rotateLogKey, ctx.logger.child({ component: 'keymanager' }));
+    return {
+      stop: async () => {
+        sync.stop();
+        await sync.done;
+      },
+    };
   }
 
   async destroy(): Promise<void> {
     if (this.km !== null) await this.km.destroy();
     else await rm(path.join(this.dir, KEYS_FILE), { force: true });
+    await rm(path.join(this.dir, LEGACY_DEK_FILE), { force: true });
   }
 }
