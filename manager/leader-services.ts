@@ -2,7 +2,7 @@
 // on its cluster port (every manager; the dispatcher answers followers' sessions with a redirect,
 // the control API refuses followers' writes naming the leader), and — only while this manager is
 // the Raft leader — the orchestrators (replicated, global, jobs, restart supervisor, updater,
-// reaper) and the scheduler loop, which write to the store.
+// reaper), the allocator and the scheduler loop, which write to the store.
 //
 // The cluster port registers its services before the store exists (the port is bound first), so
 // the handlers registered here resolve the ControlApi / Dispatcher lazily and answer UNAVAILABLE
@@ -26,6 +26,7 @@ import type { Manager, ServiceRegistration } from './manager.js';
 import { Orchestrators } from './orchestrator/index.js';
 import { systemClock, type Clock } from './orchestrator/clock.js';
 import { SchedulerLoop } from './schedule/index.js';
+import { Allocator } from './allocator/index.js';
 import { ControlService } from '../proto/gen/shoal/control.js';
 import { DispatcherService } from '../proto/gen/shoal/dispatcher.js';
 
@@ -94,6 +95,7 @@ export class LeaderServices {
   /** Logs and exec routing (manager/logbroker); serves while this manager leads (workers connect here). */
   private broker: LogBroker | null = null;
   private sched: SchedulerLoop | null = null;
+  private alloc: Allocator | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Term this manager was elected in and the last index then, while waiting to catch up. */
   private electedAt: { term: number; lastIndex: number } | null = null;
@@ -138,6 +140,10 @@ export class LeaderServices {
 
   get scheduler(): SchedulerLoop | null {
     return this.sched;
+  }
+
+  get allocator(): Allocator | null {
+    return this.alloc;
   }
 
   /** True while the orchestrators and scheduler run here. */
@@ -244,8 +250,10 @@ export class LeaderServices {
     const clock = this.o.clock ?? systemClock;
     const logger = this.m.logger;
     this.orch = new Orchestrators({ store: this.m.store, logger: logger.child({ component: 'orchestrator' }), clock });
-    this.sched = new SchedulerLoop({ store: this.m.store, logger: logger.child({ component: 'scheduler' }), clock });
+    this.sched = new SchedulerLoop({ store: this.m.store, logger: logger.child({ component: 'scheduler' }), clock, allocatorAdmits: true });
+    this.alloc = new Allocator({ store: this.m.store, logger: logger.child({ component: 'allocator' }), clock });
     this.orch.start();
+    this.alloc.start();
     this.sched.start();
     this.starts++;
     this.log.info({ term }, 'leading: orchestrators and scheduler started');
@@ -254,11 +262,13 @@ export class LeaderServices {
   private async stopLoops(why: string): Promise<void> {
     const orch = this.orch;
     const sched = this.sched;
+    const alloc = this.alloc;
     this.orch = null;
     this.sched = null;
+    this.alloc = null;
     if (orch === null && sched === null) return;
     const ms = this.o.stopTimeoutMs ?? 5000;
-    const done = await bounded(Promise.all([orch?.stop(), sched?.stop()]), ms);
+    const done = await bounded(Promise.all([orch?.stop(), sched?.stop(), alloc?.stop()]), ms);
     if (!done) this.log.warn({ why, ms }, 'orchestrators/scheduler did not stop in time: abandoned');
     else this.log.info({ why }, 'orchestrators and scheduler stopped');
   }

@@ -36,6 +36,8 @@ import type { DekSource, KeyRuntime } from './dek.js';
 import { KeyManagerDekSource } from './keymanager/key-manager.js';
 import { followRaftSettings } from './membership/raft-settings.js';
 import { ManagerError, NoLeaderError, NotLeaderError, managerErrorFromGrpc } from './errors.js';
+import { identitySaver, ManagerCertificates, type ManagerCertificatesOptions } from './certificates.js';
+import type { IdentityChange } from '../ca/node-certificates.js';
 import { clusterOf, StoreNodeRegistry, type ManagedCluster } from './membership/cluster-state.js';
 import { LeaderServices, methodPaths, type LeaderServicesOptions } from './leader-services.js';
 import { forceNewCluster } from './membership/force-new-cluster.js';
@@ -86,6 +88,8 @@ export interface ManagerBaseOptions extends ManagerTuning {
    * this one is then not registered.
    */
   readonly leaderServices?: boolean | LeaderServicesOptions;
+  /** Certificate renewal, role changes and root CA rotation at runtime (manager/certificates.ts). */
+  readonly certificates?: ManagerCertificatesOptions;
   readonly logger?: Logger;
 }
 
@@ -188,6 +192,9 @@ export class Manager {
   private raftSettings: KeyRuntime | null = null;
   private closing: Promise<void> | null = null;
   private advertise = '';
+  private certs: ManagerCertificates | null = null;
+  private currentIdentity: NodeIdentity;
+  private readonly identityListeners = new Set<(identity: NodeIdentity, change: IdentityChange) => void>();
   private readonly registry: StoreNodeRegistry;
   private readonly leaderSvc: LeaderServices | null;
   readonly transport: GrpcTransport;
@@ -197,10 +204,11 @@ export class Manager {
 
   private constructor(
     readonly dataRoot: string,
-    readonly identity: NodeIdentity,
+    identity: NodeIdentity,
     private readonly opts: ManagerBaseOptions,
     private readonly dekSource: DekSource,
   ) {
+    this.currentIdentity = identity;
     this.logger = (opts.logger ?? pino({ name: 'manager', level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' })).child({ nodeId: identity.nodeId });
     this.electionTimeoutMs = (opts.tickMs ?? 100) * (opts.electionTick ?? 10);
     this.registry = new StoreNodeRegistry(() => this.rs?.store ?? null);
@@ -323,6 +331,42 @@ export class Manager {
   }
 
   // ------------------------------------------------------------------------------- accessors
+
+  /** This node's TLS identity now (renewals replace it: manager/certificates.ts). */
+  get identity(): NodeIdentity {
+    return this.currentIdentity;
+  }
+
+  /** Renewal, role change and root rotation at runtime (null before boot and after close). */
+  get certificates(): ManagerCertificates | null {
+    return this.certs;
+  }
+
+  /** Hears every new identity (renewed certificate, trust bundle changed), e.g. to move an agent's session onto it. */
+  onIdentityChange(listener: (identity: NodeIdentity, change: IdentityChange) => void): () => void {
+    this.identityListeners.add(listener);
+    return () => this.identityListeners.delete(listener);
+  }
+
+  /** Installs a new identity for new connections: the cluster port's credentials and the Raft transport's. */
+  applyIdentity(identity: NodeIdentity, change: IdentityChange): void {
+    this.currentIdentity = identity;
+    this.server.credentials.update(identity);
+    this.transport.updateMaterial(identity);
+    this.logger.info({ change, role: identity.role, notAfterMs: identity.notAfterMs }, 'node identity installed');
+    for (const listener of this.identityListeners) listener(identity, change);
+  }
+
+  storeOrNull(): MemoryStore | null {
+    return this.rs?.store ?? null;
+  }
+
+  /** The leader's address (this manager's own when it leads), or null when none is known. */
+  leaderAddr(): string | null {
+    const leader = this.rs?.node.status().leader ?? null;
+    if (leader === null || this.membershipImpl === null) return null;
+    return String(leader) === this.nodeId ? this.advertise : this.membershipImpl.addrOf(String(leader));
+  }
 
   get nodeId(): string {
     return this.identity.nodeId;
@@ -461,6 +505,7 @@ export class Manager {
   private async shutdown(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    await this.certs?.stop();
     await this.leaderSvc?.close();
     await Promise.allSettled([this.keyRuntime?.stop(), this.raftSettings?.stop()]);
     const rs = this.rs;
@@ -540,6 +585,8 @@ export class Manager {
     this.membershipService = raftMembershipService(serviceOptions);
     this.loadClusterCA();
     this.leaderSvc?.attach();
+    this.certs = new ManagerCertificates(this, path.join(this.dataRoot, CERTIFICATES_DIR), { save: identitySaver(this.dekSource), ...o.certificates });
+    this.certs.start();
     const reconcileMs = o.reconcileMs ?? 2 * (o.tickMs ?? 100);
     this.timer = setInterval(() => {
       this.loadClusterCA();
@@ -572,7 +619,7 @@ export class Manager {
     const guarded: CAServer = {
       getRootCaCertificate: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.getRootCaCertificate(call, cb)),
       issueNodeCertificate: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.issueNodeCertificate(call, cb)),
-      renewNodeCertificate: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.renewNodeCertificate(call, cb)),
+      renewNodeCertificate: (call, cb) => (this.clusterCA === null || this.certs === null ? cb(unavailable('CA')) : this.certs.recordingRenewal(ca.renewNodeCertificate)(call, cb)),
       nodeCertificateStatus: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.nodeCertificateStatus(call, cb)),
     };
     this.server.server.addService(CAService, guarded);

@@ -12,10 +12,10 @@
 // The commit is one transaction per pass (split only past MAX_WRITES_PER_TX writes). If it fails
 // because a task changed meanwhile, the pass runs again on fresh state.
 //
-// Allocator seam: until `manager/allocator` exists, this loop also moves wanted tasks from NEW to
-// PENDING (`admitNewTasks`), which is the allocator's job once it assigns network addresses and
-// ports. When the allocator lands, delete `admitNewTasks` and its call: everything else here
-// already works from PENDING.
+// Allocator seam: on a manager, `manager/allocator` moves tasks NEW → PENDING after giving them
+// their network attachments, and this loop works from PENDING only (`allocatorAdmits: true`, as
+// leader-services starts it). Where no allocator runs (the orchestrator tests' harness), this loop
+// admits NEW tasks itself (`admitNewTasks`), without network attachments.
 import type { Logger } from 'pino';
 import { schedule } from '../../scheduler/index.js';
 import type { GenericResource, PendingTask, PlacedTask, PortConfig } from '../../scheduler/index.js';
@@ -31,6 +31,8 @@ export interface SchedulerLoopOptions {
   readonly store: MemoryStore;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The allocator moves tasks NEW → PENDING (default false: this loop admits them itself). */
+  readonly allocatorAdmits?: boolean;
 }
 
 /** A task as the scheduler loop reads and writes it: the generic units it was given live on the task. */
@@ -54,8 +56,11 @@ export class SchedulerLoop extends ReconcileLoop {
   private leftOver = 0;
   private last: PassReport = { admitted: 0, assigned: 0, unplaced: 0 };
 
+  private readonly allocatorAdmits: boolean;
+
   constructor(opts: SchedulerLoopOptions) {
     super(opts, 'scheduler-loop', ['task', 'node', 'service']);
+    this.allocatorAdmits = opts.allocatorAdmits === true;
   }
 
   /** What the last pass did (tests, logs). */
@@ -76,7 +81,8 @@ export class SchedulerLoop extends ReconcileLoop {
         return;
       case 'task': {
         const t = ev.object;
-        if (ev.action !== 'delete' && wantsNode(t) && (t.Status.State === 'new' || t.Status.State === 'allocated' || t.Status.State === 'pending')) {
+        const waits = t.Status.State === 'pending' || (!this.allocatorAdmits && (t.Status.State === 'new' || t.Status.State === 'allocated'));
+        if (ev.action !== 'delete' && wantsNode(t) && waits) {
           // Our own write of a reason comes back as an event too; it needs no new pass.
           if (!(ev.action === 'update' && ev.old?.Status.State === 'pending' && t.Status.State === 'pending' && ev.old.DesiredState === t.DesiredState)) this.markDirty(PASS_KEY);
           return;
@@ -93,7 +99,7 @@ export class SchedulerLoop extends ReconcileLoop {
 
   protected async pass(): Promise<void> {
     const nowIso = new Date(this.clock.now()).toISOString();
-    const admitted = await this.admitNewTasks(nowIso);
+    const admitted = this.allocatorAdmits ? 0 : await this.admitNewTasks(nowIso);
     const plan = this.plan();
     const writes: { task: TaskWithUnits; next: TaskWithUnits }[] = [];
     for (const [taskId, nodeId] of plan.result.assignments) {
@@ -128,9 +134,9 @@ export class SchedulerLoop extends ReconcileLoop {
   }
 
   /**
-   * ALLOCATOR SEAM — NEW → PENDING for every task that is still wanted, and NEW → SHUTDOWN for
-   * tasks stopped before they got this far. This is the allocator's job (it will first give the
-   * task its network attachments and ports); remove this once `manager/allocator` does it.
+   * Only where no allocator runs (`allocatorAdmits` false): NEW → PENDING for every task that is
+   * still wanted, and NEW → SHUTDOWN for tasks stopped before they got this far. On a manager the
+   * allocator does this after giving the task its network attachments.
    */
   private async admitNewTasks(nowIso: string): Promise<number> {
     const fresh = this.store.find('task').filter((t) => t.Status.State === 'new' || t.Status.State === 'allocated');
