@@ -14,6 +14,7 @@ import { boolValue, checkFilterKeys, parseBoolParam, parseFilters, versionParam,
 import { reply, type ApiServer } from '../api/server.js';
 import type { ControlBackend } from './backend.js';
 import type { SwarmPlugin } from './plugin.js';
+import { registerLogRoutes } from './logs.js';
 import { effectiveSpec, mergeNonZero, networkResource, networkSpecOf, serviceStatus, swarmObject, withServiceDefaults } from './shapes.js';
 
 type Obj = Record<string, unknown>;
@@ -300,10 +301,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     await backend().removeService(req.params['id']!);
     return reply.empty(200);
   });
-  api.route('GET', '/services/{id}/logs', () => {
-    backend();
-    throw new ApiError(501, 'ERR_INTERNAL', 'service logs are not available yet in shoald');
-  });
+  // /services/{id}/logs, /tasks/{id}/logs and shoal's exec endpoints (logs.ts).
+  registerLogRoutes(api, p);
 
   // ------------------------------------------------------------------------------- tasks
   api.route('GET', '/tasks', (req) => {
