@@ -17,7 +17,7 @@ import { ContainerDns } from './dns/server.js';
 import { readHostResolvConf, type Upstream } from './dns/upstream.js';
 import { OverlayError } from './errors.js';
 import { GONE, run, runTolerating } from './exec.js';
-import { chainNetworkHash, checkHostTag, HOST_VXLAN_PREFIX, networkHash, networkTag, sandboxPrefix } from './names.js';
+import { chainNetworkHash, checkHostTag, HOST_VXLAN_PREFIX, isSandboxTail, networkHash, networkTag, sandboxPrefix } from './names.js';
 import { destroySandbox, netnsKey, OverlayNetwork } from './network.js';
 import { validateNetworkSpec, type OverlayNetworkSpec } from './spec.js';
 import { parseRuleState, renderRemoval } from './vip-rules.js';
@@ -128,6 +128,7 @@ export class OverlayDataPlane {
       const name = line.split(' ')[0] ?? '';
       if (!name.startsWith(prefix)) continue;
       const tag = name.slice(prefix.length);
+      if (!isSandboxTail(tag)) continue;
       if (expectedTags.has(tag) || this.creating.has(tag)) continue;
       links.push(...(await destroySandbox(name)).map((l) => `${name}/${l}`));
       namespaces.push(name);

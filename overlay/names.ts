@@ -1,7 +1,12 @@
 // Names of everything the data plane creates, derived so that a restarted daemon (reconcile)
 // can find them again by prefix: namespaces, links and iptables chains.
 //
-//   sandbox netns        shoal-<hostTag>-<netid12>          (under /run/netns)
+//   sandbox netns        shoal-<hostTag>-n<netid12>         (under /run/netns)
+//   task netns           shoal-<hostTag>-t<taskid>          (worker/network: a task's container netns)
+//   ingress sandbox      shoal-<hostTag>-i                  (worker/network: the routing mesh)
+// The host tag is the executor's netns tag (the sanitized hostname), so that everything of one
+// host starts with shoal-<hostTag>- (what `shoal lab down` sweeps); the n/t/i letter keeps the
+// data plane's reconcile away from the executor's own shoal-<hostTag>-<10 hex> namespaces.
 //   in the sandbox       br0 (bridge, gateway address), vxlan0, vs<hash11> (one veth end per endpoint)
 //   host netns, briefly  shv<vni> — the vxlan before it is moved into the sandbox
 //   container netns      nat:    SHOAL-VIP-<net8>  (jumped from OUTPUT) → SHOAL-SVC-<net8>-<svc8>
@@ -21,17 +26,36 @@ function hex(text: string, length: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, length);
 }
 
-const HOST_TAG = /^[a-z0-9]{1,16}$/;
+const HOST_TAG = /^[A-Za-z0-9][A-Za-z0-9-]{0,23}$/;
 
 export function checkHostTag(hostTag: string): void {
   if (!HOST_TAG.test(hostTag)) {
-    throw new OverlayError('ERR_OVERLAY_INVALID_SPEC', `host tag ${JSON.stringify(hostTag)} must be 1-16 characters of [a-z0-9]`);
+    throw new OverlayError('ERR_OVERLAY_INVALID_SPEC', `host tag ${JSON.stringify(hostTag)} must be 1-24 characters of [A-Za-z0-9-], not starting with -`);
   }
 }
 
 /** All sandboxes of one host start with this (several lab hosts share one /run/netns). */
 export function sandboxPrefix(hostTag: string): string {
-  return `${SANDBOX_PREFIX}${hostTag}-`;
+  return `${SANDBOX_PREFIX}${hostTag}-n`;
+}
+
+/** True for the part after sandboxPrefix of one of our sandboxes (a network tag: no '-'). */
+export function isSandboxTail(tail: string): boolean {
+  return /^[a-z0-9]{1,12}$/.test(tail);
+}
+
+/** The network namespace worker/network makes for a task's container. */
+export function taskNetnsName(hostTag: string, taskId: string): string {
+  return `${SANDBOX_PREFIX}${hostTag}-t${taskId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 25) || hex(taskId, 25)}`;
+}
+
+export function taskNetnsPrefix(hostTag: string): string {
+  return `${SANDBOX_PREFIX}${hostTag}-t`;
+}
+
+/** The routing mesh's sandbox of a host (Docker's ingress_sbox). */
+export function ingressSandboxName(hostTag: string): string {
+  return `${SANDBOX_PREFIX}${hostTag}-i`;
 }
 
 /** The short form of a network id used in names: its first 12 characters (swarm ids are 25 base-36 chars). */

@@ -19,7 +19,7 @@ import { pino, type Logger } from 'pino';
 
 import { decodeObjectJson, encodeJson, taskStatusToProto } from '../../manager/dispatcher/wire.js';
 import { taskStateRank } from '../../manager/dispatcher/task-transitions.js';
-import type { Config, NodeDescription, Secret, Task, TaskStatus } from '../../manager/store/types.js';
+import type { Config, Node, NodeDescription, Secret, Task, TaskStatus } from '../../manager/store/types.js';
 import {
   AssignmentAction,
   AssignmentsMessage_Type,
@@ -31,6 +31,8 @@ import {
 import { callUnary } from '../../proto/grpc/client.js';
 import { CLUSTER_CHANNEL_OPTIONS, clusterChannelCredentials, type TlsMaterial } from '../../proto/grpc/tls.js';
 import type { DependencyGetter, Executor } from '../executor/types.js';
+import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
+import type { TaskNetworks } from '../network/worker-networks.js';
 import { AgentDb } from './agent-db.js';
 import { AgentError } from './errors.js';
 import { StatusReporter } from './reporter.js';
@@ -60,6 +62,8 @@ export interface AgentOptions {
   readonly statusMaxBatch?: number;
   /** Deadline of unary calls and of the session's first message. */
   readonly callTimeoutMs?: number;
+  /** Overlay networks of tasks (worker/network); absent: tasks get loopback-only namespaces. */
+  readonly network?: TaskNetworks;
 }
 
 const DEFAULTS = {
@@ -219,6 +223,7 @@ export class Agent {
       executor: this.opts.executor,
       dependencies: this.dependencies,
       logger: this.log,
+      ...(this.opts.network !== undefined ? { network: this.opts.network } : {}),
       report: (taskId, s) => {
         this.db.write([this.db.putStatus(taskId, s)]);
         this.reporter.report(taskId, s);
@@ -226,6 +231,7 @@ export class Agent {
     });
     this.runners.set(task.ID, runner);
     if (persist) this.db.write([this.db.putTask(task)]);
+    else runner.restoreNetwork();
     runner.kick();
     return runner;
   }
@@ -260,6 +266,7 @@ export class Agent {
     const seenTasks = new Set<string>();
     const seenSecrets = new Set<string>();
     const seenConfigs = new Set<string>();
+    const seenNetworks: string[] = [];
     for (const c of changes) {
       const item = c.assignment?.item;
       if (item === undefined) continue;
@@ -298,11 +305,22 @@ export class Agent {
           }
           break;
         }
+        case 'networkJson': {
+          const v = JSON.parse(Buffer.from(item.networkJson).toString('utf8')) as NetworkPeers;
+          if (typeof v.ID !== 'string') throw new TypeError('network_json: expected a JSON object with a string ID');
+          if (remove) this.opts.network?.removeView(v.ID);
+          else {
+            seenNetworks.push(v.ID);
+            this.opts.network?.setView(v);
+          }
+          break;
+        }
         default:
           break;
       }
     }
     if (type !== AssignmentsMessage_Type.TYPE_COMPLETE) return;
+    this.opts.network?.completeSet(seenNetworks, [...seenTasks]);
     // A complete set replaces ours: whatever it does not list is no longer assigned here.
     for (const id of [...this.runners.keys()]) if (!seenTasks.has(id)) this.removeTask(id);
     for (const id of [...this.secrets.keys()]) {
@@ -417,6 +435,11 @@ export class Agent {
         let opened = false;
         session.on('data', (msg: SessionMessage) => {
           this.setManagers(msg);
+          if (msg.nodeJson.byteLength > 0 && this.opts.network !== undefined) {
+            // The address managers see this node at is where other nodes' VXLAN tunnels come to.
+            const addr = (JSON.parse(Buffer.from(msg.nodeJson).toString('utf8')) as Node).Status?.Addr;
+            if (addr !== undefined) this.opts.network.setLocalAddress(addr);
+          }
           if (msg.leaderAddr !== '' || msg.sessionId === '') {
             clearTimeout(firstTimer);
             fail(new SessionEnded(`manager ${addr} is not the leader`, msg.leaderAddr !== '' && msg.leaderAddr !== addr ? msg.leaderAddr : null));

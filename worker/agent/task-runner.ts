@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Task, TaskState, TaskStatus } from '../../manager/store/types.js';
 import { isTerminal, taskStateRank } from '../../manager/dispatcher/task-transitions.js';
 import type { DependencyGetter, ExitStatus, Executor, TaskController, TaskDescriptor } from '../executor/types.js';
+import type { TaskNetworkConfig, TaskNetworks } from '../network/worker-networks.js';
 
 export interface TaskRunnerDeps {
   readonly executor: Executor;
@@ -22,6 +23,8 @@ export interface TaskRunnerDeps {
   /** Called with every new observed status (the agent persists and reports it). */
   readonly report: (taskId: string, status: TaskStatus) => void;
   readonly logger: Logger;
+  /** Overlay networks (worker/network): the task's netns and resolv.conf are made before prepare. */
+  readonly network?: TaskNetworks;
 }
 
 const RUNNING = taskStateRank('running');
@@ -39,6 +42,8 @@ export class TaskRunner {
   private waiting = false;
   private stopping = false;
   private prepareAbort: AbortController | null = null;
+  private net: TaskNetworkConfig | undefined;
+  private netReleased = false;
 
   constructor(
     private task: Task,
@@ -95,6 +100,28 @@ export class TaskRunner {
     } catch (err) {
       this.deps.logger.warn({ err, taskId: this.taskId }, 'agent: removing a task container failed');
     }
+    this.releaseNetwork();
+  }
+
+  /**
+   * Re-attaches a task that was already past PREPARING when this agent started (its namespace
+   * survived; the network sandboxes were rebuilt). Idempotent.
+   */
+  restoreNetwork(): void {
+    const rank = taskStateRank(this.observed.State);
+    if (this.deps.network === undefined || isTerminal(this.observed.State) || rank < taskStateRank('ready')) return;
+    this.deps.network.prepareTask(this.task).then(
+      (net) => {
+        this.net = net;
+      },
+      (err: unknown) => this.deps.logger.warn({ err, taskId: this.taskId }, 'agent: re-attaching a task to its networks failed'),
+    );
+  }
+
+  private releaseNetwork(): void {
+    if (this.deps.network === undefined || this.netReleased) return;
+    this.netReleased = true;
+    this.deps.network.releaseTask(this.taskId).catch((err: unknown) => this.deps.logger.warn({ err, taskId: this.taskId }, 'agent: detaching a task from its networks failed'));
   }
 
   /** The agent is closing: stop driving; the container keeps running (a new agent adopts it). */
@@ -112,6 +139,7 @@ export class TaskRunner {
         taskId: this.task.ID,
         spec: this.task.Spec,
         ...(this.task.ServiceID !== '' ? { serviceId: this.task.ServiceID } : {}),
+        ...(this.net !== undefined ? { networkNamespacePath: this.net.networkNamespacePath, resolvConf: this.net.resolvConf } : {}),
         dependencies: this.deps.dependencies,
       };
       this.controller = this.deps.executor.controller(descriptor);
@@ -123,6 +151,8 @@ export class TaskRunner {
     if (this.closed || this.removed) return;
     this.observed = { Timestamp: new Date().toISOString(), State: state, Message: message, ...extra };
     this.deps.report(this.taskId, this.observed);
+    // A finished task's addresses go back to the allocator: its endpoints must not hold them.
+    if (isTerminal(state)) this.releaseNetwork();
   }
 
   private containerStatus(): Partial<TaskStatus> {
@@ -171,6 +201,11 @@ export class TaskRunner {
     const abort = new AbortController();
     this.prepareAbort = abort;
     try {
+      if (this.deps.network !== undefined && this.net === undefined) {
+        // Veths in place before the container exists: the executor is handed the namespace.
+        this.net = await this.deps.network.prepareTask(this.task);
+        if (this.net !== undefined) this.controller = null; // the executor takes the new descriptor
+      }
       await this.ctl().prepare(abort.signal);
     } catch (err) {
       if (this.closed || this.removed) return false;

@@ -1,0 +1,208 @@
+// The worker's network manager on the real kernel: two "hosts" as network namespaces joined by a
+// veth underlay, one WorkerNetworks per host (as shoald runs it, with hand-made tasks and network
+// views in the dispatcher's shapes), programs in the task namespaces it makes. Checks what a user
+// of swarm sees: tasks on two hosts reach each other, the service VIP reaches every running backend
+// and follows scaling, names resolve, another network cannot reach the service, a published port
+// on the host without the task reaches it (routing mesh), and nothing is left afterwards.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { NetworkPeers, NetworkPeerTask } from '../../manager/dispatcher/network-peers.js';
+import type { Network, Task } from '../../manager/store/types.js';
+import { buildQuery, parseResponse } from '../../overlay/dns/message.js';
+import { run } from '../../overlay/exec.js';
+import { NetnsLab } from '../../overlay/testing/netns-lab.js';
+import { WorkerNetworks, VNI_OPTION } from './worker-networks.js';
+
+const lab = new NetnsLab(`wn${process.pid}`);
+const TAG_A = `wna${process.pid}`;
+const TAG_B = `wnb${process.pid}`;
+const ADDR_A = '172.31.243.1';
+const ADDR_B = '172.31.243.2';
+let hostA = '';
+let hostB = '';
+let netA: WorkerNetworks;
+let netB: WorkerNetworks;
+
+function network(id: string, name: string, vni: number, subnet: string, gateway: string, ingress = false): Network {
+  return {
+    ID: id,
+    Version: { Index: 1 },
+    CreatedAt: '',
+    UpdatedAt: '',
+    Spec: { Name: name, DriverConfiguration: { Name: 'overlay' }, ...(ingress ? { Ingress: true } : {}) },
+    DriverState: { Name: 'overlay', Options: { [VNI_OPTION]: String(vni) } },
+    IPAMOptions: { Driver: { Name: 'default' }, Configs: [{ Subnet: subnet, Gateway: gateway }] },
+  };
+}
+
+const BACKEND = network(`netbackend${process.pid}`, 'backend', 4301, '10.77.1.0/24', '10.77.1.1');
+const OTHER = network(`netother${process.pid}`, 'other', 4302, '10.77.2.0/24', '10.77.2.1');
+const INGRESS = network(`netingress${process.pid}`, 'ingress', 4303, '10.77.0.0/24', '10.77.0.1', true);
+
+function task(id: string, serviceId: string, attachments: [Network, string][]): Task {
+  return {
+    ID: id,
+    Version: { Index: 1 },
+    CreatedAt: '',
+    UpdatedAt: '',
+    Spec: { ContainerSpec: { Image: 'busybox' } },
+    ServiceID: serviceId,
+    Slot: 1,
+    NodeID: '',
+    Status: { Timestamp: '', State: 'assigned', Message: '' },
+    DesiredState: 'running',
+    NetworksAttachments: attachments.map(([n, a]) => ({ Network: n, Addresses: [a] })),
+  };
+}
+
+// client on A (backend), web.1 on B (backend + ingress), web.2 on A (backend), outsider on A (other).
+const CLIENT = task(`client${process.pid}`, 'svcclient', [[BACKEND, '10.77.1.10/24']]);
+const WEB1 = task(`webone${process.pid}`, 'svcweb', [[BACKEND, '10.77.1.21/24'], [INGRESS, '10.77.0.21/24']]);
+const WEB2 = task(`webtwo${process.pid}`, 'svcweb', [[BACKEND, '10.77.1.22/24']]);
+const OUTSIDER = task(`outsider${process.pid}`, 'svcout', [[OTHER, '10.77.2.10/24']]);
+
+function peer(t: Task, nodeAddr: string, networkId: string, running: boolean): NetworkPeerTask {
+  const names: Record<string, string> = { svcclient: 'client', svcweb: 'web', svcout: 'out' };
+  return {
+    TaskID: t.ID,
+    ServiceID: t.ServiceID,
+    ServiceName: names[t.ServiceID]!,
+    NodeID: nodeAddr === ADDR_A ? 'nodeA' : 'nodeB',
+    NodeAddr: nodeAddr,
+    Addresses: t.NetworksAttachments!.filter((a) => a.Network.ID === networkId).map((a) => a.Addresses[0]!),
+    Running: running,
+  };
+}
+
+function backendView(web2Running: boolean): NetworkPeers {
+  return {
+    ID: BACKEND.ID,
+    Network: BACKEND,
+    Tasks: [peer(CLIENT, ADDR_A, BACKEND.ID, true), peer(WEB1, ADDR_B, BACKEND.ID, true), peer(WEB2, ADDR_A, BACKEND.ID, web2Running)],
+    Services: [
+      { ServiceID: 'svcclient', ServiceName: 'client', EndpointMode: 'vip', VirtualIP: '10.77.1.3/24' },
+      { ServiceID: 'svcweb', ServiceName: 'web', EndpointMode: 'vip', VirtualIP: '10.77.1.2/24', Aliases: ['www'] },
+    ],
+    Nodes: [],
+  };
+}
+
+const INGRESS_VIEW: NetworkPeers = {
+  ID: INGRESS.ID,
+  Network: INGRESS,
+  Tasks: [peer(WEB1, ADDR_B, INGRESS.ID, true)],
+  Services: [{ ServiceID: 'svcweb', ServiceName: 'web', EndpointMode: 'vip', VirtualIP: '10.77.0.2/24', Ports: [{ Protocol: 'tcp', TargetPort: 8080, PublishedPort: 30080, PublishMode: 'ingress' }] }],
+  Nodes: [
+    { NodeID: 'nodeA', NodeAddr: ADDR_A, Addresses: ['10.77.0.250/24'] },
+    { NodeID: 'nodeB', NodeAddr: ADDR_B, Addresses: ['10.77.0.251/24'] },
+  ],
+};
+
+const OTHER_VIEW: NetworkPeers = { ID: OTHER.ID, Network: OTHER, Tasks: [peer(OUTSIDER, ADDR_A, OTHER.ID, true)], Services: [{ ServiceID: 'svcout', ServiceName: 'out', EndpointMode: 'vip', VirtualIP: '10.77.2.2/24' }], Nodes: [] };
+
+/** Bounded poll (count and time) until `check` holds. */
+async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const paths = new Map<string, string>();
+
+beforeAll(async () => {
+  hostA = await lab.addNetns('ha');
+  hostB = await lab.addNetns('hb');
+  await lab.link(hostA, 'ul0', ADDR_A, hostB, 'ul0', ADDR_B, 24);
+  netA = new WorkerNetworks({ hostTag: TAG_A, nodeId: 'nodeA', hostNetns: hostA, upstreamResolvers: [] });
+  netB = new WorkerNetworks({ hostTag: TAG_B, nodeId: 'nodeB', hostNetns: hostB, upstreamResolvers: [] });
+  netA.setLocalAddress(ADDR_A);
+  netB.setLocalAddress(ADDR_B);
+  for (const [wn, t] of [[netA, CLIENT], [netB, WEB1], [netA, WEB2], [netA, OUTSIDER]] as const) {
+    const config = await wn.prepareTask(t);
+    expect(config).toBeDefined();
+    paths.set(t.ID, config!.networkNamespacePath);
+  }
+  for (const wn of [netA, netB]) {
+    wn.setView(backendView(true));
+    wn.setView(INGRESS_VIEW);
+  }
+  netA.setView(OTHER_VIEW);
+  await lab.startNameServer(paths.get(WEB1.ID)!, 8080, 'web.1');
+  await lab.startNameServer(paths.get(WEB2.ID)!, 8080, 'web.2');
+}, 60_000);
+
+afterAll(async () => {
+  await netA?.close().catch(() => undefined);
+  await netB?.close().catch(() => undefined);
+  await lab.cleanup();
+});
+
+describe('worker network manager', () => {
+  it('gives each task a namespace with its addresses, the gateway route and a resolv.conf naming the gateway', async () => {
+    const config = await netA.prepareTask(CLIENT); // idempotent: the same namespace
+    expect(config!.networkNamespacePath).toBe(paths.get(CLIENT.ID));
+    expect(config!.resolvConf).toBe('nameserver 10.77.1.1\noptions ndots:0\n');
+    const addrs = await run(['ip', '-o', '-4', 'addr', 'show'], { netns: paths.get(WEB1.ID)! });
+    expect(addrs).toMatch(/eth0\s+inet 10\.77\.1\.21\/24/);
+    expect(addrs).toMatch(/eth1\s+inet 10\.77\.0\.21\/24/);
+    expect(await run(['ip', 'route', 'show', 'default'], { netns: paths.get(WEB1.ID)! })).toContain('via 10.77.1.1 dev eth0');
+    // A task with no overlay network gets nothing from us.
+    expect(await netA.prepareTask({ ...CLIENT, ID: 'plain', NetworksAttachments: [] })).toBeUndefined();
+  });
+
+  it('tasks on two hosts reach each other, the VIP reaches every running backend, names resolve', async () => {
+    const client = paths.get(CLIENT.ID)!;
+    await eventually('web.1 across hosts', async () => (await lab.tcpRequests(client, '10.77.1.21', 8080, 1, 1000))[0] === 'web.1');
+    const seen = new Set(await lab.tcpRequests(client, '10.77.1.2', 8080, 24));
+    expect(seen).toEqual(new Set(['web.1', 'web.2']));
+    const replies = await lab.dnsExchange(client, '10.77.1.1', 53, [buildQuery(1, 'web'), buildQuery(2, 'tasks.web'), buildQuery(3, 'www'), buildQuery(4, 'out')]);
+    const [web, tasks, www, out] = replies.map((r) => parseResponse(r!));
+    expect(web!.addresses).toEqual(['10.77.1.2']);
+    expect([...tasks!.addresses].sort()).toEqual(['10.77.1.21', '10.77.1.22']);
+    expect(www!.addresses).toEqual(['10.77.1.2']);
+    expect(out!.rcode).toBe(3); // NXDOMAIN: not on a shared network
+  });
+
+  it('scaling updates the backends: a task no longer running gets no VIP traffic', async () => {
+    const client = paths.get(CLIENT.ID)!;
+    for (const wn of [netA, netB]) wn.setView(backendView(false));
+    await eventually('web.2 out of the VIP', async () => new Set(await lab.tcpRequests(client, '10.77.1.2', 8080, 12)).size === 1);
+    expect(new Set(await lab.tcpRequests(client, '10.77.1.2', 8080, 12))).toEqual(new Set(['web.1']));
+    for (const wn of [netA, netB]) wn.setView(backendView(true));
+    await eventually('web.2 back in the VIP', async () => new Set(await lab.tcpRequests(client, '10.77.1.2', 8080, 24)).size === 2);
+  });
+
+  it('a task on another network cannot reach the service', async () => {
+    const outsider = paths.get(OUTSIDER.ID)!;
+    const [direct, vip] = [await lab.tcpRequests(outsider, '10.77.1.21', 8080, 1, 1000), await lab.tcpRequests(outsider, '10.77.1.2', 8080, 1, 1000)];
+    expect(direct[0]).not.toBe('web.1');
+    expect(vip[0]).not.toMatch(/^web/);
+  });
+
+  it('a published port on the host without the task reaches it (routing mesh), from that host and from another', async () => {
+    await eventually('the routing mesh on A', async () => (await lab.tcpRequests(hostA, ADDR_A, 30080, 1, 1000))[0] === 'web.1');
+    expect(await lab.tcpRequests(hostB, ADDR_A, 30080, 3)).toEqual(['web.1', 'web.1', 'web.1']);
+    expect(await lab.tcpRequests(hostA, ADDR_B, 30080, 1)).toEqual(['web.1']);
+    // No running task: the port refuses.
+    for (const wn of [netA, netB]) wn.setView({ ...INGRESS_VIEW, Tasks: [{ ...INGRESS_VIEW.Tasks[0]!, Running: false }] });
+    await eventually('the port to refuse', async () => (await lab.tcpRequests(hostB, ADDR_A, 30080, 1, 1000))[0] === 'ECONNREFUSED');
+  });
+
+  it('releasing tasks and closing leaves no namespace, link or rule', async () => {
+    await netA.releaseTask(OUTSIDER.ID);
+    expect(await run(['ip', 'netns', 'list'])).not.toContain(`shoal-${TAG_A}-n${OTHER.ID.slice(0, 12)}`);
+    for (const wn of [netA, netB]) wn.removeView(INGRESS.ID);
+    for (const [wn, t] of [[netA, CLIENT], [netB, WEB1], [netA, WEB2]] as const) await wn.releaseTask(t.ID);
+    await netA.close();
+    await netB.close();
+    const netns = await run(['ip', 'netns', 'list']);
+    expect(netns).not.toContain(`shoal-${TAG_A}-`);
+    expect(netns).not.toContain(`shoal-${TAG_B}-`);
+    for (const host of [hostA, hostB]) {
+      expect(await run(['ip', '-o', 'link', 'show'], { netns: host })).not.toMatch(/shv|shi0/);
+      expect(await run(['iptables-save'], { netns: host })).not.toContain('SHOAL');
+    }
+  });
+});

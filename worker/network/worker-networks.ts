@@ -1,0 +1,378 @@
+// The worker's network manager: turns the node's assignments into the overlay data plane
+// (overlay/). It owns, on this node:
+//   - a network namespace per task attached to overlay networks (shoal-<hostTag>-t<task>), with a
+//     veth per network (eth0, eth1, … in the order of Task.NetworksAttachments), made before the
+//     executor prepares the container (the executor is handed the namespace and the resolv.conf);
+//   - the network's sandbox, created with the first local task that needs it and removed with the
+//     last one (or kept while this node's ingress sandbox is on it);
+//   - the peers (FDB + neighbour entries), VIP rules and DNS records of each network, from the
+//     dispatcher's network views (manager/dispatcher/network-peers.ts), reprogrammed as they change;
+//   - the routing mesh: this node's ingress sandbox and the published ports (overlay/ingress.ts).
+// Every change goes through one queue (bounded work per call, no overlap). The data plane starts
+// once the node's underlay address is known (Node.Status.Addr from the session).
+import { existsSync } from 'node:fs';
+
+import { pino, type Logger } from 'pino';
+
+import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
+import type { Network, Task } from '../../manager/store/types.js';
+import { containerResolvConf, OverlayDataPlane, type OverlayNetwork, type OverlayNetworkSpec, type Upstream } from '../../overlay/index.js';
+import { GONE, run, runTolerating } from '../../overlay/exec.js';
+import { IngressSandbox, type PublishedPort } from '../../overlay/ingress.js';
+import { netnsPath, taskNetnsName, taskNetnsPrefix } from '../../overlay/names.js';
+
+export const VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+
+export class WorkerNetworkError extends Error {
+  constructor(
+    readonly code: 'ERR_NETWORK_NOT_READY' | 'ERR_NETWORK_INVALID' | 'ERR_NETWORK_CLOSED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'WorkerNetworkError';
+  }
+}
+
+/** What the executor gets for a task on overlay networks. */
+export interface TaskNetworkConfig {
+  readonly networkNamespacePath: string;
+  readonly resolvConf: string;
+}
+
+/** The agent's view of the network manager (worker/agent only needs this). */
+export interface TaskNetworks {
+  /** Attaches the task to its networks; undefined when it has none (the executor makes a loopback netns). */
+  prepareTask(task: Task): Promise<TaskNetworkConfig | undefined>;
+  /** Detaches the task and removes its namespace; networks left without local tasks go. Idempotent. */
+  releaseTask(taskId: string): Promise<void>;
+  /** The node's underlay address, from the session (Node.Status.Addr). */
+  setLocalAddress(addr: string): void;
+  /** A network view from the assignments (UPDATE) … */
+  setView(view: NetworkPeers): void;
+  /** … or its REMOVE. */
+  removeView(networkId: string): void;
+  /** After a COMPLETE set: views not listed are dropped; task namespaces of tasks not listed are removed. */
+  completeSet(networkIds: readonly string[], taskIds: readonly string[]): void;
+}
+
+export interface WorkerNetworksOptions {
+  /** The executor's netns tag (sanitized hostname): every namespace of ours is shoal-<hostTag>-…. */
+  readonly hostTag: string;
+  /** This node's ID: finds its ingress attachment in the ingress network's view. */
+  readonly nodeId: string;
+  readonly upstreamResolvers?: readonly Upstream[];
+  /** How long a task waits for the underlay address before its prepare fails. */
+  readonly readyTimeoutMs?: number;
+  /** The host's network namespace (tests, lab-style hosts in one process); undefined = ours. */
+  readonly hostNetns?: string;
+  readonly logger?: Logger;
+}
+
+interface LocalTask {
+  readonly taskId: string;
+  readonly netnsName: string;
+  readonly networkIds: readonly string[];
+  readonly config: TaskNetworkConfig;
+}
+
+function stripPrefix(cidr: string): string {
+  return cidr.split('/')[0] ?? cidr;
+}
+
+/** The data plane's spec of a Network object, or undefined for a network that is not an overlay. */
+export function overlaySpecOf(network: Network): OverlayNetworkSpec | undefined {
+  const driver = network.DriverState?.Name ?? network.Spec.DriverConfiguration?.Name ?? 'overlay';
+  if (driver !== 'overlay') return undefined;
+  const vniText = network.DriverState?.Options?.[VNI_OPTION] ?? '';
+  const vni = Number(vniText.split(',')[0]);
+  const ipam = network.IPAMOptions?.Configs?.[0] ?? network.Spec.IPAMOptions?.Configs?.[0];
+  if (!Number.isInteger(vni) || vni <= 0 || ipam?.Subnet === undefined || ipam.Gateway === undefined) {
+    throw new WorkerNetworkError('ERR_NETWORK_INVALID', `network ${network.Spec.Name} (${network.ID}) is not allocated yet: it has no VNI, subnet or gateway`);
+  }
+  return {
+    id: network.ID,
+    name: network.Spec.Name,
+    vni,
+    subnet: ipam.Subnet,
+    gateway: ipam.Gateway,
+    ...(network.Spec.DriverConfiguration?.Options !== undefined ? { options: network.Spec.DriverConfiguration.Options } : {}),
+  };
+}
+
+async function findInterface(addr: string, netns: string | undefined): Promise<string> {
+  const out = await run(['ip', '-o', '-4', 'addr', 'show'], { netns });
+  for (const line of out.split('\n')) {
+    const m = /^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+)\//.exec(line);
+    if (m?.[2] === addr) return m[1]!;
+  }
+  throw new WorkerNetworkError('ERR_NETWORK_NOT_READY', `no interface of this host has the node address ${addr}`);
+}
+
+export class WorkerNetworks implements TaskNetworks {
+  private readonly log: Logger;
+  private plane: OverlayDataPlane | null = null;
+  private ingress: IngressSandbox | null = null;
+  private ingressNetworkId: string | null = null;
+  private localAddr: string | null = null;
+  private ready: Promise<OverlayDataPlane>;
+  private resolveReady!: (p: OverlayDataPlane) => void;
+  private rejectReady!: (e: Error) => void;
+  private readonly views = new Map<string, NetworkPeers>();
+  private readonly tasks = new Map<string, LocalTask>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly opts: WorkerNetworksOptions) {
+    this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'worker-network' });
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** The data plane, once started (tests, status). */
+  get dataPlane(): OverlayDataPlane | null {
+    return this.plane;
+  }
+
+  get ingressSandbox(): IngressSandbox | null {
+    return this.ingress;
+  }
+
+  setLocalAddress(addr: string): void {
+    if (addr === '' || this.localAddr !== null || this.closed) return;
+    this.localAddr = addr;
+    void this.serialize(async () => {
+      try {
+        const underlayInterface = await findInterface(addr, this.opts.hostNetns);
+        const plane = new OverlayDataPlane({
+          hostTag: this.opts.hostTag,
+          underlayAddress: addr,
+          underlayInterface,
+          logger: this.log,
+          ...(this.opts.hostNetns !== undefined ? { hostNetns: this.opts.hostNetns } : {}),
+          ...(this.opts.upstreamResolvers !== undefined ? { upstreamResolvers: this.opts.upstreamResolvers } : {}),
+        });
+        // What an earlier run left: sandboxes (rebuilt on demand from the tasks) and the ingress sandbox.
+        await plane.reconcile({ networkIds: [], containerNetns: [...this.tasks.values()].map((t) => netnsPath(t.netnsName)) });
+        await IngressSandbox.removeLeftovers(this.opts.hostTag, this.opts.hostNetns);
+        this.plane = plane;
+        this.log.info({ underlayAddress: addr, underlayInterface }, 'overlay data plane ready');
+        this.resolveReady(plane);
+        await this.syncIngress();
+      } catch (err) {
+        this.log.error({ err, addr }, 'the overlay data plane could not start');
+        this.rejectReady(err as Error);
+      }
+    });
+  }
+
+  prepareTask(task: Task): Promise<TaskNetworkConfig | undefined> {
+    const attachments = (task.NetworksAttachments ?? []).filter((a) => overlaySpecOf(a.Network) !== undefined);
+    if (attachments.length === 0) return Promise.resolve(undefined);
+    return this.whenReady().then(() =>
+      this.serialize(async () => {
+        const known = this.tasks.get(task.ID);
+        if (known !== undefined) return known.config;
+        const plane = this.live();
+        const netnsName = taskNetnsName(this.opts.hostTag, task.ID);
+        const path = netnsPath(netnsName);
+        if (!existsSync(path)) {
+          await run(['ip', 'netns', 'add', netnsName]);
+          await run(['ip', 'link', 'set', 'lo', 'up'], { netns: path });
+        }
+        const networkIds: string[] = [];
+        try {
+          // The first network that is not the ingress carries the default route and the resolver.
+          const primary = attachments.find((a) => a.Network.Spec.Ingress !== true) ?? attachments[0]!;
+          let nameserver = '';
+          for (const [i, a] of attachments.entries()) {
+            const net = await this.ensureNetwork(plane, a.Network);
+            const ip = a.Addresses[0];
+            if (ip === undefined) throw new WorkerNetworkError('ERR_NETWORK_INVALID', `task ${task.ID} has no address on network ${a.Network.Spec.Name}`);
+            const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary });
+            networkIds.push(net.id);
+            if (a === primary) nameserver = ep.nameserver;
+          }
+          const config = { networkNamespacePath: path, resolvConf: containerResolvConf(nameserver) };
+          this.tasks.set(task.ID, { taskId: task.ID, netnsName, networkIds, config });
+          for (const id of networkIds) await this.program(id);
+          this.log.info({ taskId: task.ID, networks: networkIds }, 'task attached to its networks');
+          return config;
+        } catch (err) {
+          for (const id of networkIds) await plane.getNetwork(id)?.detach(task.ID).catch(() => undefined);
+          await runTolerating(['ip', 'netns', 'del', netnsName], GONE);
+          await this.dropUnused();
+          throw err;
+        }
+      }),
+    );
+  }
+
+  releaseTask(taskId: string): Promise<void> {
+    return this.serialize(async () => {
+      const t = this.tasks.get(taskId);
+      this.tasks.delete(taskId);
+      if (t !== undefined && this.plane !== null) {
+        for (const id of t.networkIds) await this.plane.getNetwork(id)?.detach(taskId);
+      }
+      await runTolerating(['ip', 'netns', 'del', taskNetnsName(this.opts.hostTag, taskId)], GONE);
+      await this.dropUnused();
+    });
+  }
+
+  setView(view: NetworkPeers): void {
+    this.views.set(view.ID, view);
+    if (view.Network.Spec.Ingress === true) this.ingressNetworkId = view.ID;
+    void this.serialize(async () => {
+      await this.program(view.ID);
+      if (view.ID === this.ingressNetworkId) await this.syncIngress();
+    }).catch((err: unknown) => this.log.warn({ err, networkId: view.ID }, 'programming a network view failed'));
+  }
+
+  removeView(networkId: string): void {
+    this.views.delete(networkId);
+    void this.serialize(async () => {
+      if (networkId === this.ingressNetworkId) await this.syncIngress();
+      await this.dropUnused();
+    }).catch((err: unknown) => this.log.warn({ err, networkId }, 'removing a network view failed'));
+  }
+
+  completeSet(networkIds: readonly string[], taskIds: readonly string[]): void {
+    const keep = new Set(networkIds);
+    for (const id of [...this.views.keys()]) if (!keep.has(id)) this.removeView(id);
+    const tasks = new Set(taskIds.map((id) => taskNetnsName(this.opts.hostTag, id)));
+    void this.serialize(async () => {
+      // Namespaces of tasks no longer assigned here (a daemon that died before releasing them).
+      const prefix = taskNetnsPrefix(this.opts.hostTag);
+      const listed = await run(['ip', 'netns', 'list']);
+      for (const line of listed.split('\n')) {
+        const name = line.split(' ')[0] ?? '';
+        if (!name.startsWith(prefix) || tasks.has(name)) continue;
+        if ([...this.tasks.values()].some((t) => t.netnsName === name)) continue;
+        await runTolerating(['ip', 'netns', 'del', name], GONE);
+        this.log.info({ netns: name }, 'removed the namespace of a task no longer assigned');
+      }
+    }).catch((err: unknown) => this.log.warn({ err }, 'removing stale task namespaces failed'));
+  }
+
+  /** Removes everything: task namespaces, the ingress sandbox, every network sandbox. */
+  close(): Promise<void> {
+    return this.serialize(async () => {
+      this.closed = true;
+      this.rejectReady(new WorkerNetworkError('ERR_NETWORK_CLOSED', 'the network manager is closed'));
+      for (const t of this.tasks.values()) await runTolerating(['ip', 'netns', 'del', t.netnsName], GONE);
+      this.tasks.clear();
+      await this.ingress?.remove();
+      this.ingress = null;
+      await this.plane?.close();
+    });
+  }
+
+  // ------------------------------------------------------------------------------ internals
+
+  private whenReady(): Promise<OverlayDataPlane> {
+    const timeoutMs = this.opts.readyTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new WorkerNetworkError('ERR_NETWORK_NOT_READY', `the overlay data plane did not start within ${timeoutMs} ms (the node's address is not known yet)`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([this.ready, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private live(): OverlayDataPlane {
+    if (this.closed) throw new WorkerNetworkError('ERR_NETWORK_CLOSED', 'the network manager is closed');
+    if (this.plane === null) throw new WorkerNetworkError('ERR_NETWORK_NOT_READY', 'the overlay data plane is not started');
+    return this.plane;
+  }
+
+  private async ensureNetwork(plane: OverlayDataPlane, network: Network): Promise<OverlayNetwork> {
+    const existing = plane.getNetwork(network.ID);
+    if (existing !== undefined) return existing;
+    const spec = overlaySpecOf(network);
+    if (spec === undefined) throw new WorkerNetworkError('ERR_NETWORK_INVALID', `network ${network.Spec.Name} is not an overlay network`);
+    return plane.createNetwork(spec);
+  }
+
+  /** Peers and services of a network from its view (nothing when either is missing). */
+  private async program(networkId: string): Promise<void> {
+    const net = this.plane?.getNetwork(networkId);
+    const view = this.views.get(networkId);
+    if (net === undefined || view === undefined) return;
+    const local = this.localAddr;
+    const peers = [
+      ...view.Tasks.filter((t) => t.NodeAddr !== local).flatMap((t) => t.Addresses.map((a) => ({ ip: stripPrefix(a), hostAddr: t.NodeAddr }))),
+      ...view.Nodes.filter((n) => n.NodeAddr !== local).flatMap((n) => n.Addresses.map((a) => ({ ip: stripPrefix(a), hostAddr: n.NodeAddr }))),
+    ];
+    await net.setPeers(peers);
+    const services = view.Services.filter((s) => s.ServiceName !== '').map((s) => ({
+      id: s.ServiceID,
+      name: s.ServiceName,
+      endpointMode: s.EndpointMode,
+      ...(s.VirtualIP !== undefined ? { vip: stripPrefix(s.VirtualIP) } : {}),
+      backends: view.Tasks.filter((t) => t.ServiceID === s.ServiceID && t.Running).flatMap((t) => t.Addresses.map(stripPrefix)),
+      ...(s.Aliases !== undefined ? { aliases: s.Aliases } : {}),
+    }));
+    await net.setServices(services);
+  }
+
+  /** The routing mesh: this node's ingress sandbox exists while the ingress view lists it. */
+  private async syncIngress(): Promise<void> {
+    const plane = this.plane;
+    if (plane === null) return;
+    const view = this.ingressNetworkId === null ? undefined : this.views.get(this.ingressNetworkId);
+    const mine = view?.Nodes.find((n) => n.NodeID === this.opts.nodeId);
+    if (view === undefined || mine === undefined || mine.Addresses[0] === undefined) {
+      if (this.ingress !== null) {
+        await this.ingress.remove();
+        this.ingress = null;
+        await this.dropUnused();
+      }
+      return;
+    }
+    const net = await this.ensureNetwork(plane, view.Network);
+    await this.program(net.id);
+    if (this.ingress === null) {
+      this.ingress = await IngressSandbox.create({
+        hostTag: this.opts.hostTag,
+        network: net,
+        address: stripPrefix(mine.Addresses[0]),
+        logger: this.log,
+        ...(this.opts.hostNetns !== undefined ? { hostNetns: this.opts.hostNetns } : {}),
+      });
+    }
+    const ports: PublishedPort[] = [];
+    for (const s of view.Services) {
+      const backends = view.Tasks.filter((t) => t.ServiceID === s.ServiceID && t.Running).flatMap((t) => t.Addresses.map(stripPrefix));
+      for (const p of s.Ports ?? []) {
+        if (p.PublishedPort === undefined) continue;
+        ports.push({ protocol: p.Protocol ?? 'tcp', publishedPort: p.PublishedPort, targetPort: p.TargetPort, backends });
+      }
+    }
+    await this.ingress.setPorts(ports);
+  }
+
+  /** Removes sandboxes no local task (nor the ingress sandbox) uses any more. */
+  private async dropUnused(): Promise<void> {
+    const plane = this.plane;
+    if (plane === null) return;
+    const used = new Set<string>();
+    for (const t of this.tasks.values()) for (const id of t.networkIds) used.add(id);
+    if (this.ingress !== null && this.ingressNetworkId !== null) used.add(this.ingressNetworkId);
+    for (const net of plane.listNetworks()) {
+      if (used.has(net.id)) continue;
+      await plane.removeNetwork(net.id);
+      this.log.info({ networkId: net.id }, 'no local task uses the network any more: sandbox removed');
+    }
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+}
