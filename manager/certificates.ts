@@ -23,7 +23,7 @@ import type { Logger } from 'pino';
 
 import type { ClusterCA } from '../ca/cluster-ca.js';
 import { ClusterCA as ClusterCAClass } from '../ca/cluster-ca.js';
-import type { NodeIdentity } from '../ca/identity.js';
+import { saveIdentity, type NodeIdentity } from '../ca/identity.js';
 import { renewNodeCertificate } from '../ca/join.js';
 import { NodeCertificates, type IdentityChange } from '../ca/node-certificates.js';
 import type { Clock } from '../ca/renewal.js';
@@ -303,4 +303,16 @@ export class ManagerCertificates {
       tx.update('node', { ...node, Description: { ...(node.Description ?? {}), TLSInfo: info } });
     });
   }
+}
+
+/**
+ * How a renewed identity is written on a manager: through the key manager when the key source has
+ * one (it encrypts the key under autolock: `KeyManager.storeTlsKey`), else plain with mode 0600.
+ */
+export function identitySaver(keySource: unknown): (certificatesDir: string, identity: NodeIdentity) => Promise<void> {
+  return async (dir, identity) => {
+    const km = (keySource as { readonly keyManager?: { storeTlsKey?: (pem: string) => Promise<void> } | null }).keyManager;
+    const storeTlsKey = km?.storeTlsKey?.bind(km);
+    await saveIdentity(dir, identity, storeTlsKey);
+  };
 }
