@@ -21,6 +21,7 @@ import { Agent } from '../../../worker/agent/agent.js';
 import { RuncExecutor } from '../../../worker/executor/runc-executor.js';
 import { ImageStore } from '../../../worker/image/store.js';
 import { LogPublisher } from '../../../worker/logs/publisher.js';
+import { WorkerNetworks } from '../../../worker/network/worker-networks.js';
 import type { NodeDescription } from '../../../manager/store/types.js';
 
 export const WORKER_DIR = 'worker';
@@ -49,6 +50,9 @@ export function runcRootOf(dataRoot: string): string {
 }
 
 export class NodeAgent {
+  /** Overlay networks of this node's tasks (worker/network). */
+  private network: WorkerNetworks | null = null;
+
   private constructor(
     readonly identity: NodeIdentity,
     private readonly agent: Agent,
@@ -78,8 +82,11 @@ export class NodeAgent {
       cgroupParent: `shoal-${tag}`,
       netnsPrefix: `shoal-${tag}`,
     });
+    // Overlay networks: namespaces shoal-<tag>-… like the executor's (`lab down` sweeps them).
+    const network = new WorkerNetworks({ hostTag: tag, nodeId: o.identity.nodeId, logger: o.logger.child({ component: 'network' }) });
     try {
       const agent = await Agent.start({
+        network,
         dataRoot: agentDir,
         identity: o.identity,
         managers: o.managers,
@@ -100,8 +107,11 @@ export class NodeAgent {
         logger: o.logger,
       });
       logs.start();
-      return new NodeAgent(o.identity, agent, executor, o.logger, logs);
+      const node = new NodeAgent(o.identity, agent, executor, o.logger, logs);
+      node.network = network;
+      return node;
     } catch (err) {
+      await network.close().catch(() => undefined);
       await executor.close();
       throw err;
     }
@@ -116,6 +126,7 @@ export class NodeAgent {
     } catch (err) {
       this.logger.warn({ err }, 'could not remove every container');
     }
+    await this.network?.close().catch((err: unknown) => this.logger.warn({ err }, 'could not remove every overlay network'));
     await this.executor.close();
   }
 }
