@@ -175,7 +175,7 @@ export class LeaderServices {
       store: m.store,
       leadership: { isLeader: () => m.isLeader, leader: () => this.leaderPeer() },
       managers: () => this.managerPeers(),
-      rootCaPem: () => m.ca?.rootCertificates().rootPem ?? '',
+      rootCaPem: () => m.ca?.trustBundlePem() ?? '',
       ...(this.o.dispatcher !== undefined ? { config: this.o.dispatcher } : {}),
       logger: m.logger.child({ component: 'dispatcher' }),
     });

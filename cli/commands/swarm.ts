@@ -1,4 +1,4 @@
-// `shoal swarm init|join|join-token|leave|unlock-key`: as docker's, over the daemon's API.
+// `shoal swarm init|join|join-token|leave|update|unlock|unlock-key`: as docker's, over the daemon's API.
 import type { Argv } from 'yargs';
 import type { CliCommand, CliContext, GlobalArgs } from '../context.js';
 import { CliError } from '../errors.js';
@@ -31,6 +31,32 @@ async function rotate(ctx: CliContext, argv: GlobalArgs, what: 'rotateWorkerToke
   const swarm = await c.get<SwarmObject>('/swarm');
   const query = { rotateWorkerToken: false, rotateManagerToken: false, rotateManagerUnlockKey: false, [what]: true, version: swarm.Version.Index };
   await c.post('/swarm/update', swarm.Spec, query);
+}
+
+/** Go's time.ParseDuration forms docker's duration flags take (`2160h`, `5s`, `1h30m`, `500ms`). */
+export function parseGoDurationNs(text: string): number {
+  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let at = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    total += Number(m[1]) * units[m[2]!]!;
+    at = re.lastIndex;
+  }
+  if (text === '0') return 0;
+  if (text === '' || at !== text.length) throw new CliError('ERR_USAGE', `invalid duration "${text}" (e.g. 2160h0m0s, 5s)`);
+  return Math.round(total);
+}
+
+/** `swarm unlock` reads the key as docker does: the first line of stdin (a prompt on a terminal). */
+async function readUnlockKey(ctx: CliContext): Promise<string> {
+  if (process.stdin.isTTY) ctx.io.out('Enter unlock key: ');
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += (chunk as Buffer).toString('utf8');
+    if (text.includes('\n')) break;
+  }
+  return (text.split('\n')[0] ?? '').trim();
 }
 
 function printUnlockKey(ctx: CliContext, key: string, quiet: boolean): void {
@@ -119,6 +145,55 @@ export const swarmCommand: CliCommand = {
           async (argv) => {
             await ctx.client(argv).post('/swarm/leave', undefined, argv.force ? { force: 1 } : undefined);
             ctx.io.out('Node left the swarm.\n');
+          },
+        )
+        .command(
+          'update',
+          'Update the swarm',
+          (s) =>
+            s
+              .option('autolock', { type: 'boolean', describe: 'Change manager autolocking setting (true|false)' })
+              .option('snapshot-interval', { type: 'number', describe: 'Number of log entries between Raft snapshots' })
+              .option('max-snapshots', { type: 'number', describe: 'Number of additional Raft snapshots to retain' })
+              .option('task-history-limit', { type: 'number', describe: 'Task history retention limit' })
+              .option('cert-expiry', { type: 'string', describe: 'Validity period for node certificates (ns|us|ms|s|m|h)' })
+              .option('dispatcher-heartbeat', { type: 'string', describe: 'Dispatcher heartbeat period (ns|us|ms|s|m|h)' }),
+          async (argv) => {
+            const c = ctx.client(argv);
+            const swarm = await c.get<SwarmObject>('/swarm');
+            const spec: Record<string, unknown> = { ...swarm.Spec };
+            const sub = (k: string): Record<string, unknown> => ({ ...((spec[k] as Record<string, unknown> | undefined) ?? {}) });
+            const count = (flag: string, v: number | undefined): number | undefined => {
+              if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new CliError('ERR_USAGE', `invalid argument "${v}" for "--${flag}" flag: must be a non-negative integer`);
+              return v;
+            };
+            const prevAutolock = swarm.Spec.EncryptionConfig?.AutoLockManagers === true;
+            if (argv.autolock !== undefined) spec['EncryptionConfig'] = { ...sub('EncryptionConfig'), AutoLockManagers: argv.autolock };
+            const interval = count('snapshot-interval', argv['snapshot-interval']);
+            if (interval !== undefined) spec['Raft'] = { ...sub('Raft'), SnapshotInterval: interval };
+            const keep = count('max-snapshots', argv['max-snapshots']);
+            if (keep !== undefined) spec['Raft'] = { ...sub('Raft'), KeepOldSnapshots: keep };
+            const history = count('task-history-limit', argv['task-history-limit']);
+            if (history !== undefined) spec['Orchestration'] = { ...sub('Orchestration'), TaskHistoryRetentionLimit: history };
+            if (argv['cert-expiry'] !== undefined) spec['CAConfig'] = { ...sub('CAConfig'), NodeCertExpiry: parseGoDurationNs(argv['cert-expiry']) };
+            if (argv['dispatcher-heartbeat'] !== undefined) spec['Dispatcher'] = { ...sub('Dispatcher'), HeartbeatPeriod: parseGoDurationNs(argv['dispatcher-heartbeat']) };
+            await c.post('/swarm/update', spec, { rotateWorkerToken: false, rotateManagerToken: false, rotateManagerUnlockKey: false, version: swarm.Version.Index });
+            ctx.io.out('Swarm updated.\n');
+            if (argv.autolock === true && !prevAutolock) printUnlockKey(ctx, (await c.get<{ UnlockKey: string }>('/swarm/unlockkey')).UnlockKey, false);
+          },
+        )
+        .command(
+          'unlock',
+          'Unlock swarm',
+          (s) => s,
+          async (argv) => {
+            const c = ctx.client(argv);
+            const info = await c.get<InfoObject>('/info');
+            const state = info.Swarm.LocalNodeState;
+            if (state === 'inactive') throw new CliError('ERR_USAGE', 'Error: This node is not part of a swarm');
+            if (state !== 'locked') throw new CliError('ERR_USAGE', 'Error: swarm is not locked');
+            const key = await readUnlockKey(ctx);
+            await c.post('/swarm/unlock', { UnlockKey: key });
           },
         )
         .command(

@@ -243,7 +243,8 @@ export class Dispatcher {
     const isLeader = this.deps.leadership.isLeader();
     if (isLeader && !this.leading) this.becomeLeader();
     else if (!isLeader && this.leading) this.stepDown(notLeader(this.deps.leadership.leader()?.addr ?? null));
-    const managers = JSON.stringify(this.managerList());
+    // The manager list or the cluster's root CAs (a root rotation) changed: every session hears it.
+    const managers = JSON.stringify([this.managerList(), this.deps.rootCaPem?.() ?? '']);
     if (managers !== this.managersJson) {
       const first = this.managersJson === '';
       this.managersJson = managers;

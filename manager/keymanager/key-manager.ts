@@ -235,6 +235,11 @@ export class KeyManager {
     }
   }
 
+  /** Resolves once the key changes queued so far (rotation, autolock) are done. */
+  async idle(): Promise<void> {
+    await this.chain;
+  }
+
   // ------------------------------------------------------------------------------ changes
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -406,6 +411,25 @@ export class KeyManagerDekSource implements DekSource {
       await rm(legacy, { force: true });
       return km;
     }
+  }
+
+  /**
+   * Waits (bounded) until this manager's keys follow `autolock` and no key change is running —
+   * so `swarm init --autolock` / `swarm update --autolock` answer once a restart would be locked.
+   * False when the time ran out (the sync carries on in the background).
+   */
+  async settled(autolock: boolean, timeoutMs = 10_000): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    for (let i = 0; i < timeoutMs / 10 + 1; i++) {
+      const km = this.km;
+      if (km !== null && !km.locked && km.autolock === autolock) {
+        await km.idle();
+        if (km.autolock === autolock) return true;
+      }
+      if (performance.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return false;
   }
 
   withDek<T>(open: (dek: Uint8Array) => Promise<T>): Promise<T> {

@@ -62,6 +62,8 @@ export interface AgentOptions {
   readonly statusMaxBatch?: number;
   /** Deadline of unary calls and of the session's first message. */
   readonly callTimeoutMs?: number;
+  /** Hears every session message (the Node object, the cluster's root CAs): certificate renewal follows them. */
+  readonly onSessionMessage?: (message: SessionMessage) => void;
   /** Overlay networks of tasks (worker/network); absent: tasks get loopback-only namespaces. */
   readonly network?: TaskNetworks;
 }
@@ -107,7 +109,7 @@ class SessionEnded extends Error {
 
 export class Agent {
   private readonly log: Logger;
-  private readonly opts: typeof DEFAULTS & AgentOptions;
+  private opts: typeof DEFAULTS & AgentOptions;
   private readonly runners = new Map<string, TaskRunner>();
   private readonly tasks = new Map<string, Task>();
   private readonly secrets = new Map<string, Secret>();
@@ -193,6 +195,15 @@ export class Agent {
   /** The tasks assigned to this node now (worker/logs matches log subscriptions of services with them). */
   assignedTasks(): readonly Task[] {
     return [...this.tasks.values()];
+  }
+
+  /**
+   * A renewed certificate or new trust bundle (and the description reporting it): the current session
+   * ends and the next one, opened at once, uses them.
+   */
+  setIdentity(identity: AgentIdentity, description?: NodeDescription): void {
+    this.opts = { ...this.opts, identity, ...(description !== undefined ? { description } : {}) };
+    this.reconnect();
   }
 
   /** Ends the current session and tries the next manager now (tests, operator action). */
@@ -435,6 +446,7 @@ export class Agent {
         let opened = false;
         session.on('data', (msg: SessionMessage) => {
           this.setManagers(msg);
+          this.opts.onSessionMessage?.(msg);
           if (msg.nodeJson.byteLength > 0 && this.opts.network !== undefined) {
             // The address managers see this node at is where other nodes' VXLAN tunnels come to.
             const addr = (JSON.parse(Buffer.from(msg.nodeJson).toString('utf8')) as Node).Status?.Addr;

@@ -10,7 +10,8 @@ export type ApiErrorCode =
   | 'ERR_UNAVAILABLE'
   | 'ERR_INTERNAL'
   | 'ERR_PAYLOAD_TOO_LARGE'
-  | 'ERR_FORBIDDEN';
+  | 'ERR_FORBIDDEN'
+  | 'ERR_UNAUTHORIZED';
 
 export class ApiError extends Error {
   override readonly name: string = 'ApiError';

@@ -2,6 +2,7 @@
 // dockerd 20.10 does: manager/controlapi/README.md's table, shared/reference/docker-api.md §1.3).
 import { ControlError } from '../../../manager/controlapi/errors.js';
 import { ManagerError } from '../../../manager/errors.js';
+import { KeyManagerError, LOCKED_MESSAGE } from '../../../manager/keymanager/errors.js';
 import {
   ApiError,
   ConflictError,
@@ -54,5 +55,11 @@ export function mapManagerError(e: ManagerError): ApiError {
 export function mapSwarmError(err: unknown): ApiError | undefined {
   if (err instanceof ControlError) return mapControlError(err);
   if (err instanceof ManagerError) return mapManagerError(err);
+  if (err instanceof KeyManagerError) {
+    // dockerd: a locked manager is 503 errSwarmLocked; a key that does not open it 401.
+    if (err.code === 'ERR_KEYMANAGER_LOCKED') return new UnavailableError(LOCKED_MESSAGE);
+    if (err.code === 'ERR_KEYMANAGER_INVALID_KEY') return new ApiError(401, 'ERR_UNAUTHORIZED', 'swarm could not be unlocked: invalid key provided');
+    return new InternalError(err.message);
+  }
   return undefined;
 }

@@ -3,12 +3,13 @@
 // `/swarm/join`, dropped by `/swarm/leave` — serves the Control gRPC service on the cluster port,
 // and answers the Docker API's swarm endpoints (routes.ts) through the ControlApi, forwarding
 // writes from a follower to the leader (backend.ts). `/info` and `/_ping` report its state.
-import { access } from 'node:fs/promises';
+import { access, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Logger } from 'pino';
 
 import { ControlApi } from '../../../manager/controlapi/control-api.js';
+import { KeyManagerError } from '../../../manager/keymanager/errors.js';
 import { Manager, STATE_FILE, type ServiceRegistration } from '../../../manager/manager.js';
 import { INACTIVE_SWARM, type SwarmInfo } from '../swarm-status.js';
 import type { DaemonContext, DaemonPlugin } from '../plugins.js';
@@ -38,6 +39,8 @@ export class SwarmPlugin implements DaemonPlugin {
   private agentStarting: Promise<void> | null = null;
   /** Set on a worker node (no Manager): the managers it knows. */
   private workerManagers: string[] | null = null;
+  /** An autolocked manager reopened without its key: serves nothing until `unlock` (swarm unlock). */
+  private lockedFlag = false;
 
   get ctx(): DaemonContext {
     if (this.ctxRef === null) throw new Error('swarm plugin not started');
@@ -62,7 +65,30 @@ export class SwarmPlugin implements DaemonPlugin {
   }
 
   get inSwarm(): boolean {
-    return this.managerRef !== null || this.workerManagers !== null;
+    return this.managerRef !== null || this.workerManagers !== null || this.lockedFlag;
+  }
+
+  /** True while this node's manager is autolocked and waits for `swarm unlock`. */
+  get locked(): boolean {
+    return this.lockedFlag;
+  }
+
+  /**
+   * `swarm unlock`: reopens the manager with the key. A wrong key throws the key manager's
+   * InvalidUnlockKeyError and the node stays locked.
+   */
+  async unlock(unlockKey: string): Promise<void> {
+    if (!this.lockedFlag) throw new Error('swarm is not locked');
+    const m = await Manager.restart({ dataRoot: this.dataRoot, unlockKey, ...this.managerOptions() });
+    this.lockedFlag = false;
+    this.attach(m);
+    this.logger.info({ nodeId: m.nodeId }, 'manager unlocked');
+  }
+
+  /** `swarm leave --force` on a locked manager: its state is forgotten unopened. */
+  async forgetLocked(): Promise<void> {
+    await rm(this.dataRoot, { recursive: true, force: true });
+    this.lockedFlag = false;
   }
 
   get dataRoot(): string {
@@ -80,6 +106,12 @@ export class SwarmPlugin implements DaemonPlugin {
       try {
         this.attach(await Manager.restart({ dataRoot: this.dataRoot, ...this.managerOptions() }));
       } catch (err) {
+        if (err instanceof KeyManagerError && err.code === 'ERR_KEYMANAGER_LOCKED') {
+          // Autolock: nothing is served until `swarm unlock` gives the key (/info: locked).
+          this.lockedFlag = true;
+          this.logger.warn('the manager is locked (autolock): run swarm unlock with the unlock key');
+          return;
+        }
         // The daemon still serves (info, leave --force…); /info reports the error as dockerd does.
         this.restartError = `could not reopen the manager from ${this.dataRoot}: ${(err as Error).message}`;
         this.logger.error({ err }, this.restartError);
@@ -227,6 +259,7 @@ export class SwarmPlugin implements DaemonPlugin {
       };
     }
     if (m === null) {
+      if (this.lockedFlag) return { ...INACTIVE_SWARM, LocalNodeState: 'locked' };
       if (this.restartError !== null) return { ...INACTIVE_SWARM, LocalNodeState: 'error', Error: this.restartError };
       return this.busy === 'join' ? { ...INACTIVE_SWARM, LocalNodeState: 'pending' } : INACTIVE_SWARM;
     }

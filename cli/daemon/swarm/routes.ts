@@ -7,9 +7,12 @@ import { access } from 'node:fs/promises';
 
 import type { ListFilters } from '../../../manager/controlapi/control-api.js';
 import { ManagerError } from '../../../manager/errors.js';
+import { KeyManagerError, LOCKED_MESSAGE } from '../../../manager/keymanager/errors.js';
+import { KeyManagerDekSource } from '../../../manager/keymanager/key-manager.js';
+import { UNLOCK_KEY_PREFIX } from '../../../manager/keymanager/unlock-key.js';
 import { Manager, STATE_FILE } from '../../../manager/manager.js';
 import type { NodeRole, TaskState } from '../../../manager/store/index.js';
-import { ApiError, InvalidArgumentError, MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM, MSG_WORKER_NOT_MANAGER, UnavailableError } from '../api/errors.js';
+import { ApiError, ConflictError, InvalidArgumentError, MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM, MSG_WORKER_NOT_MANAGER, UnavailableError } from '../api/errors.js';
 import { boolValue, checkFilterKeys, parseBoolParam, parseFilters, versionParam, type Filters } from '../api/query.js';
 import { reply, type ApiServer } from '../api/server.js';
 import type { ControlBackend } from './backend.js';
@@ -101,9 +104,17 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** After an autolock change: answer once this manager's own keys follow it (bounded). */
+async function settleKeys(m: Manager, spec: unknown): Promise<void> {
+  const enc = isObj(spec) && isObj(spec['EncryptionConfig']) ? spec['EncryptionConfig'] : null;
+  if (enc === null || typeof enc['AutoLockManagers'] !== 'boolean') return;
+  if (m.keys instanceof KeyManagerDekSource) await m.keys.settled(enc['AutoLockManagers']);
+}
+
 export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   const backend = (): ControlBackend => {
     const b = p.backend;
+    if (b === null && p.locked) throw new UnavailableError(LOCKED_MESSAGE);
     if (b === null) throw new UnavailableError(p.inSwarm ? MSG_WORKER_NOT_MANAGER : MSG_NO_SWARM);
     return b;
   };
@@ -143,6 +154,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
       const current = effectiveSpec(c.Spec);
       const wanted = mergeNonZero(current, spec);
       if (JSON.stringify(wanted) !== JSON.stringify(current)) await b.updateCluster(c.ID, c.Version.Index, wanted, {});
+      await settleKeys(m, wanted);
       p.logger.info({ nodeId: m.nodeId, addr: m.addr }, 'swarm initialized');
       return reply.json(m.nodeId);
     });
@@ -180,6 +192,14 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
 
   api.route('POST', '/swarm/leave', async (req) => {
     const m = p.manager;
+    if (p.locked) {
+      if (!boolValue(req.query, 'force')) throw new UnavailableError('Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message.');
+      return exclusive('leave', async () => {
+        await p.forgetLocked();
+        p.logger.info('left the swarm (locked manager, state forgotten)');
+        return reply.empty(200);
+      });
+    }
     if (m === null && p.inSwarm) {
       return exclusive('leave', async () => {
         await p.leaveWorker();
@@ -225,11 +245,30 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
       managerToken: parseBoolParam(req.query, 'rotateManagerToken'),
       unlockKey: parseBoolParam(req.query, 'rotateManagerUnlockKey'),
     });
+    await settleKeys(b.manager, body);
     return reply.empty(200);
   });
-  api.route('POST', '/swarm/unlock', () => {
-    backend();
-    throw new ApiError(400, 'ERR_INVALID_ARGUMENT', 'swarm is not locked');
+  api.route('POST', '/swarm/unlock', async (req) => {
+    if (!p.locked) {
+      backend();
+      throw new ConflictError('swarm is not locked');
+    }
+    const body = (await req.json()) ?? {};
+    const key = isObj(body) ? str(body['UnlockKey']).trim() : '';
+    // dockerd: a key not of the SWMKEY-1-<base64> form is a 400 "invalid key string".
+    if (!key.startsWith(UNLOCK_KEY_PREFIX) || !/^[A-Za-z0-9+/]+={0,2}$/.test(key.slice(UNLOCK_KEY_PREFIX.length))) throw new InvalidArgumentError('invalid key string');
+    return exclusive('unlock', async () => {
+      try {
+        await p.unlock(key);
+      } catch (err) {
+        if (err instanceof KeyManagerError && err.code === 'ERR_KEYMANAGER_INVALID_KEY') {
+          p.logger.warn('swarm unlock refused: wrong key');
+          throw new ApiError(401, 'ERR_UNAUTHORIZED', 'swarm could not be unlocked: invalid key provided');
+        }
+        throw err;
+      }
+      return reply.empty(200);
+    });
   });
 
   // ------------------------------------------------------------------------------- nodes

@@ -15,7 +15,8 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 
 import { loadIdentity, saveIdentity, type NodeIdentity } from '../../../ca/identity.js';
-import { joinCluster } from '../../../ca/join.js';
+import { joinCluster, renewNodeCertificate } from '../../../ca/join.js';
+import { desiredFromSession, NodeCertificates, withTlsInfo } from '../../../ca/node-certificates.js';
 import { WORKER_ROLE } from '../../../ca/roles.js';
 import { Agent } from '../../../worker/agent/agent.js';
 import { RuncExecutor } from '../../../worker/executor/runc-executor.js';
@@ -36,6 +37,12 @@ export interface NodeAgentOptions {
   /** The daemon's data root. */
   readonly dataRoot: string;
   readonly identity: NodeIdentity;
+  /**
+   * Where the certificate lives when this agent renews it itself (a worker: worker/certificates):
+   * on schedule, on a role change and on a root rotation its dispatcher session reports. Absent on a
+   * manager, whose Manager renews and hands each new identity to setIdentity().
+   */
+  readonly certificatesDir?: string;
   readonly managers: readonly string[];
   readonly hostname: string;
   readonly description: NodeDescription;
@@ -52,9 +59,12 @@ export function runcRootOf(dataRoot: string): string {
 export class NodeAgent {
   /** Overlay networks of this node's tasks (worker/network). */
   private network: WorkerNetworks | null = null;
+  /** This node's certificate renewal, when the agent does it (a worker). */
+  private certs: NodeCertificates | null = null;
+  private description: NodeDescription = {};
 
   private constructor(
-    readonly identity: NodeIdentity,
+    public identity: NodeIdentity,
     private readonly agent: Agent,
     private readonly executor: RuncExecutor,
     private readonly logger: Logger,
@@ -64,6 +74,12 @@ export class NodeAgent {
 
   get nodeId(): string {
     return this.identity.nodeId;
+  }
+
+  /** A new identity (a renewed certificate): the agent's next session, opened at once, uses and reports it. */
+  setIdentity(identity: NodeIdentity): void {
+    this.identity = identity;
+    this.agent.setIdentity(identity, withTlsInfo(this.description, identity));
   }
 
   static async start(o: NodeAgentOptions): Promise<NodeAgent> {
@@ -84,14 +100,26 @@ export class NodeAgent {
     });
     // Overlay networks: namespaces shoal-<tag>-… like the executor's (`lab down` sweeps them).
     const network = new WorkerNetworks({ hostTag: tag, nodeId: o.identity.nodeId, logger: o.logger.child({ component: 'network' }) });
+    let started: Agent | null = null;
+    const certs =
+      o.certificatesDir === undefined
+        ? null
+        : new NodeCertificates({
+            identity: o.identity,
+            certificatesDir: o.certificatesDir,
+            // At the manager the session is with (the leader), else the first one known.
+            renew: (current) => renewNodeCertificate({ address: started?.manager ?? started?.knownManagers[0] ?? o.managers[0] ?? '', identity: current }),
+            logger: o.logger.child({ component: 'certificates' }),
+          });
     try {
       const agent = await Agent.start({
+        ...(certs !== null ? { onSessionMessage: (msg) => certs.setDesired(desiredFromSession(msg)) } : {}),
         network,
         dataRoot: agentDir,
         identity: o.identity,
         managers: o.managers,
         executor,
-        description: o.description,
+        description: withTlsInfo(o.description, o.identity),
         logger: o.logger.child({ component: 'agent' }),
         backoffInitialMs: 100,
         backoffMaxMs: 2000,
@@ -109,6 +137,11 @@ export class NodeAgent {
       logs.start();
       const node = new NodeAgent(o.identity, agent, executor, o.logger, logs);
       node.network = network;
+      node.description = o.description;
+      started = agent;
+      node.certs = certs;
+      certs?.onChange((identity) => node.setIdentity(identity));
+      certs?.start();
       return node;
     } catch (err) {
       await network.close().catch(() => undefined);
@@ -119,6 +152,7 @@ export class NodeAgent {
 
   /** Stops the agent and removes every container it ran (daemon stop, swarm leave). */
   async stop(): Promise<void> {
+    await this.certs?.stop();
     this.logs.close();
     await this.agent.close();
     try {
