@@ -17,8 +17,8 @@ import type { Logger } from 'pino';
 import { CAError } from './errors.js';
 import { saveIdentity, type NodeIdentity } from './identity.js';
 import { RenewalScheduler, type Clock, type RenewalReason } from './renewal.js';
-import type { NodeRole } from './roles.js';
-import { chainVerifies, desiredIssuer, issuedBy, sameCertificates } from './tls-info.js';
+import { MANAGER_ROLE, WORKER_ROLE, type NodeRole } from './roles.js';
+import { chainVerifies, desiredIssuer, issuedBy, nodeTlsInfo, sameCertificates, type TLSInfo } from './tls-info.js';
 
 export interface DesiredCertificate {
   /** The role the cluster wants this node to have (the next certificate's OU). */
@@ -195,4 +195,24 @@ export class NodeCertificates {
     this.installs = next.catch((err: unknown) => this.o.logger?.warn({ err }, 'could not install the node identity'));
     return next;
   }
+}
+
+/** What a dispatcher session message says: the Node object's role (Docker JSON) and the cluster's root CA bundle. */
+export function desiredFromSession(message: { readonly nodeJson: Uint8Array; readonly rootCaPem: Uint8Array }): DesiredCertificate {
+  let role: NodeRole | undefined;
+  if (message.nodeJson.byteLength > 0) {
+    try {
+      const wanted = (JSON.parse(Buffer.from(message.nodeJson).toString('utf8')) as { Spec?: { Role?: unknown } }).Spec?.Role;
+      role = wanted === 'manager' ? MANAGER_ROLE : wanted === 'worker' ? WORKER_ROLE : undefined;
+    } catch {
+      role = undefined;
+    }
+  }
+  const roots = Buffer.from(message.rootCaPem).toString('utf8');
+  return { ...(role !== undefined ? { role } : {}), ...(roots !== '' ? { trustBundlePem: roots } : {}) };
+}
+
+/** A node description with this identity's TLSInfo (what the agent reports in its session). */
+export function withTlsInfo<D extends object>(description: D, identity: NodeIdentity): D & { readonly TLSInfo: TLSInfo } {
+  return { ...description, TLSInfo: nodeTlsInfo(identity.certChainPem, identity.trustBundlePem) };
 }

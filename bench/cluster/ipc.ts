@@ -5,7 +5,8 @@
 // tracked and killed by PID on exit, failure or SIGINT/SIGTERM; temp dirs are removed.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -193,4 +194,34 @@ export function sendToParent(m: ChildReply): void {
 /** Resident set size of this process in MB. */
 export function rssMb(): number {
   return process.memoryUsage.rss() / (1024 * 1024);
+}
+
+/** A V8 CPU profile of this process between start() and stop(file) (the inspector's Profiler). */
+export class Profiler {
+  private session: Session | null = null;
+
+  async start(): Promise<void> {
+    if (this.session !== null) throw new Error('a profile is already running');
+    const s = new Session();
+    s.connect();
+    await s.post('Profiler.enable');
+    await s.post('Profiler.setSamplingInterval', { interval: 500 });
+    await s.post('Profiler.start');
+    this.session = s;
+  }
+
+  async stop(file: string): Promise<void> {
+    const s = this.session;
+    if (s === null) throw new Error('no profile running');
+    this.session = null;
+    const { profile } = await s.post('Profiler.stop');
+    s.disconnect();
+    await writeFile(file, JSON.stringify(profile));
+  }
+}
+
+/** CPU time (user + system) this process used so far, in ms. */
+export function cpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
 }

@@ -137,10 +137,15 @@ async function main(): Promise<void> {
 
 async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: readonly Child<ManagerProcInfo>[], procs: readonly Child[]): Promise<RunFigures> {
   const serviceName = `bench-${run}`;
+  const followersOf = managers.filter((m) => m !== leader);
   const before = await leader.request<ManagerStats>('stats');
-  if (profDir !== undefined) await leader.request('profile-start');
+  const followersBefore = await Promise.all(followersOf.map((m) => m.request<ManagerStats>('stats')));
+  const workersBefore = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
+  const runningBefore = workersBefore.reduce((a, w) => a + w.started - w.stopped, 0);
+  if (profDir !== undefined) await Promise.all([leader.request('profile-start'), procs[0]!.request('profile-start')]);
   const hbConverging: CounterSample[] = [{ ms: 0, value: before.heartbeats }];
   const samples: ProgressSample[] = [];
+  let startedMs: number | null = null;
   const t0 = performance.now();
   const svc = await leader.request<{ ID: string }>('control', {
     method: 'createService',
@@ -159,6 +164,10 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
       const p = await leader.request<Progress & { version: number }>('progress', { serviceId: svc.ID });
       const s = await leader.request<ManagerStats>('stats');
       const ms = performance.now() - t0;
+      if (startedMs === null) {
+        const ws = await Promise.all(procs.map((w) => w.request<WorkerProcStats>('stats')));
+        if (ws.reduce((a, w) => a + w.started - w.stopped, 0) - runningBefore >= tasks) startedMs = ms;
+      }
       samples.push({ ms, wanted: p.wanted, assigned: p.assigned, running: p.running, failed: p.failed });
       hbConverging.push({ ms, value: s.heartbeats });
       if (last === undefined || Math.floor(p.running / (tasks / 10)) !== Math.floor(last.running / (tasks / 10))) say(`  ${(ms / 1000).toFixed(2)} s: ${p.wanted} created, ${p.assigned} assigned, ${p.running} running`);
@@ -167,15 +176,19 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
     },
     CONVERGE_TIMEOUT_MS,
   );
-  if (profDir !== undefined) {
-    const file = path.join(profDir, `leader-run${run}.cpuprofile`);
-    await leader.request('profile-stop', { file });
-    const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
-    say(`CPU profile of the leader written to ${file}; top self time:\n${formatProfileSummary(summarizeProfile(profile, 25))}`);
-  }
   const after = await leader.request<ManagerStats>('stats');
+  const followersAfter = await Promise.all(followersOf.map((m) => m.request<ManagerStats>('stats')));
+  const workersAfter = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
+  if (profDir !== undefined) {
+    for (const [who, child] of [['leader', leader], ['workers-0', procs[0]!]] as const) {
+      const file = path.join(profDir, `${who}-run${run}.cpuprofile`);
+      await child.request('profile-stop', { file });
+      const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+      say(`CPU profile of ${who} written to ${file}; top self time:\n${formatProfileSummary(summarizeProfile(profile, 25))}`);
+    }
+  }
   const ph = phases(samples, tasks);
-  say(`run ${run}: all created at ${fmt(ph.created_ms)} s, all assigned at ${fmt(ph.assigned_ms)} s, all running at ${fmt(ph.running_ms)} s`);
+  say(`run ${run}: all created at ${fmt(ph.created_ms)} s, all assigned at ${fmt(ph.assigned_ms)} s, every pretend task started on the workers at ${fmt(startedMs)} s, all running in the store at ${fmt(ph.running_ms)} s`);
 
   // Steady state: heartbeats only.
   const hbSteady: CounterSample[] = [{ ms: 0, value: after.heartbeats }];
@@ -183,20 +196,24 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   await sleep(steadyS * 1000);
   const steady = await leader.request<ManagerStats>('stats');
   hbSteady.push({ ms: performance.now() - s0, value: steady.heartbeats });
+  const followersSteady = await Promise.all(followersOf.map((m) => m.request<ManagerStats>('stats')));
+  const workersSteady = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
 
-  const followers = await Promise.all(managers.filter((m) => m !== leader).map((m) => m.request<ManagerStats>('stats')));
-  const workerStats = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
-  const started = workerStats.reduce((a, w) => a + w.started - w.stopped, 0);
-  if (started !== tasks) say(`warning: the simulated executors run ${started} tasks, the store says ${tasks}`);
+  const sum = <T>(xs: readonly T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
+  const running = sum(workersSteady, (w) => w.started - w.stopped);
+  if (running - runningBefore !== tasks) say(`warning: the simulated executors run ${running - runningBefore} tasks of this run, the store says ${tasks}`);
   const figures = summarizeRun({
     tasks,
     phases: ph,
     heartbeatsConverging: hbConverging,
     heartbeatsSteady: hbSteady,
-    leaderCpuMs: after.cpu_user_ms + after.cpu_system_ms - before.cpu_user_ms - before.cpu_system_ms,
+    executorsStartedMs: startedMs,
+    leaderCpuMs: after.cpu_ms - before.cpu_ms,
+    followersCpuMs: sum(followersAfter, (f) => f.cpu_ms) - sum(followersBefore, (f) => f.cpu_ms),
+    workersCpuMs: sum(workersAfter, (w) => w.cpu_ms) - sum(workersBefore, (w) => w.cpu_ms),
     rssMb: steady.rss_mb,
-    followerRssMb: Math.max(...followers.map((f) => f.rss_mb)),
-    workerProcRssMb: Math.max(...workerStats.map((w) => w.rss_mb)),
+    followerRssMb: Math.max(...followersSteady.map((f) => f.rss_mb)),
+    workerProcRssMb: Math.max(...workersSteady.map((w) => w.rss_mb)),
     statusCommits: after.writer_commits - before.writer_commits,
     statusItems: after.writer_items - before.writer_items,
   });

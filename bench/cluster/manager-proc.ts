@@ -5,15 +5,12 @@
 //
 // Ops: tokens, leading, control {method, args}, drain-managers, nodes, progress {serviceId},
 // stats, profile-start, profile-stop {file}, close.
-import { writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
-
 import { pino } from 'pino';
 
 import { Manager } from '../../manager/manager.js';
 import { clusterOf } from '../../manager/membership/cluster-state.js';
 import { byServiceId } from '../../manager/store/index.js';
-import { rssMb, sendToParent, serveParent } from './ipc.js';
+import { cpuMs, Profiler, rssMb, sendToParent, serveParent } from './ipc.js';
 import { countProgress } from './stats.js';
 
 export type ManagerProcSpec =
@@ -29,8 +26,7 @@ export interface ManagerProcInfo {
 export interface ManagerStats {
   readonly rss_mb: number;
   readonly heap_mb: number;
-  readonly cpu_user_ms: number;
-  readonly cpu_system_ms: number;
+  readonly cpu_ms: number;
   readonly leader: boolean;
   readonly heartbeats: number;
   readonly sessions: number;
@@ -60,7 +56,7 @@ async function main(): Promise<void> {
     process.disconnect?.();
     return;
   }
-  let profiler: Session | null = null;
+  const profiler = new Profiler();
 
   const handle = async (op: string, args: Readonly<Record<string, unknown>>): Promise<unknown> => {
     switch (op) {
@@ -79,11 +75,14 @@ async function main(): Promise<void> {
         // No agent runs on the managers here: keep tasks off them (docker node update --availability drain).
         const api = m.leaderServices?.control;
         if (api == null) throw new Error('this manager runs no control API');
-        for (const n of m.store.find('node')) {
-          if (n.Spec.Role !== 'manager' || n.Spec.Availability === 'drain') continue;
-          await api.updateNode(n.ID, n.Version.Index, { ...n.Spec, Availability: 'drain' });
+        // Membership may update a node meanwhile (out of sequence): re-read and retry, bounded.
+        for (let attempt = 0; attempt < 50; attempt++) {
+          const todo = m.store.find('node').filter((n) => n.Spec.Role === 'manager' && n.Spec.Availability !== 'drain');
+          if (todo.length === 0) return null;
+          for (const n of todo) await api.updateNode(n.ID, n.Version.Index, { ...n.Spec, Availability: 'drain' }).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 100));
         }
-        return null;
+        throw new Error('could not drain the managers');
       }
       case 'nodes': {
         const nodes = m.store.find('node');
@@ -93,12 +92,10 @@ async function main(): Promise<void> {
         return { ...countProgress(m.store.find('task', byServiceId(String(args['serviceId'])))), version: m.store.version };
       case 'stats': {
         const d = m.leaderServices?.dispatcher;
-        const cpu = process.cpuUsage();
         return {
           rss_mb: rssMb(),
           heap_mb: process.memoryUsage().heapUsed / (1024 * 1024),
-          cpu_user_ms: cpu.user / 1000,
-          cpu_system_ms: cpu.system / 1000,
+          cpu_ms: cpuMs(),
           leader: m.isLeader,
           heartbeats: d?.heartbeatsHandled ?? 0,
           sessions: d?.sessionCount ?? 0,
@@ -107,22 +104,12 @@ async function main(): Promise<void> {
           store_version: m.store.version,
         } satisfies ManagerStats;
       }
-      case 'profile-start': {
-        profiler = new Session();
-        profiler.connect();
-        await profiler.post('Profiler.enable');
-        await profiler.post('Profiler.setSamplingInterval', { interval: 500 });
-        await profiler.post('Profiler.start');
+      case 'profile-start':
+        await profiler.start();
         return null;
-      }
-      case 'profile-stop': {
-        if (profiler === null) throw new Error('no profile running');
-        const { profile } = await profiler.post('Profiler.stop');
-        profiler.disconnect();
-        profiler = null;
-        await writeFile(String(args['file']), JSON.stringify(profile));
+      case 'profile-stop':
+        await profiler.stop(String(args['file']));
         return null;
-      }
       case 'close':
         await m.close();
         return null;

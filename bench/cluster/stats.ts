@@ -81,17 +81,28 @@ export function ratePerSecond(samples: readonly CounterSample[]): number {
 export interface RunFigures {
   readonly seconds: number;
   readonly tasks_per_s: number;
-  /** Seconds until every task was ASSIGNED (scheduler) and until the service's tasks all existed. */
+  /** Seconds until every task was ASSIGNED (scheduler). */
   readonly assign_seconds: number;
+  /** Seconds until the simulated executors had started every task (the store learns it later). */
+  readonly executors_started_seconds: number;
   /** Heartbeats/s the leader answered while the service converged, and in steady state after. */
   readonly heartbeats_per_s_converging: number;
   readonly heartbeats_per_s_steady: number;
-  /** Leader's resident set after convergence; the largest follower's; a worker process's (largest). */
+  /** Leader's resident set after convergence; the largest follower's; the largest worker process's. */
   readonly rss_mb: number;
   readonly follower_rss_mb: number;
   readonly worker_proc_rss_mb: number;
-  /** Leader CPU (user + system) during convergence, as a share of one core. */
+  /** Leader CPU (user + system) during convergence as a share of one core (low: it waited, or was starved). */
   readonly leader_cpu_pct: number;
+  /** CPU time per task during convergence: the leader, both followers together, all worker processes. */
+  readonly leader_cpu_ms_per_task: number;
+  readonly followers_cpu_ms_per_task: number;
+  readonly workers_cpu_ms_per_task: number;
+  /**
+   * Tasks/s if the CPU time all processes spent were the only limit on this machine's cores (a
+   * projection from the CPU figures, for comparing runs on a machine shared with other work).
+   */
+  readonly cpu_bound_tasks_per_s: number;
   /** Dispatcher status batches (Raft entries) and items written during convergence. */
   readonly status_commits: number;
   readonly status_items: number;
@@ -115,26 +126,37 @@ export function summarizeRun(input: {
   readonly phases: Phases;
   readonly heartbeatsConverging: readonly CounterSample[];
   readonly heartbeatsSteady: readonly CounterSample[];
+  readonly executorsStartedMs: number | null;
   readonly leaderCpuMs: number;
+  readonly followersCpuMs: number;
+  readonly workersCpuMs: number;
   readonly rssMb: number;
   readonly followerRssMb: number;
   readonly workerProcRssMb: number;
   readonly statusCommits: number;
   readonly statusItems: number;
+  /** Cores the projection may use (default 2: this project's machine). */
+  readonly cores?: number;
 }): RunFigures {
   const runningMs = input.phases.running_ms;
   if (runningMs === null) throw new Error('summarizeRun: the tasks never all ran');
   const seconds = runningMs / 1000;
+  const totalCpuMs = input.leaderCpuMs + input.followersCpuMs + input.workersCpuMs;
   return {
     seconds: round(seconds, 3),
     tasks_per_s: round(input.tasks / seconds, 1),
     assign_seconds: round((input.phases.assigned_ms ?? NaN) / 1000, 3),
+    executors_started_seconds: round((input.executorsStartedMs ?? NaN) / 1000, 3),
     heartbeats_per_s_converging: round(ratePerSecond(input.heartbeatsConverging), 1),
     heartbeats_per_s_steady: round(ratePerSecond(input.heartbeatsSteady), 1),
     rss_mb: round(input.rssMb, 1),
     follower_rss_mb: round(input.followerRssMb, 1),
     worker_proc_rss_mb: round(input.workerProcRssMb, 1),
     leader_cpu_pct: round((100 * input.leaderCpuMs) / runningMs, 1),
+    leader_cpu_ms_per_task: round(input.leaderCpuMs / input.tasks, 3),
+    followers_cpu_ms_per_task: round(input.followersCpuMs / input.tasks, 3),
+    workers_cpu_ms_per_task: round(input.workersCpuMs / input.tasks, 3),
+    cpu_bound_tasks_per_s: totalCpuMs > 0 ? round((input.tasks * 1000 * (input.cores ?? 2)) / totalCpuMs, 1) : NaN,
     status_commits: input.statusCommits,
     status_items: input.statusItems,
   };
@@ -144,12 +166,17 @@ const FIGURES: readonly (keyof RunFigures)[] = [
   'seconds',
   'tasks_per_s',
   'assign_seconds',
+  'executors_started_seconds',
   'heartbeats_per_s_converging',
   'heartbeats_per_s_steady',
   'rss_mb',
   'follower_rss_mb',
   'worker_proc_rss_mb',
   'leader_cpu_pct',
+  'leader_cpu_ms_per_task',
+  'followers_cpu_ms_per_task',
+  'workers_cpu_ms_per_task',
+  'cpu_bound_tasks_per_s',
   'status_commits',
   'status_items',
 ];
@@ -163,26 +190,32 @@ export function medianRow(meta: Omit<BenchRow, keyof RunFigures | 'runs'>, runs:
 }
 
 export function formatTable(rows: readonly BenchRow[]): string {
-  const header = ['workers', 'tasks', 'procs', 'runs', 'seconds', 'tasks/s', 'assign s', 'hb/s conv', 'hb/s steady', 'leader rss MB', 'follower MB', 'worker proc MB', 'leader cpu %', 'status commits'];
-  const lines = [header];
+  const cols: readonly [string, (r: BenchRow) => number][] = [
+    ['workers', (r) => r.workers],
+    ['tasks', (r) => r.tasks],
+    ['procs', (r) => r.worker_procs],
+    ['runs', (r) => r.runs],
+    ['seconds', (r) => r.seconds],
+    ['tasks/s', (r) => r.tasks_per_s],
+    ['assigned s', (r) => r.assign_seconds],
+    ['started s', (r) => r.executors_started_seconds],
+    ['hb/s conv', (r) => r.heartbeats_per_s_converging],
+    ['hb/s steady', (r) => r.heartbeats_per_s_steady],
+    ['leader MB', (r) => r.rss_mb],
+    ['follower MB', (r) => r.follower_rss_mb],
+    ['worker proc MB', (r) => r.worker_proc_rss_mb],
+    ['leader cpu %', (r) => r.leader_cpu_pct],
+    ['cpu ms/task L/F/W', () => NaN],
+    ['cpu-bound tasks/s', (r) => r.cpu_bound_tasks_per_s],
+  ];
+  const lines = [cols.map(([h]) => h)];
   for (const r of rows) {
-    lines.push([
-      r.workers,
-      r.tasks,
-      r.worker_procs,
-      r.runs,
-      r.seconds,
-      r.tasks_per_s,
-      r.assign_seconds,
-      r.heartbeats_per_s_converging,
-      r.heartbeats_per_s_steady,
-      r.rss_mb,
-      r.follower_rss_mb,
-      r.worker_proc_rss_mb,
-      r.leader_cpu_pct,
-      r.status_commits,
-    ].map((x) => (typeof x === 'number' ? x.toLocaleString('en-US') : String(x))));
+    lines.push(
+      cols.map(([h, f]) =>
+        h === 'cpu ms/task L/F/W' ? `${r.leader_cpu_ms_per_task}/${r.followers_cpu_ms_per_task}/${r.workers_cpu_ms_per_task}` : f(r).toLocaleString('en-US'),
+      ),
+    );
   }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   return lines.map((l) => l.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
 }

@@ -4,7 +4,7 @@
 //
 //   node --import tsx bench/cluster/worker-proc.ts '<json WorkerProcSpec>'
 //
-// Ops: stats, close.
+// Ops: stats, profile-start, profile-stop {file}, close.
 import path from 'node:path';
 
 import { pino } from 'pino';
@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { joinCluster } from '../../ca/join.js';
 import type { NodeIdentity } from '../../ca/identity.js';
 import { Agent } from '../../worker/agent/index.js';
-import { rssMb, sendToParent, serveParent } from './ipc.js';
+import { cpuMs, Profiler, rssMb, sendToParent, serveParent } from './ipc.js';
 import { newSimCounters, SimExecutor } from './sim-executor.js';
 
 export interface WorkerProcSpec {
@@ -90,16 +90,22 @@ async function main(): Promise<void> {
     return;
   }
 
-  serveParent(async (op) => {
+  const profiler = new Profiler();
+  serveParent(async (op, args) => {
     switch (op) {
+      case 'profile-start':
+        await profiler.start();
+        return null;
+      case 'profile-stop':
+        await profiler.stop(String(args['file']));
+        return null;
       case 'stats': {
-        const cpu = process.cpuUsage();
         return {
           agents: agents.length,
           sessions: agents.filter((a) => a.manager !== null).length,
           ...counters,
           rss_mb: rssMb(),
-          cpu_ms: (cpu.user + cpu.system) / 1000,
+          cpu_ms: cpuMs(),
         } satisfies WorkerProcStats;
       }
       case 'close':
