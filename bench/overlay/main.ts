@@ -5,12 +5,19 @@
 // Throughput: iperf3 TCP, container 1 → container 2, `seconds` per run, median of `runs` (paths interleaved).
 // Latency: `pings` ICMP echoes at 10 ms intervals per path, p50/p99 of the per-echo RTT.
 // Control plane: time of attach(), setServices() (one backend more) and setPeers() (one peer more).
+// running-to-vip: the worker's network manager (worker/network) on each host gets the network view
+// saying a new task on host B is RUNNING (what the dispatcher sends once the task reports RUNNING);
+// time from handing it the view until a client on host A, connecting to the service VIP every ms
+// (refused while the service has no running task), first gets an answer from the new task.
 
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { run } from '../../overlay/exec.js';
 import { OverlayDataPlane } from '../../overlay/index.js';
 import { NetnsLab } from '../../overlay/testing/netns-lab.js';
+import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
+import type { Network, Task } from '../../manager/store/types.js';
+import { VNI_OPTION, WorkerNetworks } from '../../worker/network/worker-networks.js';
 import { median, round } from '../stats.js';
 
 function option(name: string, fallback: string): string {
@@ -44,7 +51,7 @@ interface ControlRow {
   readonly bench: 'overlay';
   readonly system: 'shoal';
   readonly path: 'control';
-  readonly op: 'attach' | 'setServices' | 'setPeers';
+  readonly op: 'attach' | 'setServices' | 'setPeers' | 'running-to-vip';
   readonly ops: number;
   readonly p50_ms: number;
   readonly p99_ms: number;
@@ -139,6 +146,8 @@ async function main(): Promise<void> {
       peersMs.push(await timed(() => nA.setPeers(peers)));
     }
 
+    const runningToVipMs = await runningToVip(lab, hA, hB);
+
     const vethMbit = median(mbit.veth);
     const vethP50 = median(rtts.veth);
     const rows: Array<PathRow | ControlRow> = (['overlay', 'veth'] as const).map((path) => {
@@ -150,7 +159,7 @@ async function main(): Promise<void> {
         pings: sorted.length, mbit_ratio_vs_veth: round(m / vethMbit, 3), p50_ratio_vs_veth: round(p50 / vethP50, 3),
       };
     });
-    for (const [op, values] of [['attach', attachMs], ['setServices', servicesMs], ['setPeers', peersMs]] as const) {
+    for (const [op, values] of [['attach', attachMs], ['setServices', servicesMs], ['setPeers', peersMs], ['running-to-vip', runningToVipMs]] as const) {
       const sorted = [...values].sort((x, y) => x - y);
       rows.push({ bench: 'overlay', system: 'shoal', path: 'control', op, ops: values.length, p50_ms: round(quantile(sorted, 0.5), 1), p99_ms: round(quantile(sorted, 0.99), 1) });
     }
@@ -160,6 +169,82 @@ async function main(): Promise<void> {
     for (const plane of planes) await plane.close().catch((e: unknown) => console.error('overlay bench cleanup:', e));
     await lab.cleanup();
   }
+}
+
+const VIP_POLLER = String.raw`
+const net = require('node:net');
+const [ip, port, limitMs] = process.argv.slice(1);
+const deadline = Date.now() + Number(limitMs);
+console.log('ready');
+function attempt() {
+  if (Date.now() > deadline) { console.log('timeout'); process.exit(0); }
+  let data = '';
+  const s = net.connect(Number(port), ip);
+  const t = setTimeout(() => s.destroy(), 200);
+  s.on('data', (d) => (data += d));
+  s.on('end', () => { clearTimeout(t); if (data.trim() !== '') { console.log('hit ' + Date.now() + ' ' + data.trim()); process.exit(0); } setTimeout(attempt, 1); });
+  s.on('error', () => { clearTimeout(t); setTimeout(attempt, 1); });
+  s.on('close', () => {});
+}
+attempt();
+`;
+
+/** running-to-vip samples (ms), through one WorkerNetworks per host. */
+async function runningToVip(lab: NetnsLab, hA: string, hB: string): Promise<number[]> {
+  const SAMPLES = 8;
+  const network: Network = {
+    ID: `benchvip${process.pid}`, Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '',
+    Spec: { Name: 'benchvip', DriverConfiguration: { Name: 'overlay' } },
+    DriverState: { Name: 'overlay', Options: { [VNI_OPTION]: '4501' } },
+    IPAMOptions: { Configs: [{ Subnet: '10.89.0.0/24', Gateway: '10.89.0.1' }] },
+  };
+  const task = (id: string, addr: string): Task => ({
+    ID: id, Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '', Spec: {}, ServiceID: id === 'client' ? 'svcclient' : 'svc', Slot: 1, NodeID: '',
+    Status: { Timestamp: '', State: 'assigned', Message: '' }, DesiredState: 'running', NetworksAttachments: [{ Network: network, Addresses: [addr] }],
+  });
+  const view = (backend: Task | undefined, running: boolean): NetworkPeers => ({
+    ID: network.ID, Network: network, Nodes: [],
+    Tasks: [
+      { TaskID: 'client', ServiceID: 'svcclient', ServiceName: 'client', NodeID: 'a', NodeAddr: '172.31.251.1', Addresses: ['10.89.0.10/24'], Running: true },
+      ...(backend === undefined ? [] : [{ TaskID: backend.ID, ServiceID: 'svc', ServiceName: 'svc', NodeID: 'b', NodeAddr: '172.31.251.2', Addresses: backend.NetworksAttachments![0]!.Addresses, Running: running }]),
+    ],
+    Services: [{ ServiceID: 'svc', ServiceName: 'svc', EndpointMode: 'vip', VirtualIP: '10.89.0.2/24' }],
+  });
+  const wA = new WorkerNetworks({ hostTag: `bva${process.pid}`, nodeId: 'a', hostNetns: hA, upstreamResolvers: [] });
+  const wB = new WorkerNetworks({ hostTag: `bvb${process.pid}`, nodeId: 'b', hostNetns: hB, upstreamResolvers: [] });
+  const samples: number[] = [];
+  try {
+    wA.setLocalAddress('172.31.251.1');
+    wB.setLocalAddress('172.31.251.2');
+    const client = (await wA.prepareTask(task('client', '10.89.0.10/24')))!.networkNamespacePath;
+    for (let i = 0; i < SAMPLES; i++) {
+      const backend = task(`backend${i}`, `10.89.0.${20 + i}/24`);
+      const ns = (await wB.prepareTask(backend))!.networkNamespacePath;
+      for (const w of [wA, wB]) w.setView(view(backend, false));
+      const server = await lab.startNameServer(ns, 8080, backend.ID);
+      const poller = await lab.startProgram(client, VIP_POLLER, ['10.89.0.2', '8080', '10000']);
+      const hit = new Promise<number>((resolve, reject) => {
+        let out = '';
+        poller.stdout!.on('data', (b: Buffer) => {
+          out += b.toString();
+          const m = /hit (\d+) (\S+)/.exec(out);
+          if (m !== null) resolve(Number(m[1]));
+          else if (out.includes('timeout')) reject(new Error('the VIP never answered'));
+        });
+      });
+      await new Promise((r) => setTimeout(r, 50)); // the poller is being refused
+      const started = Date.now();
+      for (const w of [wA, wB]) w.setView(view(backend, true));
+      samples.push((await hit) - started);
+      server.kill('SIGKILL');
+      for (const w of [wA, wB]) w.setView(view(undefined, false));
+      await wB.releaseTask(backend.ID);
+    }
+  } finally {
+    await wA.close().catch((e: unknown) => console.error('overlay bench cleanup:', e));
+    await wB.close().catch((e: unknown) => console.error('overlay bench cleanup:', e));
+  }
+  return samples;
 }
 
 function print(rows: ReadonlyArray<PathRow | ControlRow>): void {

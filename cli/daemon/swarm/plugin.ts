@@ -18,7 +18,7 @@ import { describeImplementation, localDescription, NODE_DESCRIPTION_SERVICE, rec
 import { mapSwarmError } from './errors.js';
 import { registerSwarmRoutes } from './routes.js';
 import { clusterInfo } from './shapes.js';
-import { joinAsWorker, loadWorker, NodeAgent, wipeWorker } from '../worker/node-agent.js';
+import { joinAsWorker, loadWorker, NodeAgent, WORKER_DIR, wipeWorker } from '../worker/node-agent.js';
 import type { NodeIdentity } from '../../../ca/identity.js';
 
 const DESCRIBE_EVERY_MS = 1000;
@@ -143,6 +143,8 @@ export class SwarmPlugin implements DaemonPlugin {
     this.agentRef = await NodeAgent.start({
       dataRoot: o.dataRoot,
       identity,
+      // A worker's agent renews its certificate itself; a manager's follows the Manager's (attach).
+      ...(this.managerRef === null ? { certificatesDir: path.join(o.dataRoot, WORKER_DIR, 'certificates') } : {}),
       managers,
       hostname: o.hostname,
       description: localDescription(o.hostname),
@@ -197,6 +199,7 @@ export class SwarmPlugin implements DaemonPlugin {
   attach(m: Manager): void {
     this.restartError = null;
     this.managerRef = m;
+    m.onIdentityChange((identity) => this.agentRef?.setIdentity(identity));
     // The manager's own control API (with its quorum checks on demotion); a manager built without
     // leader services gets a plain one.
     const api = m.leaderServices?.control ?? new ControlApi({ store: m.store, update: (fn) => m.update(fn), logger: this.logger.child({ component: 'controlapi' }) });
