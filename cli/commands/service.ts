@@ -1,11 +1,15 @@
-// `shoal service create|ls|inspect|rm|scale`: as docker's, over the daemon's API. create and scale
-// return once the change is committed (docker's `-d` behaviour); convergence progress comes later.
+// `shoal service create|ls|ps|inspect|update|rollback|rm|scale`: as docker's, over the daemon's API.
+// create, update, scale and rollback show convergence progress (progress.ts) unless `-d`.
 import type { Argv } from 'yargs';
-import type { CliCommand, GlobalArgs } from '../context.js';
+import type { ApiClient } from '../client/api-client.js';
+import type { CliCommand, CliContext, GlobalArgs } from '../context.js';
 import { CliError } from '../errors.js';
+import { resolveImageDigest } from '../stack/deploy.js';
+import { mergedFilters, printTasks } from '../stack/ps.js';
 import { asArray, filtersQuery, printInspect, printList, type Column } from './common.js';
+import { viewFor, waitForService, withInterrupt } from './progress.js';
 
-interface ServiceObject {
+export interface ServiceObject {
   readonly ID: string;
   readonly Version: { readonly Index: number };
   readonly Spec: Record<string, unknown> & {
@@ -41,6 +45,23 @@ function portsOf(s: ServiceObject): string {
     .join(', ');
 }
 
+export const SERVICE_COLUMNS: readonly Column<ServiceObject>[] = [
+  { header: 'ID', field: 'ID', value: (s) => s.ID.slice(0, 12) },
+  { header: 'NAME', field: 'Name', value: (s) => s.Spec.Name },
+  { header: 'MODE', field: 'Mode', value: modeOf },
+  { header: 'REPLICAS', field: 'Replicas', value: replicasOf },
+  { header: 'IMAGE', field: 'Image', value: (s) => stripDigest(s.Spec.TaskTemplate?.ContainerSpec?.Image ?? '') },
+  { header: 'PORTS', field: 'Ports', value: portsOf },
+];
+
+/** Waits for convergence unless detached; Ctrl-C stops the waiting only. */
+async function converge(ctx: CliContext, client: ApiClient, ref: string, detach: boolean, rollback = false): Promise<void> {
+  if (detach) return;
+  await withInterrupt((signal) => waitForService(client, { ref, view: viewFor(ctx.io), signal, rollback }));
+}
+
+const DETACH = { alias: 'd', type: 'boolean', default: false, describe: 'Exit immediately instead of waiting for the service to converge' } as const;
+
 function keyValues(list: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of asArray(list)) {
@@ -67,17 +88,20 @@ export const serviceCommand: CliCommand = {
               .option('env', { alias: 'e', type: 'string', array: true, describe: 'Set environment variables' })
               .option('label', { alias: 'l', type: 'string', array: true, describe: 'Service labels' })
               .option('constraint', { type: 'string', array: true, describe: 'Placement constraints' })
-              .option('detach', { alias: 'd', type: 'boolean', default: true, describe: 'Exit immediately (the only behaviour for now)' }),
+              .option('no-resolve-image', { type: 'boolean', default: false, describe: 'Do not query the registry to resolve image digest' })
+              .option('detach', DETACH),
           async (argv) => {
             if (argv.mode === 'global' && argv.replicas !== undefined) throw new CliError('ERR_USAGE', 'replicas can only be used with replicated mode');
             const dashed = Array.isArray((argv as Record<string, unknown>)['--']) ? ((argv as Record<string, unknown>)['--'] as unknown[]).map(String) : [];
             const args = [...asArray(argv.args), ...dashed];
+            const client = ctx.client(argv);
+            const image = argv['no-resolve-image'] ? argv.image : ((await resolveImageDigest(client, argv.image, (l) => ctx.io.err(`${l}\n`))) ?? argv.image);
             const spec = {
               ...(argv.name !== undefined ? { Name: argv.name } : {}),
               Labels: keyValues(argv.label),
               TaskTemplate: {
                 ContainerSpec: {
-                  Image: argv.image,
+                  Image: image,
                   ...(args.length > 0 ? { Args: args } : {}),
                   ...(asArray(argv.env).length > 0 ? { Env: asArray(argv.env) } : {}),
                 },
@@ -85,9 +109,10 @@ export const serviceCommand: CliCommand = {
               },
               Mode: argv.mode === 'global' ? { Global: {} } : { Replicated: argv.replicas !== undefined ? { Replicas: argv.replicas } : {} },
             };
-            const res = await ctx.client(argv).post<{ ID: string; Warnings: string[] | null }>('/services/create', spec);
+            const res = await client.post<{ ID: string; Warnings: string[] | null }>('/services/create', spec);
             for (const w of res.Warnings ?? []) ctx.io.err(`${w}\n`);
             ctx.io.out(`${res.ID}\n`);
+            await converge(ctx, client, res.ID, argv.detach);
           },
         )
         .command(
@@ -102,15 +127,7 @@ export const serviceCommand: CliCommand = {
             const query = { ...filtersQuery(argv.filter), ...(argv.quiet ? {} : { status: 'true' }) };
             const list = (await ctx.client(argv).get<ServiceObject[]>('/services', query)).slice();
             list.sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name));
-            const columns: Column<ServiceObject>[] = [
-              { header: 'ID', field: 'ID', value: (s) => s.ID.slice(0, 12) },
-              { header: 'NAME', field: 'Name', value: (s) => s.Spec.Name },
-              { header: 'MODE', field: 'Mode', value: modeOf },
-              { header: 'REPLICAS', field: 'Replicas', value: replicasOf },
-              { header: 'IMAGE', field: 'Image', value: (s) => stripDigest(s.Spec.TaskTemplate?.ContainerSpec?.Image ?? '') },
-              { header: 'PORTS', field: 'Ports', value: portsOf },
-            ];
-            printList(ctx, list, columns, { quiet: argv.quiet, ...(argv.format !== undefined ? { format: argv.format } : {}), id: (s) => s.ID });
+            printList(ctx, list, SERVICE_COLUMNS, { quiet: argv.quiet, ...(argv.format !== undefined ? { format: argv.format } : {}), id: (s) => s.ID });
           },
         )
         .command(
@@ -139,10 +156,7 @@ export const serviceCommand: CliCommand = {
         .command(
           'scale <scales..>',
           'Scale one or multiple replicated services (SERVICE=REPLICAS)',
-          (s) =>
-            s
-              .positional('scales', { type: 'string', array: true, demandOption: true })
-              .option('detach', { alias: 'd', type: 'boolean', default: true, describe: 'Exit immediately (the only behaviour for now)' }),
+          (s) => s.positional('scales', { type: 'string', array: true, demandOption: true }).option('detach', DETACH),
           async (argv) => {
             const c = ctx.client(argv);
             for (const arg of asArray(argv.scales)) {
@@ -155,6 +169,99 @@ export const serviceCommand: CliCommand = {
               await c.post(`/services/${svc.ID}/update`, spec, { version: svc.Version.Index });
               ctx.io.out(`${ref} scaled to ${count}\n`);
             }
+            for (const arg of asArray(argv.scales)) await converge(ctx, c, arg.slice(0, arg.lastIndexOf('=')), argv.detach);
+          },
+        )
+        .command(
+          'ps <services..>',
+          'List the tasks of one or more services',
+          (s) =>
+            s
+              .positional('services', { type: 'string', array: true, demandOption: true })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only display task IDs' })
+              .option('format', { type: 'string', describe: 'Format output using a Go-style template ({{.ID}}, {{.Name}}, {{.Node}}, {{.CurrentState}}, …)' })
+              .option('filter', { alias: 'f', type: 'string', array: true, describe: 'Filter output based on conditions provided (desired-state, id, name, node)' })
+              .option('no-trunc', { type: 'boolean', default: false, describe: 'Do not truncate output' })
+              .option('no-resolve', { type: 'boolean', default: false, describe: 'Do not map IDs to names' }),
+          async (argv) => {
+            const c = ctx.client(argv);
+            const ids: string[] = [];
+            for (const ref of asArray(argv.services)) ids.push((await c.get<ServiceObject>(`/services/${encodeURIComponent(ref)}`, { insertDefaults: 'false' })).ID);
+            await printTasks(ctx, c, mergedFilters({ service: ids }, argv.filter), { quiet: argv.quiet, noTrunc: argv['no-trunc'], noResolve: argv['no-resolve'], format: argv.format });
+          },
+        )
+        .command(
+          'update <service>',
+          'Update a service',
+          (s) =>
+            s
+              .positional('service', { type: 'string', demandOption: true })
+              .option('image', { type: 'string', describe: 'Service image tag' })
+              .option('replicas', { type: 'number', describe: 'Number of tasks' })
+              .option('args', { type: 'string', describe: 'Service command args (space separated)' })
+              .option('env-add', { type: 'string', array: true, describe: 'Add or update an environment variable' })
+              .option('env-rm', { type: 'string', array: true, describe: 'Remove an environment variable' })
+              .option('label-add', { type: 'string', array: true, describe: 'Add or update a service label' })
+              .option('label-rm', { type: 'string', array: true, describe: 'Remove a label by its key' })
+              .option('constraint-add', { type: 'string', array: true, describe: 'Add or update a placement constraint' })
+              .option('constraint-rm', { type: 'string', array: true, describe: 'Remove a constraint' })
+              .option('force', { type: 'boolean', default: false, describe: 'Force update even if no changes require it' })
+              .option('rollback', { type: 'boolean', default: false, describe: 'Rollback to previous specification' })
+              .option('no-resolve-image', { type: 'boolean', default: false, describe: 'Do not query the registry to resolve image digest' })
+              .option('detach', DETACH),
+          async (argv) => {
+            const c = ctx.client(argv);
+            const svc = await c.get<ServiceObject>(`/services/${encodeURIComponent(argv.service)}`, { insertDefaults: 'false' });
+            if (argv.rollback) {
+              await c.post(`/services/${svc.ID}/update`, svc.Spec, { version: svc.Version.Index, rollback: 'previous' });
+              ctx.io.out(`${argv.service}\n`);
+              await converge(ctx, c, argv.service, argv.detach, true);
+              return;
+            }
+            const spec = JSON.parse(JSON.stringify(svc.Spec)) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+            const tt = (spec['TaskTemplate'] ??= {});
+            const cs = (tt['ContainerSpec'] ??= {});
+            if (argv.image !== undefined) {
+              cs['Image'] = argv['no-resolve-image'] ? argv.image : ((await resolveImageDigest(c, argv.image, (l) => ctx.io.err(`${l}\n`))) ?? argv.image);
+            }
+            if (argv.replicas !== undefined) {
+              if (spec['Mode']?.['Replicated'] === undefined) throw new CliError('ERR_USAGE', 'replicas can only be used with replicated mode');
+              spec['Mode']['Replicated']['Replicas'] = argv.replicas;
+            }
+            if (argv.args !== undefined) cs['Args'] = argv.args.split(/\s+/).filter((a) => a !== '');
+            const envRm = new Set(asArray(argv['env-rm']));
+            const envAdd = asArray(argv['env-add']);
+            if (envRm.size > 0 || envAdd.length > 0) {
+              const keyOf = (e: string): string => e.split('=')[0] ?? e;
+              const addKeys = new Set(envAdd.map(keyOf));
+              cs['Env'] = [...((cs['Env'] ?? []) as string[]).filter((e) => !envRm.has(keyOf(e)) && !addKeys.has(keyOf(e))), ...envAdd];
+            }
+            const labels: Record<string, string> = { ...(spec['Labels'] ?? {}), ...keyValues(argv['label-add']) };
+            for (const k of asArray(argv['label-rm'])) delete labels[k];
+            spec['Labels'] = labels;
+            const cAdd = asArray(argv['constraint-add']);
+            const cRm = new Set(asArray(argv['constraint-rm']));
+            if (cAdd.length > 0 || cRm.size > 0) {
+              const place = (tt['Placement'] ??= {});
+              place['Constraints'] = [...((place['Constraints'] ?? []) as string[]).filter((x) => !cRm.has(x) && !cAdd.includes(x)), ...cAdd];
+            }
+            if (argv.force) tt['ForceUpdate'] = (typeof tt['ForceUpdate'] === 'number' ? tt['ForceUpdate'] : 0) + 1;
+            const res = await c.post<{ Warnings?: string[] | null } | undefined>(`/services/${svc.ID}/update`, spec, { version: svc.Version.Index });
+            for (const w of res?.Warnings ?? []) ctx.io.err(`${w}\n`);
+            ctx.io.out(`${argv.service}\n`);
+            await converge(ctx, c, argv.service, argv.detach);
+          },
+        )
+        .command(
+          'rollback <service>',
+          "Revert changes to a service's configuration",
+          (s) => s.positional('service', { type: 'string', demandOption: true }).option('detach', DETACH),
+          async (argv) => {
+            const c = ctx.client(argv);
+            const svc = await c.get<ServiceObject>(`/services/${encodeURIComponent(argv.service)}`, { insertDefaults: 'false' });
+            await c.post(`/services/${svc.ID}/update`, svc.Spec, { version: svc.Version.Index, rollback: 'previous' });
+            ctx.io.out(`${argv.service}\n`);
+            await converge(ctx, c, argv.service, argv.detach, true);
           },
         )
         .demandCommand(1, 'shoal service needs a subcommand (see shoal service --help)'),
