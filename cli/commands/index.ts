@@ -9,7 +9,8 @@ import { infoCommand } from './info.js';
 import { nodeCommand } from './node.js';
 import { secretCommand } from './secret.js';
 import { serviceCommand } from './service.js';
+import { stackCommand } from './stack.js';
 import { swarmCommand } from './swarm.js';
 import { versionCommand } from './version.js';
 
-export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, labCommand];
+export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, stackCommand, labCommand];
