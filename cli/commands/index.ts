@@ -5,6 +5,7 @@
 import type { CliCommand } from '../context.js';
 import { labCommand } from '../lab/command.js';
 import { configCommand } from './config.js';
+import { execCommand } from './exec.js';
 import { infoCommand } from './info.js';
 import { nodeCommand } from './node.js';
 import { secretCommand } from './secret.js';
@@ -13,4 +14,4 @@ import { stackCommand } from './stack.js';
 import { swarmCommand } from './swarm.js';
 import { versionCommand } from './version.js';
 
-export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, stackCommand, labCommand];
+export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, stackCommand, execCommand, labCommand];

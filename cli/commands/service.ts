@@ -4,6 +4,7 @@ import type { Argv } from 'yargs';
 import type { ApiClient } from '../client/api-client.js';
 import type { CliCommand, CliContext, GlobalArgs } from '../context.js';
 import { CliError } from '../errors.js';
+import { addServiceLogsCommand } from './service-logs.js';
 import { resolveImageDigest } from '../stack/deploy.js';
 import { mergedFilters, printTasks } from '../stack/ps.js';
 import { asArray, filtersQuery, printInspect, printList, type Column } from './common.js';
@@ -74,7 +75,7 @@ function keyValues(list: unknown): Record<string, string> {
 export const serviceCommand: CliCommand = {
   register: (parser, ctx) =>
     parser.command('service', 'Manage Swarm services', (y: Argv<GlobalArgs>) =>
-      y
+      addServiceLogsCommand(y, ctx)
         .command(
           'create <image> [args..]',
           'Create a new service',
