@@ -39,6 +39,7 @@ import { ManagerError, NoLeaderError, NotLeaderError, managerErrorFromGrpc } fro
 import { identitySaver, ManagerCertificates, type ManagerCertificatesOptions } from './certificates.js';
 import type { IdentityChange } from '../ca/node-certificates.js';
 import { clusterOf, StoreNodeRegistry, type ManagedCluster } from './membership/cluster-state.js';
+import { initialAllocation } from './allocator/init.js';
 import { LeaderServices, methodPaths, type LeaderServicesOptions } from './leader-services.js';
 import { forceNewCluster } from './membership/force-new-cluster.js';
 import { Membership, upsertManagerNode, type MemberInfo, type RemovalAction } from './membership/membership.js';
@@ -96,6 +97,9 @@ export interface ManagerBaseOptions extends ManagerTuning {
 export interface InitOptions extends ManagerBaseOptions {
   readonly certExpiry?: CertExpiryOptions;
   readonly clusterName?: string;
+  /** `--default-addr-pool` (default 10.0.0.0/8) and `--default-addr-pool-mask-length` (default 24). */
+  readonly defaultAddrPool?: readonly string[];
+  readonly subnetSize?: number;
 }
 
 export interface JoinOptions extends ManagerBaseOptions {
@@ -227,6 +231,8 @@ export class Manager {
 
   /** `swarm init`. */
   static async init(o: InitOptions): Promise<Manager> {
+    // Checked before anything is made: a bad pool leaves no state behind.
+    const networking = initialAllocation(o.defaultAddrPool, o.subnetSize);
     await ensureFresh(o.dataRoot);
     const ca = await ClusterCA.create({ nowMs: Date.now(), ...(o.certExpiry !== undefined ? { expiry: o.certExpiry } : {}) });
     const identity = await ca.issueLocalIdentity(newNodeId(), MANAGER_ROLE, Date.now());
@@ -250,7 +256,8 @@ export class Manager {
           ShoalCA: caData,
           RemovedNodes: [],
         };
-        tx.create('cluster', { ...cluster, ID: identity.clusterId });
+        tx.create('cluster', { ...cluster, ...networking.cluster, ID: identity.clusterId });
+        tx.create('network', networking.ingress);
         upsertManagerNode(tx, identity.nodeId, m.advertise, true);
       });
       m.caVersion = m.store.version;

@@ -7,6 +7,7 @@ import { labCommand } from '../lab/command.js';
 import { configCommand } from './config.js';
 import { execCommand } from './exec.js';
 import { infoCommand } from './info.js';
+import { networkCommand } from './network.js';
 import { nodeCommand } from './node.js';
 import { secretCommand } from './secret.js';
 import { serviceCommand } from './service.js';
@@ -14,4 +15,4 @@ import { stackCommand } from './stack.js';
 import { swarmCommand } from './swarm.js';
 import { versionCommand } from './version.js';
 
-export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, stackCommand, execCommand, labCommand];
+export const COMMANDS: readonly CliCommand[] = [infoCommand, versionCommand, swarmCommand, nodeCommand, serviceCommand, secretCommand, configCommand, stackCommand, networkCommand, execCommand, labCommand];

@@ -35,6 +35,8 @@ import {
   type Tx,
 } from '../store/index.js';
 import { generateUnlockKey } from '../keymanager/unlock-key.js';
+import { AllocationState, AllocatorError } from '../allocator/index.js';
+import { isAlive } from '../orchestrator/task-state.js';
 import { ControlError, invalid, precondition, toControlError } from './errors.js';
 import { clusterCASeam, type CAChangeResult, type ClusterCASeam, type MembershipSeam, type StoreWrite, type StoredCluster } from './seams.js';
 import {
@@ -152,6 +154,8 @@ export class ControlApi {
   private readonly ca: ClusterCASeam;
   private readonly newUnlockKey: () => string;
   private readonly log: Logger;
+  /** Network creates, one at a time (see createNetwork). */
+  private networkCreates: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: ControlDeps) {
     this.store = deps.store;
@@ -460,16 +464,33 @@ export class ControlApi {
     return this.list('network', filters);
   }
 
+  /**
+   * `network create`: the network is created allocated — its subnet (`--subnet`, refused when it
+   * overlaps another network, or the next free one of the cluster's default pool), gateway and
+   * VNI are in the committed object. Creates are serialized here (the leader's only writer of
+   * network allocations) so two concurrent ones cannot pick the same subnet.
+   */
   async createNetwork(specInput: unknown): Promise<Network> {
     const spec = validateNetworkSpec(specInput);
-    const { result, version } = await this.commit('create network', (tx) => {
-      if (spec.Ingress === true) {
-        const other = tx.find('network').find((n) => n.Spec.Ingress === true);
-        if (other !== undefined) throw new ControlError('ERR_CONTROL_EXISTS', `ingress network ${other.Spec.Name} (${other.ID}) is already present; only one ingress network is allowed`);
-      }
-      return tx.create('network', { Spec: spec });
+    const run = this.networkCreates.then(async () => {
+      const { result, version } = await this.commit('create network', (tx) => {
+        if (spec.Ingress === true) {
+          const other = tx.find('network').find((n) => n.Spec.Ingress === true);
+          if (other !== undefined) throw new ControlError('ERR_CONTROL_EXISTS', `ingress network ${other.Spec.Name} (${other.ID}) is already present; only one ingress network is allowed`);
+        }
+        let fields;
+        try {
+          fields = AllocationState.networksFrom(tx).allocateNetwork(spec.Name, spec);
+        } catch (err) {
+          if (err instanceof AllocatorError) throw invalid(err.message);
+          throw err;
+        }
+        return tx.create('network', { Spec: spec, ...fields });
+      });
+      return this.committed('network', result.ID, version);
     });
-    return this.committed('network', result.ID, version);
+    this.networkCreates = run.catch(() => undefined);
+    return await run;
   }
 
   /** Labels only: a network's addressing and driver cannot change under attached tasks. */
@@ -494,7 +515,8 @@ export class ControlApi {
       const byName = tx.find('service').filter((s) => [...(s.Spec.TaskTemplate.Networks ?? []), ...(s.Spec.Networks ?? [])].some((n) => n.Target === cur.Spec.Name));
       const users = [...new Map([...services, ...byName].map((s) => [s.ID, s])).values()];
       if (users.length > 0) throw precondition(`network ${cur.Spec.Name} is in use by service ${users.map((s) => s.Spec.Name).join(', ')}`);
-      const task = tx.find('task').find((t) => t.NetworksAttachments?.some((a) => a.Network.ID === cur.ID) === true && t.DesiredState !== 'remove');
+      // A task holds its address until it is observed stopped (its endpoint is gone from its node).
+      const task = tx.find('task').find((t) => t.NetworksAttachments?.some((a) => a.Network.ID === cur.ID) === true && isAlive(t));
       if (task !== undefined) throw precondition(`network ${cur.Spec.Name} is in use by task ${task.ID}`);
       tx.delete('network', cur.ID);
     });

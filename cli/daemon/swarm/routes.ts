@@ -7,6 +7,7 @@ import { access } from 'node:fs/promises';
 
 import type { ListFilters } from '../../../manager/controlapi/control-api.js';
 import { ManagerError } from '../../../manager/errors.js';
+import { parsePoolConfig } from '../../../manager/allocator/subnet-pool.js';
 import { KeyManagerError, LOCKED_MESSAGE } from '../../../manager/keymanager/errors.js';
 import { KeyManagerDekSource } from '../../../manager/keymanager/key-manager.js';
 import { UNLOCK_KEY_PREFIX } from '../../../manager/keymanager/unlock-key.js';
@@ -44,6 +45,18 @@ function soleAddress(): string | null {
     .filter((a) => a !== undefined && a.family === 'IPv4' && !a.internal)
     .map((a) => a!.address);
   return found.length === 1 ? found[0]! : null;
+}
+
+/** `--default-addr-pool` / `--default-addr-pool-mask-length` from the init body, checked (400 when bad) before anything is made. */
+function addressPool(body: Record<string, unknown>): { defaultAddrPool?: string[]; subnetSize?: number } {
+  const pools = Array.isArray(body['DefaultAddrPool']) ? body['DefaultAddrPool'].map(String).filter((x) => x !== '') : [];
+  const size = typeof body['SubnetSize'] === 'number' && body['SubnetSize'] !== 0 ? body['SubnetSize'] : undefined;
+  try {
+    parsePoolConfig(pools, size);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return { ...(pools.length > 0 ? { defaultAddrPool: pools } : {}), ...(size !== undefined ? { subnetSize: size } : {}) };
 }
 
 function listenAndAdvertise(p: SwarmPlugin, body: Obj): { listen: string; advertise: string | undefined } {
@@ -134,6 +147,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     if (!isObj(body)) throw new InvalidArgumentError('swarm init needs a JSON object body');
     const force = body['ForceNewCluster'] === true;
     if (p.inSwarm && !force) throw new UnavailableError(MSG_ALREADY_IN_SWARM);
+    const pool = addressPool(body);
     return exclusive('init', async () => {
       let m: Manager;
       if (p.worker !== null) await p.leaveWorker();
@@ -144,7 +158,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
         m = await Manager.forceNewCluster({ dataRoot: p.dataRoot, ...p.managerOptions() });
       } else {
         const { listen, advertise } = listenAndAdvertise(p, body);
-        m = await Manager.init({ dataRoot: p.dataRoot, listenAddr: listen, ...(advertise !== undefined ? { advertiseAddr: advertise } : {}), ...p.managerOptions() });
+        m = await Manager.init({ dataRoot: p.dataRoot, listenAddr: listen, ...(advertise !== undefined ? { advertiseAddr: advertise } : {}), ...pool, ...p.managerOptions() });
       }
       p.attach(m);
       const spec = isObj(body['Spec']) ? { ...body['Spec'] } : {};

@@ -85,7 +85,7 @@ export function networkResource(n: Network): Obj {
     IPAM: {
       Driver: ipam?.Driver?.Name ?? 'default',
       Options: ipam?.Driver?.Options ?? null,
-      Config: (ipam?.Configs ?? []).map((c) => ({ ...c })),
+      Config: (ipam?.Configs ?? []).map(({ Range: range, ...c }) => ({ ...c, ...(range !== undefined && range !== '' ? { IPRange: range } : {}) })),
     },
     Internal: n.Spec.Internal ?? false,
     Attachable: n.Spec.Attachable ?? false,
@@ -104,7 +104,12 @@ export function networkSpecOf(body: unknown): Obj {
   const name = body['Name'];
   if (typeof name !== 'string' || name === '') throw new InvalidArgumentError('network name must be provided');
   const ipam = isObj(body['IPAM']) ? body['IPAM'] : {};
-  const configs = Array.isArray(ipam['Config']) ? ipam['Config'] : [];
+  // Docker's IPAMConfig says `IPRange`; swarm's says `Range`.
+  const configs = (Array.isArray(ipam['Config']) ? ipam['Config'] : []).map((c: unknown) => {
+    if (!isObj(c)) return c;
+    const { IPRange: range, AuxiliaryAddresses: _aux, ...rest } = c;
+    return typeof range === 'string' && range !== '' ? { ...rest, Range: range } : rest;
+  });
   const driver = typeof body['Driver'] === 'string' && body['Driver'] !== '' ? body['Driver'] : 'overlay';
   return {
     Name: name,
