@@ -62,6 +62,9 @@ function pad(data: Buffer): Buffer {
 /** A tar archive of `entries`, with PAX headers for names or link targets over 100 bytes. */
 export function buildTar(entries: readonly TarSpec[]): Buffer {
   const parts: Buffer[] = [];
+  // A hard link's header carries its target's mode, as GNU tar writes it: Docker's extractor
+  // chmods the (shared) inode to the link header's mode, so 0644 there would strip the target's x bit.
+  const fileModes = new Map<string, number>();
   for (const e of entries) {
     const mtime = 'mtime' in e && e.mtime !== undefined ? e.mtime : DEFAULT_MTIME;
     const uid = 'uid' in e && e.uid !== undefined ? e.uid : 0;
@@ -82,6 +85,7 @@ export function buildTar(entries: readonly TarSpec[]): Buffer {
         break;
       case 'file': {
         const data = Buffer.isBuffer(e.content) ? e.content : Buffer.from(e.content, 'utf8');
+        fileModes.set(e.path, e.mode ?? 0o644);
         parts.push(header(shortName, '0', data.length, e.mode ?? 0o644, uid, gid, mtime), pad(data));
         break;
       }
@@ -89,7 +93,7 @@ export function buildTar(entries: readonly TarSpec[]): Buffer {
         parts.push(header(shortName, '2', 0, 0o777, uid, gid, mtime, link.slice(0, 100)));
         break;
       case 'hardlink':
-        parts.push(header(shortName, '1', 0, 0o644, uid, gid, mtime, link.slice(0, 100)));
+        parts.push(header(shortName, '1', 0, fileModes.get(e.target) ?? 0o644, uid, gid, mtime, link.slice(0, 100)));
         break;
       case 'fifo':
         parts.push(header(shortName, '6', 0, e.mode ?? 0o644, uid, gid, mtime));

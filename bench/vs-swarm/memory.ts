@@ -1,0 +1,45 @@
+// Memory of a system's processes: PSS and RSS from /proc/PID/smaps_rollup, summed over the
+// processes of a host's network namespace (a daemon and its per-task helpers; the containers
+// themselves have namespaces of their own and are not counted).
+import { readFileSync } from 'node:fs';
+import { runCommand } from '../../cli/lab/sys.js';
+
+export interface Footprint {
+  readonly pssKb: number;
+  readonly rssKb: number;
+  readonly processes: number;
+}
+
+/** The `Pss:` and `Rss:` lines (kB) of a smaps_rollup text; 0 when absent. */
+export function parseSmapsRollup(text: string): { pssKb: number; rssKb: number } {
+  const field = (name: string): number => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
+    return m === null ? 0 : Number(m[1]);
+  };
+  return { pssKb: field('Pss'), rssKb: field('Rss') };
+}
+
+export function sumFootprints(parts: readonly { pssKb: number; rssKb: number }[]): Footprint {
+  return parts.reduce<Footprint>((a, p) => ({ pssKb: a.pssKb + p.pssKb, rssKb: a.rssKb + p.rssKb, processes: a.processes + 1 }), { pssKb: 0, rssKb: 0, processes: 0 });
+}
+
+/** PIDs whose network namespace is `netns`. */
+export async function netnsPids(netns: string): Promise<number[]> {
+  const r = await runCommand('ip', ['netns', 'pids', netns]);
+  return r.stdout.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
+}
+
+/** The summed footprint of every process in these namespaces (processes that vanish are skipped). */
+export async function footprintOf(namespaces: readonly string[]): Promise<Footprint> {
+  const parts: { pssKb: number; rssKb: number }[] = [];
+  for (const ns of namespaces) {
+    for (const pid of await netnsPids(ns)) {
+      try {
+        parts.push(parseSmapsRollup(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')));
+      } catch {
+        /* exited meanwhile */
+      }
+    }
+  }
+  return sumFootprints(parts);
+}
