@@ -190,6 +190,30 @@ describe('worker network manager', () => {
     await eventually('the port to refuse', async () => (await lab.tcpRequests(hostB, ADDR_A, 30080, 1, 1000))[0] === 'ECONNREFUSED');
   });
 
+  it('a network manager restarted after a crash rebuilds the sandboxes and re-attaches the surviving tasks', async () => {
+    for (const wn of [netA, netB]) wn.setView(INGRESS_VIEW);
+    // Host A's daemon "dies" (its objects are abandoned, its sandboxes and resolvers stay behind);
+    // a new one starts on the same host, learns its address, and gets the tasks and views again.
+    const restarted = new WorkerNetworks({ hostTag: TAG_A, nodeId: 'nodeA', hostNetns: hostA, upstreamResolvers: [] });
+    const abandoned = netA;
+    netA = restarted;
+    void abandoned; // never closed: what a SIGKILL leaves
+    restarted.setLocalAddress(ADDR_A);
+    for (const t of [CLIENT, WEB2, OUTSIDER]) expect((await restarted.prepareTask(t))!.networkNamespacePath).toBe(paths.get(t.ID));
+    restarted.setView(backendView(true));
+    restarted.setView(INGRESS_VIEW);
+    restarted.setView(OTHER_VIEW);
+    const client = paths.get(CLIENT.ID)!;
+    await eventually('both backends through the VIP after the restart', async () => new Set(await lab.tcpRequests(client, '10.77.1.2', 8080, 16, 1000)).size === 2);
+    const [web] = (await lab.dnsExchange(client, '10.77.1.1', 53, [buildQuery(9, 'web')])).map((r) => parseResponse(r!));
+    expect(web!.addresses).toEqual(['10.77.1.2']);
+    await eventually('the routing mesh on A after the restart', async () => (await lab.tcpRequests(hostB, ADDR_A, 30080, 1, 1000))[0] === 'web.1');
+    // One sandbox per network, one veth per task: nothing doubled by the rebuild.
+    const ours = (await run(['ip', 'netns', 'list'])).split('\n').filter((l) => l.startsWith(`shoal-${TAG_A}-n`));
+    expect(ours).toHaveLength(3);
+    expect((await run(['ip', '-o', 'link', 'show'], { netns: client })).match(/eth\d+@/g)).toHaveLength(1);
+  }, 60_000);
+
   it('releasing tasks and closing leaves no namespace, link or rule', async () => {
     await netA.releaseTask(OUTSIDER.ID);
     expect(await run(['ip', 'netns', 'list'])).not.toContain(`shoal-${TAG_A}-n${OTHER.ID.slice(0, 12)}`);
