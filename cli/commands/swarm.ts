@@ -82,10 +82,14 @@ export const swarmCommand: CliCommand = {
               .option('advertise-addr', { type: 'string', describe: 'Advertised address (format: <ip|interface>[:port])' })
               .option('listen-addr', { type: 'string', default: '0.0.0.0:2377', describe: 'Listen address (format: <ip|interface>[:port])' })
               .option('force-new-cluster', { type: 'boolean', default: false, describe: 'Force create a new cluster from current state' })
-              .option('autolock', { type: 'boolean', default: false, describe: 'Enable manager autolocking (requiring an unlock key to start a stopped manager)' }),
+              .option('autolock', { type: 'boolean', default: false, describe: 'Enable manager autolocking (requiring an unlock key to start a stopped manager)' })
+              .option('default-addr-pool', { type: 'string', array: true, describe: 'Default address pool in CIDR format (default 10.0.0.0/8)' })
+              .option('default-addr-pool-mask-length', { type: 'number', default: 24, describe: 'Default address pool subnet mask length' }),
           async (argv) => {
             const c = ctx.client(argv);
             const nodeId = await c.post<string>('/swarm/init', {
+              DefaultAddrPool: (argv['default-addr-pool'] ?? []).map(String),
+              SubnetSize: argv['default-addr-pool-mask-length'],
               ListenAddr: argv['listen-addr'],
               AdvertiseAddr: argv['advertise-addr'] ?? '',
               ForceNewCluster: argv['force-new-cluster'],
