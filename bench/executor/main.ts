@@ -1,9 +1,12 @@
 // `npm run bench:executor [-- --json] [-- --tasks N] [-- --pull always|missing]`
 //
 // Task start latency, side by side in one run, interleaved task by task:
-//   shoal — RuncExecutor: controller → prepare (pull check against the registry on loopback, overlay
-//           mount, loopback netns, /etc files, config.json, FIFOs) → start (shim, `runc run`, PID
-//           file) until RUNNING.
+//   shoal ref=digest — RuncExecutor: controller → prepare → start until RUNNING, the image pinned to
+//           its manifest digest as `docker service create` sends it (present locally: no registry
+//           round trip); prepare = image lookup, shim forked by the launcher (FIFOs, overlay mount),
+//           user, /etc files, config.json; start = a `start` line to the shim, `runc run`, PID file.
+//   shoal ref=tag — the same with a tag and no reuse of earlier answers (tagFreshMs 0): every
+//           prepare asks the registry on loopback for the manifest, as Docker does for a tag.
 //   runc  — bare `runc run -d` of a bundle the executor prepared (untimed), with runc making the
 //           network namespace itself, until the command returns (the container runs).
 // Every container stays up until the end (N containers running at once, as on a busy worker), then
@@ -12,9 +15,9 @@ import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Runc } from '../../worker/executor/runc.js';
-import { ExecutorCleanup, pushTestImage, testImageLayer } from '../../worker/executor/test-support.js';
+import { ExecutorCleanup, testImageLayer } from '../../worker/executor/test-support.js';
 import type { TaskController } from '../../worker/executor/types.js';
-import { startRegistry } from '../../worker/testing/registry.js';
+import { pushImage, startRegistry } from '../../worker/testing/registry.js';
 import { percentile, round, sortedAsc } from '../stats.js';
 
 const TASKS_MAX = 500;
@@ -47,6 +50,7 @@ function parseArgs(argv: readonly string[]): Args {
 interface Row {
   readonly bench: 'executor';
   readonly system: 'shoal' | 'runc';
+  readonly ref: 'digest' | 'tag' | null;
   readonly tasks: number;
   readonly pull: 'always' | 'missing';
   readonly p50_ms: number;
@@ -77,30 +81,36 @@ async function main(): Promise<void> {
   const bareIds: string[] = [];
   const controllers: TaskController[] = [];
   try {
-    const image = await pushTestImage(reg, await testImageLayer(), 'shoal/bench');
+    const pushed = await pushImage(reg, { repository: 'shoal/bench', tag: 'latest', layers: [await testImageLayer()], config: { Cmd: ['sh'] } });
+    const tagged = `${reg.host}/shoal/bench:latest`;
+    const pinned = `${reg.host}/shoal/bench@${pushed.manifestDigest}`;
     const images = await cleanup.imageStore();
-    await images.pull(image);
+    await images.pull(tagged);
+    await images.pull(pinned);
     const ex = await cleanup.executor({ images, pullPolicy: args.pull });
-    const spec = { ContainerSpec: { Image: image, Command: ['sleep', '3600'] } };
-    const shoal: number[] = [];
-    const prepare: number[] = [];
-    const start: number[] = [];
+    const exTag = await cleanup.executor({ images, pullPolicy: args.pull, tagFreshMs: 0 });
+    const spec = (image: string): { ContainerSpec: { Image: string; Command: string[] } } => ({ ContainerSpec: { Image: image, Command: ['sleep', '3600'] } });
+    const series = { digest: { total: [] as number[], prepare: [] as number[], start: [] as number[] }, tag: { total: [] as number[], prepare: [] as number[], start: [] as number[] } };
     const runc: number[] = [];
-    for (let i = 0; i < args.tasks; i++) {
+    const shoalRun = async (executor: typeof ex, taskId: string, image: string, into: (typeof series)['digest']): Promise<void> => {
       // shoal: assignment received → RUNNING.
       const t0 = performance.now();
-      const t = ex.controller({ taskId: `bench-${i}`, spec });
+      const t = executor.controller({ taskId, spec: spec(image) });
       controllers.push(t);
       await t.prepare();
       const t1 = performance.now();
       await t.start();
       const t2 = performance.now();
-      shoal.push(t2 - t0);
-      prepare.push(t1 - t0);
-      start.push(t2 - t1);
+      into.total.push(t2 - t0);
+      into.prepare.push(t1 - t0);
+      into.start.push(t2 - t1);
+    };
+    for (let i = 0; i < args.tasks; i++) {
+      await shoalRun(ex, `bench-${i}`, pinned, series.digest);
+      await shoalRun(exTag, `tag-${i}`, tagged, series.tag);
 
       // runc: a bundle prepared by the executor (untimed), then bare `runc run -d`.
-      const b = ex.controller({ taskId: `bare-${i}`, spec });
+      const b = ex.controller({ taskId: `bare-${i}`, spec: spec(pinned) });
       controllers.push(b);
       await b.prepare();
       const bundle = join(ex.opts.dataRoot, 'tasks', `bare-${i}`, 'bundle');
@@ -112,21 +122,22 @@ async function main(): Promise<void> {
       runc.push(performance.now() - r0);
       bareIds.push(`bare-${i}`);
     }
-    const rows: Row[] = [
-      { bench: 'executor', system: 'shoal', tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(shoal, 50), p99_ms: percentileOf(shoal, 99), prepare_p50_ms: percentileOf(prepare, 50), start_p50_ms: percentileOf(start, 50) },
-      { bench: 'executor', system: 'runc', tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(runc, 50), p99_ms: percentileOf(runc, 99), prepare_p50_ms: null, start_p50_ms: null },
-    ];
+    const shoalRow = (ref: 'digest' | 'tag'): Row => {
+      const x = series[ref];
+      return { bench: 'executor', system: 'shoal', ref, tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(x.total, 50), p99_ms: percentileOf(x.total, 99), prepare_p50_ms: percentileOf(x.prepare, 50), start_p50_ms: percentileOf(x.start, 50) };
+    };
+    const runcRow: Row = { bench: 'executor', system: 'runc', ref: null, tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(runc, 50), p99_ms: percentileOf(runc, 99), prepare_p50_ms: null, start_p50_ms: null };
+    const rows: Row[] = [shoalRow('digest'), shoalRow('tag'), runcRow];
     if (args.json) {
       console.log(JSON.stringify(rows));
     } else {
       console.log(`task start latency, ${args.tasks} containers each, interleaved (assignment → RUNNING), pull policy ${args.pull}`);
-      console.log('system  tasks   p50 ms   p99 ms   prepare p50   start p50');
+      console.log('system  ref      tasks   p50 ms   p99 ms   prepare p50   start p50   p50 / runc p50');
       for (const r of rows) {
         console.log(
-          `${r.system.padEnd(6)}  ${String(r.tasks).padStart(5)}  ${r.p50_ms.toFixed(1).padStart(7)}  ${r.p99_ms.toFixed(1).padStart(7)}  ${(r.prepare_p50_ms?.toFixed(1) ?? '-').padStart(12)}  ${(r.start_p50_ms?.toFixed(1) ?? '-').padStart(10)}`,
+          `${r.system.padEnd(6)}  ${(r.ref ?? '-').padEnd(6)}  ${String(r.tasks).padStart(5)}  ${r.p50_ms.toFixed(1).padStart(7)}  ${r.p99_ms.toFixed(1).padStart(7)}  ${(r.prepare_p50_ms?.toFixed(1) ?? '-').padStart(12)}  ${(r.start_p50_ms?.toFixed(1) ?? '-').padStart(10)}  ${(r.p50_ms / runcRow.p50_ms).toFixed(2).padStart(15)}`,
         );
       }
-      console.log(`shoal p50 / runc p50 = ${((rows[0] as Row).p50_ms / (rows[1] as Row).p50_ms).toFixed(2)}`);
     }
   } finally {
     for (const id of bareIds) await bare.delete(id, true).catch(() => undefined);

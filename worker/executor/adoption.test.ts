@@ -3,14 +3,13 @@
 // exit are followed again; ones that ended meanwhile report their exit; ones no longer wanted are
 // removed; runc containers with no task are removed.
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStore } from '../image/index.js';
 import { startRegistry, type RegistryFixture } from '../testing/registry.js';
 import { cgroupExists } from './cgroups.js';
 import { mountsUnder } from './host-mounts.js';
-import { netnsExists } from './netns.js';
 import type { RuncExecutor } from './runc-executor.js';
 import { readTaskLog } from './task-log.js';
 import { ExecutorCleanup, pushTestImage, testImageLayer, uniqueName } from './test-support.js';
@@ -54,6 +53,14 @@ function logLines(t: TaskController): string[] {
 async function until(what: string, pred: () => boolean, attempts = 200): Promise<void> {
   for (let i = 0; i < attempts; i++) {
     if (pred()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function untilAsync(what: string, pred: () => Promise<boolean>, attempts = 200): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await pred()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
@@ -119,7 +126,6 @@ describe('adoption after an executor restart', () => {
     const keepPid = keep.inspect().pid;
     const dropDir = join(first.opts.dataRoot, 'tasks', 'unwanted');
     const config = JSON.parse(await readFile(join(dropDir, 'bundle', 'config.json'), 'utf8')) as { linux: { namespaces: { type: string; path?: string }[]; cgroupsPath: string } };
-    const netns = (config.linux.namespaces.find((n) => n.type === 'network')?.path as string).split('/').pop() as string;
     expect(drop.inspect().state).toBe('running');
     const second = await restart();
     const result = await second.reconcile(['wanted']);
@@ -128,25 +134,24 @@ describe('adoption after an executor restart', () => {
     expect(second.controller({ taskId: 'wanted', spec: {} }).inspect()).toMatchObject({ state: 'running', pid: keepPid });
     expect(await second.runc.state('unwanted')).toBeUndefined();
     expect(await mountsUnder(dropDir)).toEqual([]);
-    expect(await netnsExists(netns)).toBe(false);
     expect(await cgroupExists(config.linux.cgroupsPath)).toBe(false);
   });
 
   it('keeps a prepared task that was never started; the new executor starts it, even without its waiting shim', async () => {
     const { first, restart } = await executorPair();
     await first.controller({ taskId: 'later', spec: { ContainerSpec: { Image: image, Command: ['echo', 'started late'] } } }).prepare();
-    // Kill the shim that waits for `start` (found by its task directory in its argv): start must make another.
+    // Kill the shim that waits for `start` (its PID is in shim.pid): start must make another.
     const taskDir = join(first.opts.dataRoot, 'tasks', 'later');
-    const shims = (await readdir('/proc')).filter((p) => /^\d+$/.test(p));
+    const shimPid = Number(await readFile(join(taskDir, 'shim.pid'), 'utf8'));
     let killed = 0;
-    for (const pid of shims) {
-      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-      if (argv[0] === 'sh' && argv.includes('shoal-shim') && argv.includes(taskDir)) {
-        process.kill(Number(pid), 'SIGKILL');
-        killed++;
-      }
+    const status = await readFile(`/proc/${shimPid}/status`, 'utf8').catch(() => '');
+    if (/^State:\s+S/m.test(status)) {
+      process.kill(shimPid, 'SIGKILL');
+      killed++;
     }
     expect(killed).toBe(1);
+    // Gone (or a zombie) before the restart, as a shim killed long before would be.
+    await untilAsync('the killed shim to end', async () => !/^State:\s+[SRD]/m.test(await readFile(`/proc/${shimPid}/status`, 'utf8').catch(() => '')));
     const second = await restart();
     const t = second.controller({ taskId: 'later', spec: { ContainerSpec: { Image: image } } });
     expect(t.inspect().state).toBe('prepared');

@@ -63,8 +63,8 @@ export interface BundleInput {
   readonly readonlyRootfs: boolean;
   /** Mounts after the standard ones, in order (bind, volume, tmpfs, secrets, configs, /etc files). */
   readonly mounts: readonly OciMount[];
-  /** `/run/netns/NAME`. */
-  readonly networkNamespacePath: string;
+  /** `/run/netns/NAME`; undefined: runc makes a new namespace (with `lo` up). */
+  readonly networkNamespacePath: string | undefined;
   /** runc's linux.cgroupsPath (cgroupfs driver: an absolute path under each hierarchy). */
   readonly cgroupsPath: string;
   readonly limits: { readonly nanoCpus?: number; readonly memoryBytes?: number; readonly pids?: number };
@@ -125,7 +125,7 @@ export function buildOciConfig(input: BundleInput): Record<string, unknown> {
     linux: {
       resources,
       cgroupsPath: input.cgroupsPath,
-      namespaces: [{ type: 'pid' }, { type: 'network', path: input.networkNamespacePath }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      namespaces: [{ type: 'pid' }, input.networkNamespacePath !== undefined ? { type: 'network', path: input.networkNamespacePath } : { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
       ...(input.sysctls !== undefined && Object.keys(input.sysctls).length > 0 ? { sysctl: { ...input.sysctls } } : {}),

@@ -3,7 +3,7 @@
 // tests read the task's captured JSON-lines log. Every container, mount, cgroup and namespace is
 // removed after each test, also when it fails.
 import { execFileSync } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStore } from '../image/index.js';
@@ -86,6 +86,13 @@ describe('running a task', () => {
     const entry = readTaskLog(t.inspect().logPath as string)[0];
     expect(entry?.ts).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(t.inspect()).toMatchObject({ state: 'exited', exitCode: 0, imageId: images.get(image)?.id });
+  });
+
+  it('starts the container process with no signal ignored (the shim is forked by a shell, which ignores INT and QUIT in background jobs)', async () => {
+    await executor();
+    const { status, out } = await runToEnd(task({ Command: ['grep', 'SigIgn', '/proc/1/status'] }));
+    expect(status.exitCode).toBe(0);
+    expect(out).toEqual(['SigIgn:\t0000000000000000']);
   });
 
   it('reports a non-zero exit as failed with Docker message', async () => {
@@ -243,17 +250,18 @@ describe('files, mounts and namespaces', () => {
     expect(second.out).toEqual(['more', 'from the image']);
   });
 
-  it('gives a task a loopback-only network namespace of its own by default, removed with the task', async () => {
+  it('gives a task a loopback-only network namespace of its own by default, gone with the task', async () => {
     await executor();
-    const t = task({ Command: ['sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; cat /sys/class/net/lo/operstate'] });
-    const { out } = await runToEnd(t);
-    expect(out).toEqual(['lo', 'unknown']);
-    const config = JSON.parse(await readFile(join(ex.opts.dataRoot, 'tasks', t.taskId, 'bundle', 'config.json'), 'utf8')) as { linux: { namespaces: { type: string; path?: string }[] } };
-    const nsPath = config.linux.namespaces.find((n) => n.type === 'network')?.path as string;
-    const name = nsPath.split('/').pop() as string;
-    expect(await netnsExists(name)).toBe(true);
+    const t = task({ Command: ['sh', '-c', 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; cat /sys/class/net/lo/operstate; sleep 3600'] });
+    await t.prepare();
+    await t.start();
+    expect(await waitForLog(t, (l) => l.length >= 2)).toEqual(['lo', 'unknown']);
+    const pid = t.inspect().pid as number;
+    const [own, host] = await Promise.all([readlink(`/proc/${pid}/ns/net`), readlink('/proc/self/ns/net')]);
+    expect(own).toMatch(/^net:\[\d+\]$/);
+    expect(own).not.toBe(host);
     await t.remove();
-    expect(await netnsExists(name)).toBe(false);
+    expect((await readdir('/run/netns').catch(() => [] as string[])).filter((n) => n.startsWith(`${ex.netnsPrefix}-`))).toEqual([]);
   });
 
   it('joins a network namespace the caller gives with its resolv.conf, and leaves it in place on remove', async () => {

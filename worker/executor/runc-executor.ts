@@ -2,35 +2,38 @@
 // lifecycle and adoption: README.md in this folder.
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { ImageConfig, PullOptions, RootfsMount } from '../image/index.js';
+import type { ImageConfig, PullOptions, RootfsMount, RootfsPlan } from '../image/index.js';
 import { oomKillCount, removeCgroupTree } from './cgroups.js';
 import { ExecutorError, HostSetupError, InvalidTaskSpecError, RuntimeError, TaskImageError, TaskStateError, TaskTimeoutError } from './errors.js';
 import { HealthMonitor } from './health.js';
+import { ImageResolver } from './image-resolver.js';
 import { isMountPoint, mountsUnder, unmountIfMounted } from './host-mounts.js';
-import { createLoopbackNetns, deleteNetns } from './netns.js';
+import { deleteNetns } from './netns.js';
 import { buildOciConfig, type OciMount } from './oci-spec.js';
 import { DEFAULT_STOP_GRACE_PERIOD_NS, healthcheckPlan, processArgs, processCwd, processEnv, stopSignal, type HealthcheckPlan } from './process-spec.js';
 import { Runc, RuncCommandError, type RuncState } from './runc.js';
-import { ackShim, spawnShim, TASK_FILES, tellShim } from './shim.js';
+import { ackShim, ShimLauncher, TASK_FILES, tellShim } from './shim.js';
 import { DEFAULT_TASK_LOG_OPTIONS, FifoLogReader, TaskLogWriter, type TaskLogOptions } from './task-log.js';
 import { MountSpecError, prepareEtcFiles, prepareSecretFiles, prepareSpecMounts, removeDirs } from './task-mounts.js';
 import type { ContainerState, Executor, ExitStatus, HealthReport, ReconcileResult, TaskController, TaskDescriptor, TaskEvent, TaskInspect } from './types.js';
-import { resolveUser, UserLookupError } from './user.js';
+import { resolveUser, UserLookupError, type ResolvedUser } from './user.js';
 
 const TASK_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const DEFAULT_START_TIMEOUT_MS = 30_000;
 /** After SIGKILL, how long a container may take to be gone before shutdown gives up. */
 const KILL_WAIT_MS = 10_000;
 const START_POLL_MS = 100;
+/** How long a new shim may take to make and open its FIFOs. */
+const SHIM_READY_TIMEOUT_MS = 30_000;
 /** Safety-net poll for the shim's status file (inotify normally reports it at once). */
 const EXIT_POLL_MS = 1_000;
 /** After acknowledging the status, how long to wait for the log FIFOs to drain to EOF. */
 const DRAIN_WAIT_MS = 5_000;
 const HOSTNAME_MAX = 63;
+const DEFAULT_TAG_FRESH_MS = 1_000;
+const USER_CACHE_MAX = 1_024;
 const RECORD_VERSION = 1;
 /** How long adoption waits for an exited container's FIFOs to drain. */
 const ADOPT_DRAIN_MS = 5_000;
@@ -41,6 +44,10 @@ export interface ImageSource {
   pull(reference: string, options?: PullOptions): Promise<{ readonly image: { readonly id: string; readonly config: ImageConfig } }>;
   get(idOrReference: string): { readonly id: string; readonly config: ImageConfig } | undefined;
   mountRootfs(imageId: string, containerDir: string): Promise<RootfsMount>;
+  /** mountRootfs without the mount itself: the shim mounts it (one process fewer from the daemon). */
+  planRootfs(imageId: string, containerDir: string): Promise<RootfsPlan>;
+  /** Counts a root an earlier process mounted as in use again (adoption), so gc keeps its image. */
+  adoptRootfs(imageId: string, containerDir: string): RootfsMount;
 }
 
 export interface RuncExecutorOptions {
@@ -55,8 +62,13 @@ export interface RuncExecutorOptions {
   readonly netnsPrefix?: string;
   readonly taskLog?: Partial<TaskLogOptions>;
   readonly startTimeoutMs?: number;
-  /** `always` pulls at every prepare (a failed pull falls back to a local copy); `missing` only when absent. */
+  /**
+   * `always` (default) asks the registry at prepare unless the reference is pinned to a digest the
+   * store has (a failed pull falls back to a local copy); `missing` pulls only what is absent.
+   */
   readonly pullPolicy?: 'always' | 'missing';
+  /** How long a tag the registry resolved is reused by later prepares without asking again (default 1 s; 0: never). */
+  readonly tagFreshMs?: number;
 }
 
 /** What a task's directory remembers, for a later executor process. */
@@ -66,8 +78,9 @@ interface TaskRecord {
   readonly imageRef: string;
   readonly imageId: string;
   readonly cgroupsPath: string;
-  readonly netnsPath: string;
-  /** Set when the namespace is ours to delete. */
+  /** The caller's namespace; undefined when runc made the container its own. */
+  readonly netnsPath: string | undefined;
+  /** Set when the namespace is ours to delete (records of executors that made one with `ip netns`). */
   readonly netnsName: string | undefined;
   readonly stopSignal: string;
   readonly stopGraceMs: number;
@@ -117,17 +130,19 @@ async function lastRuncError(path: string): Promise<string> {
   return msg.trim();
 }
 
-function mkfifo(paths: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('mkfifo', ['-m', '600', ...paths], { timeout: 10_000 }, (err, _o, stderr) => {
-      if (err !== null) reject(new Error(`mkfifo: ${String(stderr).trim() || err.message}`));
-      else resolve();
-    });
-  });
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Gone already.
+  }
 }
 
-/** Resolves with the first of `names` that exists in `dir` (inotify, with a slow poll as a safety net). */
-async function waitForAnyFile(dir: string, names: readonly string[], timeoutMs: number): Promise<string | undefined> {
+/**
+ * Resolves with the first of `names` that exists in `dir` (inotify, with a slow poll as a safety
+ * net), or undefined after timeoutMs or once `until` settles.
+ */
+async function waitForAnyFile(dir: string, names: readonly string[], timeoutMs: number, until?: Promise<unknown>): Promise<string | undefined> {
   let watcher: FSWatcher | undefined;
   let poll: NodeJS.Timeout | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -148,10 +163,13 @@ async function waitForAnyFile(dir: string, names: readonly string[], timeoutMs: 
       });
       watcher.on('error', () => undefined);
       poll = setInterval(() => void check(), START_POLL_MS);
-      timer = setTimeout(() => {
+      const giveUp = (): void => {
+        if (settled) return;
         settled = true;
         resolve(undefined);
-      }, timeoutMs);
+      };
+      timer = setTimeout(giveUp, timeoutMs);
+      until?.then(giveUp, giveUp);
       void check();
     });
   } finally {
@@ -168,6 +186,11 @@ export class RuncExecutor implements Executor {
   readonly cgroupParent: string;
   readonly netnsPrefix: string;
   readonly taskLogOptions: TaskLogOptions;
+  readonly imageResolver: ImageResolver;
+  /** @internal Forks the shims. */
+  readonly launcher: ShimLauncher;
+  /** Users resolved per image (the image's /etc/passwd and /etc/group decide; a new root's upper dir is empty). */
+  private readonly users = new Map<string, ResolvedUser>();
   private closed = false;
 
   private constructor(readonly opts: RuncExecutorOptions) {
@@ -176,6 +199,8 @@ export class RuncExecutor implements Executor {
     this.cgroupParent = (opts.cgroupParent ?? 'shoal').replace(/^\/+|\/+$/g, '');
     this.netnsPrefix = opts.netnsPrefix ?? 'shoal';
     this.taskLogOptions = { ...DEFAULT_TASK_LOG_OPTIONS, ...opts.taskLog };
+    this.launcher = new ShimLauncher(this.runc.binary, this.runc.root);
+    this.imageResolver = new ImageResolver(opts.images, { pullPolicy: opts.pullPolicy ?? 'always', tagFreshMs: opts.tagFreshMs ?? DEFAULT_TAG_FRESH_MS });
   }
 
   get tasksDir(): string {
@@ -258,6 +283,27 @@ export class RuncExecutor implements Executor {
     return t;
   }
 
+  /** @internal A user resolved earlier in the same image. */
+  cachedUser(key: string): ResolvedUser | undefined {
+    return this.users.get(key);
+  }
+
+  /** @internal */
+  cacheUser(key: string, user: ResolvedUser): void {
+    if (this.users.size >= USER_CACHE_MAX) this.users.delete(this.users.keys().next().value as string);
+    this.users.set(key, user);
+  }
+
+  /** Image IDs of the tasks this executor holds (prepared, running or exited, not yet removed): pass to the image store's gc. */
+  imagesInUse(): readonly string[] {
+    const ids = new Set<string>();
+    for (const t of this.tasks.values()) {
+      const id = t.inspect().imageId;
+      if (id !== undefined) ids.add(id);
+    }
+    return [...ids];
+  }
+
   taskIds(): readonly string[] {
     return [...this.tasks.keys()];
   }
@@ -287,6 +333,7 @@ export class RuncExecutor implements Executor {
     this.closed = true;
     await Promise.all([...this.tasks.values()].map((t) => t.detach()));
     this.tasks.clear();
+    this.launcher.close();
   }
 }
 
@@ -397,43 +444,57 @@ class RuncTask implements TaskController {
     undo.push(() => rm(this.dir, { recursive: true, force: true }));
     await mkdir(join(this.ex.logsDir, id), { recursive: true, mode: 0o700 });
 
-    // Steps that only need the task directory run beside the pull and mount: each is a process
-    // spawn, and on a busy host those dominate the time to RUNNING.
-    const fifos = mkfifo([join(this.dir, TASK_FILES.stdoutFifo), join(this.dir, TASK_FILES.stderrFifo), join(this.dir, TASK_FILES.ackFifo)]);
-    fifos.catch(() => undefined);
-    // The shim waits from now on for its `start` line: start() then costs a write, not a spawn.
-    const shim = fifos.then(() => spawnShim(this.dir, this.ex.runc.binary, this.ex.runc.root, id, false));
-    shim.catch(() => undefined);
-    undo.push(async () => {
-      if ((await shim.catch(() => undefined)) !== undefined) ackShim(this.dir);
-    });
-    const netns = this.makeNetns();
-    netns.catch(() => undefined);
-    undo.push(async () => {
-      const made = await netns.catch(() => undefined);
-      if (made?.name !== undefined) await deleteNetns(made.name);
-    });
-
     const image = await this.pullImage(spec.Image, signal);
-    let mount: RootfsMount;
+    let root: RootfsPlan;
     try {
-      mount = await this.ex.opts.images.mountRootfs(image.id, this.bundleDir);
+      root = await this.ex.opts.images.planRootfs(image.id, this.bundleDir);
     } catch (err) {
       throw new TaskImageError(id, `mount the root file system of ${spec.Image}: ${errorText(err)}`, { cause: err });
     }
-    this.rootfsMount = mount;
+    this.rootfsMount = root;
     undo.push(async () => {
-      await mount.unmount();
+      await root.unmount();
       this.rootfsMount = undefined;
     });
+    // The shim makes the FIFOs, mounts the root and waits for its `start` line (start() then costs a
+    // write), while the rest of prepare goes on here.
+    let shimPid: number;
+    try {
+      shimPid = await this.ex.launcher.launch({ taskDir: this.dir, containerId: id, now: false, mount: root.overlay });
+    } catch (err) {
+      throw new HostSetupError(id, `start the shim: ${errorText(err)}`, { cause: err });
+    }
+    this.shimPid = shimPid;
+    const settled = waitForAnyFile(this.dir, [TASK_FILES.shimReady, TASK_FILES.shimFailed], SHIM_READY_TIMEOUT_MS);
+    // Undone before the root is unmounted: a shim still mounting would otherwise mount it after.
+    undo.push(async () => {
+      if ((await settled) === undefined) killQuietly(shimPid);
+      else ackShim(this.dir);
+    });
+    const shimReady = async (): Promise<void> => {
+      const outcome = await settled;
+      if (outcome === TASK_FILES.shimReady) return;
+      const failed = (await readFile(join(this.dir, TASK_FILES.shimFailed), 'utf8').catch(() => '')).trim();
+      const log = (await readFile(join(this.dir, TASK_FILES.shimLog), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('; ');
+      const why = [failed, log].filter((x) => x !== '').join(': ');
+      if (outcome === undefined) throw new HostSetupError(id, `the shim did not get ready within ${SHIM_READY_TIMEOUT_MS} ms${why !== '' ? `: ${why}` : ''}`);
+      if (failed.startsWith('mount')) throw new TaskImageError(id, `mount the root file system of ${spec.Image}: ${why}`);
+      throw new HostSetupError(id, `the shim failed: ${why}`);
+    };
 
     const cfg = image.config;
-    let user;
-    try {
-      user = await resolveUser(mount.rootfs, spec.User !== undefined && spec.User !== '' ? spec.User : cfg.user, spec.Groups ?? []);
-    } catch (err) {
-      if (err instanceof UserLookupError) throw new InvalidTaskSpecError(id, err.message, { cause: err });
-      throw err;
+    const userSpec = spec.User !== undefined && spec.User !== '' ? spec.User : cfg.user;
+    const userKey = `${image.id}\0${userSpec}\0${(spec.Groups ?? []).join(',')}`;
+    let user = this.ex.cachedUser(userKey);
+    if (user === undefined) {
+      await shimReady();
+      try {
+        user = await resolveUser(root.rootfs, userSpec, spec.Groups ?? []);
+      } catch (err) {
+        if (err instanceof UserLookupError) throw new InvalidTaskSpecError(id, err.message, { cause: err });
+        throw err;
+      }
+      this.ex.cacheUser(userKey, user);
     }
     const hostname = spec.Hostname !== undefined && spec.Hostname !== '' ? spec.Hostname : id.slice(0, HOSTNAME_MAX);
     const args = processArgs(cfg, spec);
@@ -451,8 +512,10 @@ class RuncTask implements TaskController {
     let anonymousVolumes: string[] = [];
     let secretsMounted = false;
     const secretsDir = join(this.dir, 'secrets');
+    // A new volume is seeded from the image's files at its target: that needs the root mounted.
+    if ((spec.Mounts ?? []).some((m) => m.Type === 'volume')) await shimReady();
     try {
-      const specMounts = await prepareSpecMounts(spec, id, mount.rootfs, this.ex.volumesDir);
+      const specMounts = await prepareSpecMounts(spec, id, root.rootfs, this.ex.volumesDir);
       anonymousVolumes = specMounts.anonymousVolumes;
       undo.push(() => removeDirs(anonymousVolumes));
       mounts.push(...specMounts.mounts);
@@ -466,7 +529,7 @@ class RuncTask implements TaskController {
       throw new HostSetupError(id, `prepare mounts: ${errorText(err)}`, { cause: err });
     }
 
-    const { path: netnsPath, name: netnsName } = await netns;
+    const netnsPath = this.desc.networkNamespacePath;
 
     const limits = this.desc.spec.Resources?.Limits ?? {};
     const cgroupsPath = `/${this.ex.cgroupParent}/${id}`;
@@ -484,13 +547,8 @@ class RuncTask implements TaskController {
       limits: { nanoCpus: limits.NanoCPUs, memoryBytes: limits.MemoryBytes, pids: limits.Pids },
       sysctls: spec.Sysctls,
     });
-    await writeFile(join(this.bundleDir, 'config.json'), JSON.stringify(config, null, 1), { mode: 0o600 });
-    try {
-      await fifos;
-      this.shimPid = (await shim).pid;
-    } catch (err) {
-      throw new HostSetupError(id, errorText(err), { cause: err });
-    }
+    await writeFile(join(this.bundleDir, 'config.json'), JSON.stringify(config), { mode: 0o600 });
+    await shimReady();
 
     const record: TaskRecord = {
       version: RECORD_VERSION,
@@ -499,7 +557,7 @@ class RuncTask implements TaskController {
       imageId: image.id,
       cgroupsPath,
       netnsPath,
-      netnsName,
+      netnsName: undefined,
       stopSignal: stopSignal(cfg.stopSignal, spec.StopSignal),
       stopGraceMs: Math.ceil((spec.StopGracePeriod ?? DEFAULT_STOP_GRACE_PERIOD_NS) / 1e6),
       health,
@@ -512,26 +570,12 @@ class RuncTask implements TaskController {
     return record;
   }
 
-  /** The caller's network namespace, or a new loopback-only one of ours. */
-  private async makeNetns(): Promise<{ path: string; name: string | undefined }> {
-    const given = this.desc.networkNamespacePath;
-    if (given !== undefined) return { path: given, name: undefined };
-    const name = `${this.ex.netnsPrefix}-${randomBytes(5).toString('hex')}`;
-    try {
-      return { path: await createLoopbackNetns(name), name };
-    } catch (err) {
-      throw new HostSetupError(this.taskId, `create network namespace ${name}: ${errorText(err)}`, { cause: err });
-    }
-  }
-
   private async pullImage(ref: string, signal: AbortSignal | undefined): Promise<{ id: string; config: ImageConfig }> {
     const images = this.ex.opts.images;
-    if (this.ex.opts.pullPolicy === 'missing') {
-      const local = images.get(ref);
-      if (local !== undefined) return local;
-    }
     try {
-      return (await images.pull(ref, { registryAuth: this.desc.registryAuth, signal })).image;
+      const { image, how } = await this.ex.imageResolver.resolve(ref, { registryAuth: this.desc.registryAuth, signal });
+      this.log.debug({ image: ref, id: image.id, how }, 'image resolved');
+      return image;
     } catch (err) {
       // Swarm's agent runs a local copy when the registry cannot be reached; so do we.
       const local = images.get(ref);
@@ -576,7 +620,7 @@ class RuncTask implements TaskController {
     if (!tellShim(this.dir, 'start')) {
       // No shim waiting (it was killed, or the host restarted): spawn one that runs at once.
       try {
-        this.shimPid = spawnShim(this.dir, this.ex.runc.binary, this.ex.runc.root, id, true).pid;
+        this.shimPid = await this.ex.launcher.launch({ taskDir: this.dir, containerId: id, now: true });
       } catch (err) {
         this.closeReaders();
         throw new RuntimeError(id, 'start the shim', errorText(err), { cause: err });
@@ -725,13 +769,15 @@ class RuncTask implements TaskController {
    */
   async adopt(record: TaskRecord, runcState: RuncState | undefined): Promise<boolean> {
     this.record = record;
+    // The root an earlier process mounted stays in use: the image store's gc must keep its image.
+    if (await isMountPoint(join(this.bundleDir, 'rootfs'))) this.rootfsMount = this.ex.opts.images.adoptRootfs(record.imageId, this.bundleDir);
     const exitFile = await exists(join(this.dir, TASK_FILES.exit));
     const pidFile = await exists(join(this.dir, TASK_FILES.pid));
     if (!exitFile && runcState === undefined && !pidFile) {
       const intact =
         (await isMountPoint(join(this.bundleDir, 'rootfs'))) &&
         (!record.secretsMounted || (await isMountPoint(join(this.dir, 'secrets')))) &&
-        (await exists(record.netnsPath));
+        (record.netnsPath === undefined || (await exists(record.netnsPath)));
       this.state = 'prepared';
       return intact;
     }

@@ -121,8 +121,8 @@ export interface TaskDescriptor {
   readonly spec: TaskSpec;
   readonly serviceId?: string;
   /**
-   * A network namespace the caller made (the overlay): `/run/netns/NAME`. Absent: the executor makes
-   * a loopback-only namespace for the task and deletes it with the task.
+   * A network namespace the caller made (the overlay): `/run/netns/NAME`. Absent: runc makes a new,
+   * loopback-only namespace for the container (lo up), which ends with the container.
    */
   readonly networkNamespacePath?: string;
   /**

@@ -20,19 +20,29 @@ export interface OverlaySpec {
   readonly cwd: string;
 }
 
-export async function mountOverlay(spec: OverlaySpec): Promise<void> {
+/** The `-o` of `mount -t overlay` for spec (checked: no separators inside paths, fits one page). */
+export function overlayOptions(spec: Omit<OverlaySpec, 'target' | 'cwd'>): string {
   for (const p of [...spec.lowerDirs, spec.upperDir, spec.workDir]) {
-    if (/[,:\n]/.test(p)) throw new ImageStoreError('ERR_IMAGE_MOUNT', `overlay path ${JSON.stringify(p)} contains a comma, colon or newline`);
+    if (/[,:\n]/.test(p) || p.includes('\u001f')) throw new ImageStoreError('ERR_IMAGE_MOUNT', `overlay path ${JSON.stringify(p)} contains a comma, colon or newline`);
   }
   const options = `lowerdir=${spec.lowerDirs.join(':')},upperdir=${spec.upperDir},workdir=${spec.workDir}`;
   if (Buffer.byteLength(options) > MOUNT_OPTIONS_MAX_BYTES) {
     throw new ImageStoreError('ERR_IMAGE_TOO_MANY_LAYERS', `overlay options for ${spec.lowerDirs.length} layers exceed ${MOUNT_OPTIONS_MAX_BYTES} bytes`);
   }
+  return options;
+}
+
+export async function mountOverlay(spec: OverlaySpec): Promise<void> {
+  await mountOverlayWith(overlayOptions(spec), spec.target, spec.cwd);
+}
+
+/** `mount -t overlay overlay -o options target`, run in cwd (relative lower dirs resolve there). */
+export async function mountOverlayWith(options: string, target: string, cwd: string): Promise<void> {
   try {
-    await execFileAsync('mount', ['-t', 'overlay', 'overlay', '-o', options, spec.target], { cwd: spec.cwd, timeout: MOUNT_TIMEOUT_MS });
+    await execFileAsync('mount', ['-t', 'overlay', 'overlay', '-o', options, target], { cwd, timeout: MOUNT_TIMEOUT_MS });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new ImageStoreError('ERR_IMAGE_MOUNT', `mount overlay on ${spec.target}: ${e.stderr?.trim() || e.message}`, { cause: err });
+    throw new ImageStoreError('ERR_IMAGE_MOUNT', `mount overlay on ${target}: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 

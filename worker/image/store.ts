@@ -10,7 +10,7 @@ import { ImagePullError, ImageStoreError, InvalidReferenceError, LayerFormatErro
 import { parseImageConfig, type ImageConfig, type ParsedImageConfig } from './image-config.js';
 import { LocalUnpackError, unpackLayerResponse } from './layer-download.js';
 import { layerCompression, parseManifest, type Descriptor, type Manifest } from './manifest.js';
-import { mountOverlay, unmount } from './overlay-mount.js';
+import { mountOverlayWith, overlayOptions, unmount } from './overlay-mount.js';
 import { choosePlatform, formatPlatform, hostPlatform, type Platform } from './platform.js';
 import { canonicalReference, DOCKER_HUB_DOMAIN, familiarReference, parseReference, repositoryName, type ImageReference } from './reference.js';
 import { RegistryClient, RegistryRequestError, type Endpoint } from './registry-client.js';
@@ -83,6 +83,13 @@ export interface RootfsMount {
   readonly upperDir: string;
   /** Unmounts the root; idempotent. The container directory itself is the caller's. */
   unmount(): Promise<void>;
+}
+
+export interface RootfsPlan extends RootfsMount {
+  /** How to mount it: `mount -t overlay overlay -o <options> <rootfs>`, run in `cwd`. */
+  readonly overlay: { readonly cwd: string; readonly options: string };
+  /** Releases the mount count without unmounting (the mount was never made). */
+  release(): void;
 }
 
 export interface GcResult {
@@ -570,6 +577,23 @@ export class ImageStore {
    * (top first) and `containerDir/upper` + `containerDir/work`, on `containerDir/rootfs`.
    */
   async mountRootfs(imageId: string, containerDir: string): Promise<RootfsMount> {
+    const plan = await this.planRootfs(imageId, containerDir);
+    try {
+      await mountOverlayWith(plan.overlay.options, plan.rootfs, plan.overlay.cwd);
+    } catch (err) {
+      plan.release();
+      throw err;
+    }
+    return plan;
+  }
+
+  /**
+   * Everything of mountRootfs but the mount itself: the directories are made, the image counts as
+   * mounted (gc keeps it) from now on, and `overlay` says how to mount it — for a caller that runs
+   * `mount` in a process of its own (the executor's shim). `unmount()` unmounts if mounted and
+   * releases the count; `release()` only releases it (the mount was never made).
+   */
+  async planRootfs(imageId: string, containerDir: string): Promise<RootfsPlan> {
     await this.gcDone;
     const image = this.get(imageId);
     if (image === undefined) throw new ImageStoreError('ERR_IMAGE_NOT_PRESENT', `image ${imageId} is not in the store; pull it first`);
@@ -580,6 +604,7 @@ export class ImageStore {
     const workDir = join(containerDir, 'work');
     // Counted before the first await, so a gc starting meanwhile keeps this image.
     this.mounts.set(image.id, (this.mounts.get(image.id) ?? 0) + 1);
+    let options: string;
     try {
       for (const d of [rootfs, upperDir, workDir]) await mkdir(d, { recursive: true, mode: 0o755 });
       let lowerDirs = [...image.diffIds].reverse().map((d) => this.layerLinkName(d));
@@ -589,21 +614,46 @@ export class ImageStore {
         await mkdir(empty, { recursive: true });
         lowerDirs = [empty];
       }
-      await mountOverlay({ lowerDirs, upperDir, workDir, target: rootfs, cwd: this.linksDir });
+      options = overlayOptions({ lowerDirs, upperDir, workDir });
     } catch (err) {
       this.releaseMount(image.id);
       throw err;
     }
-    let mounted = true;
+    return { ...this.mountHandle(image.id, rootfs, upperDir), overlay: { cwd: this.linksDir, options } };
+  }
+
+  /**
+   * Takes over a root an earlier process mounted with mountRootfs/planRootfs (a daemon restarted
+   * under running containers): the image counts as mounted again, so gc keeps it and its layers
+   * until the returned handle unmounts it.
+   */
+  adoptRootfs(imageId: string, containerDir: string): RootfsMount {
+    const id = this.get(imageId)?.id ?? imageId;
+    this.mounts.set(id, (this.mounts.get(id) ?? 0) + 1);
+    return this.mountHandle(id, join(containerDir, 'rootfs'), join(containerDir, 'upper'));
+  }
+
+  /** Image IDs with roots mounted through this store (made or adopted), with their counts. */
+  mountedImages(): ReadonlyMap<string, number> {
+    return new Map(this.mounts);
+  }
+
+  private mountHandle(imageId: string, rootfs: string, upperDir: string): RootfsMount & { release(): void } {
+    let counted = true;
+    const release = (): void => {
+      if (!counted) return;
+      counted = false;
+      this.releaseMount(imageId);
+    };
     return {
       rootfs,
       upperDir,
       unmount: async () => {
-        if (!mounted) return;
+        if (!counted) return;
         await unmount(rootfs);
-        mounted = false;
-        this.releaseMount(image.id);
+        release();
       },
+      release,
     };
   }
 
