@@ -377,6 +377,7 @@ const LEGACY_DEK_FILE = 'raft-dek.key';
  */
 export class KeyManagerDekSource implements DekSource {
   private km: KeyManager | null = null;
+  private rotateLogKey: ((dek: Uint8Array) => Promise<void>) | null = null;
 
   constructor(
     private readonly dir: string,
@@ -445,12 +446,21 @@ export class KeyManagerDekSource implements DekSource {
   start(ctx: KeyRuntimeContext): KeyRuntime {
     if (this.km === null) throw new LockedError();
     const sync = watchClusterKeys(ctx.store, this.km, ctx.rotateLogKey, ctx.logger.child({ component: 'keymanager' }));
+    this.rotateLogKey = ctx.rotateLogKey;
     return {
       stop: async () => {
+        this.rotateLogKey = null;
         sync.stop();
         await sync.done;
       },
     };
+  }
+
+  /** Rotates the DEK of the running manager: the log is re-sealed under a new one (when asked). */
+  async rotateDek(): Promise<void> {
+    const apply = this.rotateLogKey;
+    if (this.km === null || apply === null) throw new KeyManagerError('ERR_KEYMANAGER_NOT_INITIALIZED', 'the manager is not running: its data encryption key can only rotate while it runs');
+    await this.km.rotateDek(apply);
   }
 
   async destroy(): Promise<void> {
