@@ -12,7 +12,7 @@
 //            --cpu-prof DIR (a V8 CPU profile of the leader while the service converges, + a summary)
 import os from 'node:os';
 import path from 'node:path';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -72,8 +72,9 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, limit
 async function main(): Promise<void> {
   installExitHandlers();
   const base = await makeTempDir('shoal-bench-cluster-');
-  const logDir = path.join(base, 'logs');
-  await mkdir(logDir, { recursive: true });
+  // Logs live apart from the data: removed after a good run, kept (and named) after a failure.
+  const logDir = await mkdtemp(path.join(os.tmpdir(), 'shoal-bench-cluster-logs-'));
+  let ok = false;
   const managers: Child<ManagerProcInfo>[] = [];
   const procs: Child[] = [];
   try {
@@ -104,13 +105,19 @@ async function main(): Promise<void> {
     }
     // A process that failed to start leaves the others tracked: cleanup() kills them by PID.
     procs.push(...(await Promise.all(starting)));
+    let lastSay = performance.now();
+    say(`${workers} workers joined (certificates) and their agents started in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     await until(
       `${workers} worker nodes ready`,
       async () => {
         const n = await leader.request<{ workersReady: number }>('nodes');
+        if (performance.now() - lastSay > 10_000) {
+          lastSay = performance.now();
+          say(`  ${n.workersReady} worker nodes ready`);
+        }
         return n.workersReady >= workers ? n : undefined;
       },
-      START_TIMEOUT_MS,
+      CONVERGE_TIMEOUT_MS,
     );
     say(`${workers} workers joined and ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -128,10 +135,13 @@ async function main(): Promise<void> {
       process.stdout.write(`${formatTable(rows)}\n`);
       process.stdout.write(`(${os.availableParallelism()} CPUs; seconds = service create → every task RUNNING in the leader's store; Nomad C1M: 3,750 tasks/s)\n`);
     }
+    ok = true;
   } finally {
     await Promise.allSettled(procs.map((p) => p.stop(20_000)));
     await Promise.allSettled(managers.map((m) => m.stop(20_000)));
     await cleanup();
+    if (ok) await rm(logDir, { recursive: true, force: true });
+    else say(`logs kept in ${logDir}`);
   }
 }
 

@@ -27,6 +27,8 @@ const MANAGERS_KEY = 'meta/managers';
 
 export class AgentDb {
   private chain: Promise<void> = Promise.resolve();
+  /** Ops written by write() and not yet handed to LevelDB (the next drain takes them all). */
+  private queued: Op[] = [];
   private failure: Error | null = null;
 
   private constructor(private readonly db: Level<string, string>) {}
@@ -95,14 +97,25 @@ export class AgentDb {
     return { type: 'put', key: MANAGERS_KEY, value: JSON.stringify(addrs) };
   }
 
-  /** Queues one atomic batch after the ones before it. */
+  /**
+   * Queues one atomic batch after the ones before it. Batches queued while a write is in flight
+   * are merged into the next LevelDB batch (still in order, still all-or-nothing): a burst of
+   * status changes costs one write, not one per change.
+   */
   write(ops: readonly Op[]): void {
     if (ops.length === 0) return;
-    this.chain = this.chain.then(() =>
-      this.db.batch([...ops]).catch((err: unknown) => {
-        this.failure ??= err as Error;
-      }),
-    );
+    const first = this.queued.length === 0;
+    for (const op of ops) this.queued.push(op);
+    if (first) this.chain = this.chain.then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    const ops = this.queued;
+    this.queued = [];
+    if (ops.length === 0) return;
+    await this.db.batch(ops).catch((err: unknown) => {
+      this.failure ??= err as Error;
+    });
   }
 
   /** Resolves when every queued write is on disk; rejects with the first write failure. */
