@@ -26,7 +26,7 @@ export const stackCommand: CliCommand = {
           (s) =>
             s
               .positional('stack', { type: 'string', demandOption: true })
-              .option('compose-file', { alias: 'c', type: 'string', array: true, demandOption: true, describe: 'Path to a Compose file' })
+              .option('compose-file', { alias: 'c', type: 'string', demandOption: true, describe: 'Path to a Compose file' })
               .option('prune', { type: 'boolean', default: false, describe: 'Prune services that are no longer referenced' })
               .option('resolve-image', { type: 'string', choices: ['always', 'changed', 'never'], default: 'always', describe: 'Query the registry to resolve image digest and supported platforms' })
               .option('detach', { alias: 'd', type: 'boolean', default: true, describe: 'Exit immediately instead of waiting for the stack services to converge' })

@@ -10,6 +10,10 @@ import { isObj, type Obj } from './compose.js';
 import { StackError } from './errors.js';
 import { IMAGE_LABEL, NAMESPACE_LABEL, type StackPlan } from './convert.js';
 
+/** How long `stack rm` waits for a network's last tasks to stop before reporting it in use. */
+const NETWORK_IN_USE_WAIT_MS = 30_000;
+const RETRY_MS = 500;
+
 export type ResolveImage = 'always' | 'changed' | 'never';
 
 export interface DeployOptions {
@@ -207,11 +211,22 @@ export async function removeStack(client: ApiClient, namespace: string, out: (li
   let failed = false;
   const attempt = async (what: string, path: string): Promise<void> => {
     out(`Removing ${what}`);
-    try {
-      await client.delete(path);
-    } catch (e) {
-      failed = true;
-      err(`Failed to remove ${what}: ${(e as Error).message}`);
+    const deadline = Date.now() + NETWORK_IN_USE_WAIT_MS;
+    for (let i = 0; ; i++) {
+      try {
+        await client.delete(path);
+        return;
+      } catch (e) {
+        // A network stays in use until the removed services' tasks have stopped: wait for them (bounded).
+        const busy = e instanceof DaemonResponseError && /in use by task/.test(e.daemonMessage);
+        if (busy && Date.now() < deadline && i < NETWORK_IN_USE_WAIT_MS / RETRY_MS) {
+          await new Promise((r) => setTimeout(r, RETRY_MS));
+          continue;
+        }
+        failed = true;
+        err(`Failed to remove ${what}: ${(e as Error).message}`);
+        return;
+      }
     }
   };
   for (const s of [...services].sort((a, b) => a.Spec.Name.localeCompare(b.Spec.Name))) await attempt(`service ${s.Spec.Name}`, `/services/${s.ID}`);

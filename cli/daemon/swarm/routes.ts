@@ -379,12 +379,19 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     if ((first(f, 'service').length > 0 && serviceIds.length === 0) || (first(f, 'node').length > 0 && nodeIds.length === 0)) return reply.json([]);
     const states = first(f, 'desired-state');
     for (const s of states) if (!['running', 'shutdown', 'accepted'].includes(s)) throw new InvalidArgumentError(`Invalid desired-state filter: '${s}'`);
-    const tasks = b.api.listTasks({
-      ...common(f),
+    // A task `label` filter matches its service's labels, as swarmkit's (task.ServiceAnnotations):
+    // `docker stack ps` finds a stack's tasks by com.docker.stack.namespace.
+    const { labels: serviceLabels, ...taskFilters } = common(f);
+    let tasks = b.api.listTasks({
+      ...taskFilters,
       ...(serviceIds.length > 0 ? { serviceIds } : {}),
       ...(nodeIds.length > 0 ? { nodeIds } : {}),
       ...(states.length > 0 ? { desiredStates: states as TaskState[] } : {}),
     });
+    if (serviceLabels !== undefined) {
+      const matching = new Set(b.api.listServices({ labels: serviceLabels }).map((s) => s.ID));
+      tasks = tasks.filter((t) => matching.has(t.ServiceID));
+    }
     return reply.json(tasks);
   });
   api.route('GET', '/tasks/{id}', (req) => reply.json(backend().api.getTask(req.params['id']!)));
