@@ -43,7 +43,11 @@ export interface NodeCertificatesOptions {
   readonly retryDelayMs?: number;
   readonly maxRetryDelayMs?: number;
   readonly logger?: Logger;
+  /** How long stop() waits for a renewal in flight (default 5 s). */
+  readonly stopTimeoutMs?: number;
 }
+
+export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 
 export class NodeCertificates {
   private current: NodeIdentity;
@@ -102,12 +106,14 @@ export class NodeCertificates {
     this.scheduler.start();
   }
 
-  /** Stops renewing; waits (bounded by the renew call's own deadline) for a renewal in flight. */
+  /** Stops renewing; waits at most `stopTimeoutMs` (default 5 s) for a renewal in flight, which is then not installed. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.scheduler.stop();
-    await this.inFlight?.catch(() => undefined);
-    await this.installs;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.o.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS)));
+    await Promise.race([Promise.all([this.inFlight?.catch(() => undefined), this.installs]), limit]);
+    clearTimeout(timer);
   }
 
   /** Renew as soon as possible (e.g. to report this node's certificate to the leader). */

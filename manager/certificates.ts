@@ -64,6 +64,8 @@ export interface CertificateHost {
   /** The leader's address (this manager's own when it leads), or null when no leader is known. */
   leaderAddr(): string | null;
   update<T>(fn: (tx: Tx) => T): Promise<UpdateResult<T>>;
+  /** Raft's view: this manager is a member while its ID is among voters or learners. */
+  status(): { readonly voters: readonly string[]; readonly learners: readonly string[] };
   applyIdentity(identity: NodeIdentity, change: IdentityChange): void;
 }
 
@@ -119,6 +121,7 @@ export class ManagerCertificates {
   private lastReportMs = 0;
   private ownInfo: { readonly identity: NodeIdentity; readonly info: TLSInfo } | null = null;
   private lastProgress = '';
+  private wasMember = false;
 
   constructor(
     private readonly host: CertificateHost,
@@ -198,7 +201,15 @@ export class ManagerCertificates {
       if (store === null) return;
       const cluster = clusterOf(store);
       const self = store.get('node', this.host.nodeId);
-      if (self !== undefined) this.node.setDesired({ role: self.Spec.Role === 'manager' ? MANAGER_ROLE : WORKER_ROLE });
+      const status = this.host.status();
+      const member = status.voters.includes(this.host.nodeId) || status.learners.includes(this.host.nodeId);
+      this.wasMember ||= member;
+      if (this.wasMember && !member) {
+        // Demoted (or removed): out of Raft, this store no longer hears of the Node's role; a worker is what remains.
+        this.node.setDesired({ role: WORKER_ROLE });
+      } else if (self !== undefined) {
+        this.node.setDesired({ role: self.Spec.Role === 'manager' ? MANAGER_ROLE : WORKER_ROLE });
+      }
       const bundle = cluster === undefined ? null : trustBundleOfCluster(cluster);
       if (bundle !== null) this.node.setDesired({ trustBundlePem: bundle });
       if (cluster === undefined) return;
