@@ -114,8 +114,7 @@ export class AssignmentSet {
     for (const [id, network] of now) {
       const before = this.networks.get(id);
       if (before !== undefined && touched !== null && !touched.has(id)) continue;
-      const view = cache.view(id, network);
-      const json = JSON.stringify(view);
+      const { view, json } = cache.view(id, network);
       if (before?.json === json) continue;
       this.networks.set(id, { view, json });
       updates.push({ kind: 'network', object: view });

@@ -97,14 +97,16 @@ export function networksOfNode(tasks: Iterable<Task>, node: Node | undefined): M
  */
 export class NetworkPeersCache {
   private byNetwork: Map<string, Task[]> | null = null;
-  private readonly views = new Map<string, NetworkPeers>();
+  private readonly views = new Map<string, { readonly view: NetworkPeers; readonly json: string }>();
 
   constructor(private readonly tx: ReadTx) {}
 
-  view(networkId: string, fallback: Network): NetworkPeers {
+  /** The network's view and its JSON (serialized once per pass, compared by every node sharing it). */
+  view(networkId: string, fallback: Network): { readonly view: NetworkPeers; readonly json: string } {
     let v = this.views.get(networkId);
     if (v === undefined) {
-      v = this.build(networkId, fallback);
+      const view = this.build(networkId, fallback);
+      v = { view, json: JSON.stringify(view) };
       this.views.set(networkId, v);
     }
     return v;
