@@ -221,11 +221,12 @@ export class LogPublisher {
         if (!ok) await drained(call, DRAIN_WAIT_MS);
       }
     };
-    const addTasks = (tasks: { id: string; serviceId: string }[]): LogMessage[] => {
+    // Tasks there at the start get the tail; a task that comes later is new: all its lines are.
+    const addTasks = (tasks: { id: string; serviceId: string }[], initial: boolean): LogMessage[] => {
       const out: { e: LogEntry; m: LogMessage }[] = [];
       for (const task of tasks) {
         if (followers.has(task.id)) continue;
-        const follower = new TaskLogFollower(join(this.o.logsDir, task.id, 'log'), filter);
+        const follower = new TaskLogFollower(join(this.o.logsDir, task.id, 'log'), initial ? filter : { ...filter, tail: -1 });
         followers.set(task.id, { follower, task });
         for (const e of follower.snapshot()) out.push({ e, m: toMessage(this.o.nodeId, task, e) });
       }
@@ -234,7 +235,7 @@ export class LogPublisher {
       return out.map((x) => x.m);
     };
     const run = async (): Promise<void> => {
-      const first = addTasks(this.matching(msg, this.knownTasks()));
+      const first = addTasks(this.matching(msg, this.knownTasks()), true);
       if (!follow) {
         await send(first, true);
         call.end();
@@ -249,7 +250,7 @@ export class LogPublisher {
       timer = setInterval(() => {
         if (busy || stopped) return;
         busy = true;
-        const fresh = addTasks(this.matching(msg, this.knownTasks()));
+        const fresh = addTasks(this.matching(msg, this.knownTasks()), false);
         const appended: LogMessage[] = [];
         for (const { follower, task } of followers.values()) for (const e of follower.poll()) appended.push(toMessage(this.o.nodeId, task, e));
         appended.sort((a, b) => a.timestampUnixMs - b.timestampUnixMs);

@@ -36,7 +36,9 @@ export interface LogSelector {
 export interface LogSubscriptionOptions {
   streams: LogSubscriptionOptions_Stream[];
   follow: boolean;
+  /** Lines from the end of each task's log (both streams counted); negative: all; 0: none. */
   tail: number;
+  /** Lines from this time on; 0: from the start. */
   sinceUnixMs: number;
 }
 
