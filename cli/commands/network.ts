@@ -82,15 +82,16 @@ export const networkCommand: CliCommand = {
             s
               .positional('name', { type: 'string', demandOption: true })
               .option('driver', { alias: 'd', type: 'string', default: 'overlay', describe: 'Driver to manage the Network (overlay)' })
-              .option('subnet', { type: 'string', array: true, describe: 'Subnet in CIDR format that represents a network segment' })
-              .option('gateway', { type: 'string', array: true, describe: 'IPv4 Gateway for the master subnet' })
-              .option('ip-range', { type: 'string', array: true, describe: 'Allocate container ip from a sub-range' })
+              .option('subnet', { type: 'string', describe: 'Subnet in CIDR format that represents a network segment' })
+              .option('gateway', { type: 'string', describe: 'IPv4 Gateway for the master subnet' })
+              .option('ip-range', { type: 'string', describe: 'Allocate container ip from a sub-range' })
               .option('attachable', { type: 'boolean', default: false, describe: 'Enable manual container attachment' })
               .option('internal', { type: 'boolean', default: false, describe: 'Restrict external access to the network' })
               .option('ingress', { type: 'boolean', default: false, describe: 'Create swarm routing-mesh network' })
-              .option('opt', { alias: 'o', type: 'string', array: true, describe: 'Set driver specific options' })
-              .option('label', { type: 'string', array: true, describe: 'Set metadata on a network' }),
+              .option('opt', { alias: 'o', type: 'string', describe: 'Set driver specific options' })
+              .option('label', { type: 'string', describe: 'Set metadata on a network' }),
           async (argv) => {
+            // Repeatable flags are not yargs arrays (an array would swallow the network's name: `--opt encrypted net`).
             const res = await ctx.client(argv).post<{ Id: string }>('/networks/create', createBody(argv));
             ctx.io.out(`${res.Id}\n`);
           },

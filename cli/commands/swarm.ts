@@ -2,6 +2,7 @@
 import type { Argv } from 'yargs';
 import type { CliCommand, CliContext, GlobalArgs } from '../context.js';
 import { CliError } from '../errors.js';
+import { swarmCa } from './swarm-ca.js';
 
 interface SwarmObject {
   readonly Version: { readonly Index: number };
@@ -150,6 +151,17 @@ export const swarmCommand: CliCommand = {
             await ctx.client(argv).post('/swarm/leave', undefined, argv.force ? { force: 1 } : undefined);
             ctx.io.out('Node left the swarm.\n');
           },
+        )
+        .command(
+          'ca',
+          'Display and rotate the root CA',
+          (s) =>
+            s
+              .option('rotate', { type: 'boolean', default: false, describe: 'Rotate the swarm CA - if no certificate or key are provided, new ones will be generated' })
+              .option('cert-expiry', { type: 'string', describe: 'Validity period for node certificates (ns|us|ms|s|m|h)' })
+              .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Exit immediately instead of waiting for the root rotation to converge' })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Suppress progress output' }),
+          async (argv) => swarmCa(ctx, argv, parseGoDurationNs),
         )
         .command(
           'update',

@@ -85,7 +85,13 @@ export function networkResource(n: Network): Obj {
     IPAM: {
       Driver: ipam?.Driver?.Name ?? 'default',
       Options: ipam?.Driver?.Options ?? null,
-      Config: (ipam?.Configs ?? []).map(({ Range: range, ...c }) => ({ ...c, ...(range !== undefined && range !== '' ? { IPRange: range } : {}) })),
+      // Docker's IPAMConfig field order: Subnet, IPRange, Gateway.
+      Config: (ipam?.Configs ?? []).map(({ Subnet: subnet, Range: range, Gateway: gateway, ...rest }) => ({
+        ...(subnet !== undefined ? { Subnet: subnet } : {}),
+        ...(range !== undefined && range !== '' ? { IPRange: range } : {}),
+        ...(gateway !== undefined ? { Gateway: gateway } : {}),
+        ...rest,
+      })),
     },
     Internal: n.Spec.Internal ?? false,
     Attachable: n.Spec.Attachable ?? false,
