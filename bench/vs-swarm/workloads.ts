@@ -254,14 +254,22 @@ function hostOfNode(sys: SystemUnderTest, node: NodeView): BenchHost | undefined
   return sys.hosts.find((h) => h.address === addr || h.name === node.Description?.Hostname);
 }
 
-/** Waits until every host's node is ready and every manager reachable, from a live manager's view. */
+/**
+ * Waits until every manager answers GET /nodes with the same leader, every node ready and every
+ * manager reachable (a restarted manager must know the leader too: writes sent to it are forwarded).
+ */
 async function waitHealthy(sys: SystemUnderTest, limitMs = 120_000): Promise<void> {
   const managers = sys.hosts.filter((h) => h.role === 'manager');
-  await waitUntil('every node ready and every manager reachable', limitMs, 250, async () => {
-    const v = await nodesFrom(sys, managers);
-    if (v === undefined) return undefined;
-    const ok = v.nodes.length >= sys.hosts.length && v.nodes.every((n) => n.Status?.State === 'ready' && (n.ManagerStatus === undefined || n.ManagerStatus.Reachability === 'reachable'));
-    return ok && v.nodes.some((n) => n.ManagerStatus?.Leader === true) ? true : undefined;
+  await waitUntil('every manager to agree on the leader, every node ready', limitMs, 250, async () => {
+    const leaders = new Set<string>();
+    for (const m of managers) {
+      const nodes = await sys.api(m).json<NodeView[]>('GET', '/nodes');
+      const ok = nodes.length >= sys.hosts.length && nodes.every((n) => n.Status?.State === 'ready' && (n.ManagerStatus === undefined || n.ManagerStatus.Reachability === 'reachable'));
+      const leader = nodes.find((n) => n.ManagerStatus?.Leader === true);
+      if (!ok || leader === undefined) return undefined;
+      leaders.add(leader.ID);
+    }
+    return leaders.size === 1 ? true : undefined;
   });
 }
 
