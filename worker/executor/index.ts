@@ -27,3 +27,4 @@ export type {
 export { RuncExecutor, type ImageSource, type RuncExecutorOptions } from './runc-executor.js';
 export { ExecutorError, HostSetupError, InvalidTaskSpecError, RuntimeError, TaskImageError, TaskStateError, TaskTimeoutError, type ExecutorErrorCode } from './errors.js';
 export { readTaskLog, type LogEntry, type LogStream, type TaskLogOptions } from './task-log.js';
+export { ImageGarbageCollector, type ImageGcOptions } from './image-gc.js';

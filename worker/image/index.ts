@@ -1,6 +1,6 @@
 // The image store's public surface, for the executor and the daemon.
 export { ImageStore } from './store.js';
-export type { ImageStoreOptions, PullOptions, PullResult, ImageRecord, RootfsMount, RootfsPlan, GcResult } from './store.js';
+export type { ImageStoreOptions, PullOptions, PullResult, ImageRecord, RootfsMount, RootfsPlan, GcOptions, GcResult } from './store.js';
 export type { ImageConfig, ImageHealthcheck } from './image-config.js';
 export { ImagePullError, ImageStoreError, InvalidReferenceError } from './errors.js';
 export type { ImagePullErrorCode, ImageStoreErrorCode } from './errors.js';

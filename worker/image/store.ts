@@ -92,6 +92,11 @@ export interface RootfsPlan extends RootfsMount {
   release(): void;
 }
 
+export interface GcOptions {
+  /** Also keep images pulled or last unmounted less than this long ago (a task of the same service may come back). */
+  readonly keepUsedWithinMs?: number;
+}
+
 export interface GcResult {
   readonly removedImages: readonly string[];
   readonly removedLayers: readonly string[];
@@ -205,6 +210,8 @@ export class ImageStore {
   private readonly pinnedLayers = new Map<string, number>();
   /** Mounted roots per image ID. */
   private readonly mounts = new Map<string, number>();
+  /** When an image's last root was unmounted (this process). */
+  private readonly lastUnmountedMs = new Map<string, number>();
   /** Settles when the running gc (if any) is done; layer commits and mounts wait for it. */
   private gcDone: Promise<void> = Promise.resolve();
   private readonly platform: Platform;
@@ -659,16 +666,18 @@ export class ImageStore {
 
   private releaseMount(id: string): void {
     const n = (this.mounts.get(id) ?? 1) - 1;
+    this.lastUnmountedMs.set(id, Date.now());
     if (n <= 0) this.mounts.delete(id);
     else this.mounts.set(id, n);
   }
 
   /**
    * Removes images that are neither in `inUse` (IDs or references the caller's tasks need) nor
-   * mounted by this store, then layers no remaining image references. Layers that a pull in
+   * mounted (through this store, adopted with adoptRootfs, or found in the mount table) nor used
+   * within `keepUsedWithinMs`, then layers no remaining image references. Layers that a pull in
    * progress is fetching or will reference are kept.
    */
-  async gc(inUse: Iterable<string>): Promise<GcResult> {
+  async gc(inUse: Iterable<string>, options: GcOptions = {}): Promise<GcResult> {
     const previous = this.gcDone;
     let release = (): void => undefined;
     this.gcDone = new Promise<void>((resolve) => {
@@ -676,14 +685,21 @@ export class ImageStore {
     });
     try {
       await previous;
-      return await this.collect(inUse);
+      return await this.collect(inUse, options);
     } finally {
       release();
     }
   }
 
-  private async collect(inUse: Iterable<string>): Promise<GcResult> {
+  private async collect(inUse: Iterable<string>, options: GcOptions): Promise<GcResult> {
     const keep = new Set<string>();
+    const recentMs = options.keepUsedWithinMs ?? 0;
+    if (recentMs > 0) {
+      const since = Date.now() - recentMs;
+      for (const img of this.images.values()) {
+        if (img.pulledAtMs >= since || (this.lastUnmountedMs.get(img.id) ?? 0) >= since) keep.add(img.id);
+      }
+    }
     for (const key of inUse) {
       const img = this.get(key);
       if (img !== undefined) keep.add(img.id);
@@ -698,6 +714,7 @@ export class ImageStore {
       if (keep.has(img.id) || (img.diffIds.length > 0 && img.diffIds.every(isMounted))) continue;
       await rm(join(this.imagesDir, `${digestHex(img.id)}.json`), { force: true });
       this.images.delete(img.id);
+      this.lastUnmountedMs.delete(img.id);
       removedImages.push(img.id);
     }
     const referenced = new Set<string>();

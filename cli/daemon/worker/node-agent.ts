@@ -19,6 +19,7 @@ import { joinCluster, renewNodeCertificate } from '../../../ca/join.js';
 import { desiredFromSession, NodeCertificates, withTlsInfo } from '../../../ca/node-certificates.js';
 import { WORKER_ROLE } from '../../../ca/roles.js';
 import { Agent } from '../../../worker/agent/agent.js';
+import { ImageGarbageCollector } from '../../../worker/executor/image-gc.js';
 import { RuncExecutor } from '../../../worker/executor/runc-executor.js';
 import { ImageStore } from '../../../worker/image/store.js';
 import { LogPublisher } from '../../../worker/logs/publisher.js';
@@ -61,6 +62,8 @@ export class NodeAgent {
   private network: WorkerNetworks | null = null;
   /** This node's certificate renewal, when the agent does it (a worker). */
   private certs: NodeCertificates | null = null;
+  /** Removes images no task of this node holds (worker/executor/image-gc.ts). */
+  private imageGc: ImageGarbageCollector | null = null;
   private description: NodeDescription = {};
 
   private constructor(
@@ -140,6 +143,8 @@ export class NodeAgent {
       node.description = o.description;
       started = agent;
       node.certs = certs;
+      node.imageGc = new ImageGarbageCollector({ images, inUse: () => executor.imagesInUse(), logger: o.logger.child({ component: 'image-gc' }) });
+      node.imageGc.start();
       certs?.onChange((identity) => node.setIdentity(identity));
       certs?.start();
       return node;
@@ -152,6 +157,7 @@ export class NodeAgent {
 
   /** Stops the agent and removes every container it ran (daemon stop, swarm leave). */
   async stop(): Promise<void> {
+    await this.imageGc?.stop();
     await this.certs?.stop();
     this.logs.close();
     await this.agent.close();
