@@ -118,7 +118,7 @@ export class OverlayNetwork {
       `link set ${VXLAN_NAME} up`,
       `link set ${BRIDGE_NAME} up`,
     ]);
-    await host.dns.start(spec.id, this.sandboxPath, spec.gateway);
+    if (spec.dns !== false) await host.dns.start(spec.id, this.sandboxPath, spec.gateway);
     this.log.info({ sandbox: this.sandbox, vni: spec.vni }, 'overlay sandbox created');
   }
 

@@ -21,6 +21,8 @@ export interface OverlayNetworkSpec {
   readonly gateway: string;
   /** `network create --opt k=v` driver options. */
   readonly options?: Readonly<Record<string, string>>;
+  /** Run the resolver on the gateway (default true; false for `ingress`, which has no service discovery, as Docker). */
+  readonly dns?: boolean;
 }
 
 /** Refuses what this data plane cannot do, before anything is created. Exported for the manager's control API. */

@@ -139,7 +139,8 @@ export class TaskRunner {
         taskId: this.task.ID,
         spec: this.task.Spec,
         ...(this.task.ServiceID !== '' ? { serviceId: this.task.ServiceID } : {}),
-        ...(this.net !== undefined ? { networkNamespacePath: this.net.networkNamespacePath, resolvConf: this.net.resolvConf } : {}),
+        ...(this.net !== undefined ? { networkNamespacePath: this.net.networkNamespacePath } : {}),
+        ...(this.net?.resolvConf !== undefined ? { resolvConf: this.net.resolvConf } : {}),
         dependencies: this.deps.dependencies,
       };
       this.controller = this.deps.executor.controller(descriptor);

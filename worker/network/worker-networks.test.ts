@@ -148,6 +148,9 @@ describe('worker network manager', () => {
     expect(addrs).toMatch(/eth0\s+inet 10\.77\.1\.21\/24/);
     expect(addrs).toMatch(/eth1\s+inet 10\.77\.0\.21\/24/);
     expect(await run(['ip', 'route', 'show', 'default'], { netns: paths.get(WEB1.ID)! })).toContain('via 10.77.1.1 dev eth0');
+    // `ingress` has no service discovery (as Docker): no resolver process in its sandbox.
+    expect((await run(['ip', 'netns', 'pids', `shoal-${TAG_B}-n${INGRESS.ID.slice(0, 12)}`])).trim()).toBe('');
+    expect((await run(['ip', 'netns', 'pids', `shoal-${TAG_B}-n${BACKEND.ID.slice(0, 12)}`])).trim()).not.toBe('');
     // A task with no overlay network gets nothing from us.
     expect(await netA.prepareTask({ ...CLIENT, ID: 'plain', NetworksAttachments: [] })).toBeUndefined();
   });

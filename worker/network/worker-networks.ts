@@ -36,7 +36,8 @@ export class WorkerNetworkError extends Error {
 /** What the executor gets for a task on overlay networks. */
 export interface TaskNetworkConfig {
   readonly networkNamespacePath: string;
-  readonly resolvConf: string;
+  /** Absent when the task is only on `ingress` (no resolver there): the executor keeps its default. */
+  readonly resolvConf?: string;
 }
 
 /** The agent's view of the network manager (worker/agent only needs this). */
@@ -96,6 +97,7 @@ export function overlaySpecOf(network: Network): OverlayNetworkSpec | undefined 
     subnet: ipam.Subnet,
     gateway: ipam.Gateway,
     ...(network.Spec.DriverConfiguration?.Options !== undefined ? { options: network.Spec.DriverConfiguration.Options } : {}),
+    ...(network.Spec.Ingress === true ? { dns: false } : {}),
   };
 }
 
@@ -193,9 +195,9 @@ export class WorkerNetworks implements TaskNetworks {
             if (ip === undefined) throw new WorkerNetworkError('ERR_NETWORK_INVALID', `task ${task.ID} has no address on network ${a.Network.Spec.Name}`);
             const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary });
             networkIds.push(net.id);
-            if (a === primary) nameserver = ep.nameserver;
+            if (a === primary && a.Network.Spec.Ingress !== true) nameserver = ep.nameserver;
           }
-          const config = { networkNamespacePath: path, resolvConf: containerResolvConf(nameserver) };
+          const config: TaskNetworkConfig = { networkNamespacePath: path, ...(nameserver !== '' ? { resolvConf: containerResolvConf(nameserver) } : {}) };
           this.tasks.set(task.ID, { taskId: task.ID, netnsName, networkIds, config });
           for (const id of networkIds) await this.program(id);
           this.log.info({ taskId: task.ID, networks: networkIds }, 'task attached to its networks');
