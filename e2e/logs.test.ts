@@ -23,8 +23,8 @@ const WAIT_LIMIT_MS = 40_000;
 
 type Host = LabState['hosts'][number];
 
-let root: string;
-let dockerConfig: string;
+let root: string | undefined;
+let dockerConfig: string | undefined;
 
 function shoal(args: readonly string[], host?: Host): SpawnSyncReturns<string> {
   const [node, ...pre] = SHOAL as [string, ...string[]];
@@ -68,8 +68,8 @@ beforeAll(async () => {
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-  await rm(dockerConfig, { recursive: true, force: true });
+  if (root !== undefined) await rm(root, { recursive: true, force: true });
+  if (dockerConfig !== undefined) await rm(dockerConfig, { recursive: true, force: true });
 });
 
 describe('service logs and exec on a lab', () => {
@@ -84,7 +84,7 @@ describe('service logs and exec on a lab', () => {
   beforeAll(async () => {
     const up = shoal(['lab', 'up', '--name', name, '--managers', '2', '--workers', '1']);
     expect(up.status, up.stderr + up.stdout).toBe(0);
-    state = JSON.parse(readFileSync(join(root, name, 'state.json'), 'utf8')) as LabState;
+    state = JSON.parse(readFileSync(join(root!, name, 'state.json'), 'utf8')) as LabState;
     // Each task writes out-1, err-1, out-2, err-2 (apart in time, so the log keeps that order) and then
     // sleeps; `touch /tmp/more` makes it write one more line.
     const script = 'for i in 1 2; do echo out-$i; sleep 0.1; echo err-$i >&2; sleep 0.1; done; while [ ! -e /tmp/more ]; do sleep 0.2; done; echo late-line; sleep 600';
