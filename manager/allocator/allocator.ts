@@ -99,7 +99,7 @@ export class Allocator extends ReconcileLoop {
   protected async pass(): Promise<void> {
     const st = AllocationState.fromStore(this.store, this.log);
     const networks = await this.allocateNetworks(st);
-    const ready = new Set<string>();
+    const ready = new Map<string, number>();
     const services = await this.allocateServices(st, ready);
     const { tasks, waiting } = await this.allocateTasks(st, ready);
     const nodes = await this.allocateNodes(st);
@@ -108,13 +108,20 @@ export class Allocator extends ReconcileLoop {
     if (networks + services + tasks + nodes > 0 || waiting > 0) this.log.debug(this.last, 'allocation pass');
   }
 
-  private async commit<T extends 'network' | 'service' | 'task' | 'node'>(kind: T, objects: readonly (T extends 'network' ? Network : T extends 'service' ? Service : T extends 'task' ? Task : Node)[]): Promise<void> {
+  /** Writes in chunks; answers each object's ID with the version it was committed at. */
+  private async commit<T extends 'network' | 'service' | 'task' | 'node'>(
+    kind: T,
+    objects: readonly (T extends 'network' ? Network : T extends 'service' ? Service : T extends 'task' ? Task : Node)[],
+  ): Promise<Map<string, number>> {
+    const versions = new Map<string, number>();
     for (let i = 0; i < objects.length; i += MAX_WRITES_PER_TX) {
       const chunk = objects.slice(i, i + MAX_WRITES_PER_TX);
-      await this.store.update((tx) => {
+      const { version } = await this.store.update((tx) => {
         for (const o of chunk) tx.update(kind, o as never);
       });
+      for (const o of chunk) versions.set(o.ID, version);
     }
+    return versions;
   }
 
   private nowIso(): string {
@@ -138,7 +145,8 @@ export class Allocator extends ReconcileLoop {
     return writes.length;
   }
 
-  private async allocateServices(st: AllocationState, ready: Set<string>): Promise<number> {
+  /** `ready`: service ID → the version whose Endpoint is allocated (a later version waits for the next pass). */
+  private async allocateServices(st: AllocationState, ready: Map<string, number>): Promise<number> {
     const writes: Service[] = [];
     for (const svc of this.store.find('service')) {
       let ep: Endpoint;
@@ -149,14 +157,14 @@ export class Allocator extends ReconcileLoop {
         this.log.warn({ service: svc.ID, name: svc.Spec.Name, err: err.message }, 'service endpoint could not be allocated; its tasks wait');
         continue;
       }
-      ready.add(svc.ID);
+      ready.set(svc.ID, svc.Version.Index);
       if (!same(ep, svc.Endpoint)) writes.push({ ...svc, Endpoint: ep });
     }
-    await this.commit('service', writes);
+    for (const [id, version] of await this.commit('service', writes)) ready.set(id, version);
     return writes.length;
   }
 
-  private async allocateTasks(st: AllocationState, ready: ReadonlySet<string>): Promise<{ tasks: number; waiting: number }> {
+  private async allocateTasks(st: AllocationState, ready: ReadonlyMap<string, number>): Promise<{ tasks: number; waiting: number }> {
     const nowIso = this.nowIso();
     const writes: Task[] = [];
     let waiting = 0;
@@ -169,7 +177,11 @@ export class Allocator extends ReconcileLoop {
       const svc = t.ServiceID === '' ? undefined : this.store.get('service', t.ServiceID);
       let reason: string | null = null;
       let attachments: NetworkAttachment[] = [];
-      if (svc !== undefined && !ready.has(svc.ID)) {
+      if (svc !== undefined && ready.get(svc.ID) !== svc.Version.Index) {
+        if (ready.has(svc.ID)) {
+          // The service changed during this pass: its event brings the next pass, which allocates both.
+          continue;
+        }
         reason = `service ${svc.Spec.Name}'s endpoint is not allocated yet (see the manager's log)`;
       } else {
         try {
