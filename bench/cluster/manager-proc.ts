@@ -41,6 +41,11 @@ async function start(spec: ManagerProcSpec): Promise<Manager> {
     dataRoot: spec.dataRoot,
     listenAddr: '127.0.0.1:0',
     logger,
+    // Election after 5 s without a leader (Docker's is 10 s): a machine shared with other work
+    // can starve a process for over a second, and a needless election would split the run.
+    tickMs: 100,
+    electionTick: 50,
+    heartbeatTick: 1,
     leaderServices: { dispatcher: { heartbeatPeriodMs: spec.heartbeatPeriodMs } },
   };
   return spec.mode === 'init' ? Manager.init(common) : Manager.join({ ...common, remoteAddr: spec.remoteAddr, token: spec.token });

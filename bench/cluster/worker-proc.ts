@@ -18,8 +18,10 @@ import { newSimCounters, SimExecutor } from './sim-executor.js';
 export interface WorkerProcSpec {
   readonly index: number;
   readonly count: number;
-  /** Manager addresses; node i joins through managers[i % n] and starts its agent knowing all. */
+  /** Manager addresses every agent starts with (the leader first). */
   readonly managers: readonly string[];
+  /** Managers whose CA issues the certificates: node i joins through joinVia[i % n]. */
+  readonly joinVia: readonly string[];
   readonly token: string;
   readonly baseDir: string;
   /** Joins (key + CSR + certificate) in flight at once. */
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
   try {
     const slots = Array.from({ length: spec.count }, (_, i) => i);
     const identities = await mapLimit(slots, spec.joinConcurrency, (i): Promise<NodeIdentity> =>
-      joinCluster({ address: spec.managers[i % spec.managers.length]!, token: spec.token, callTimeoutMs: 60_000 }),
+      joinCluster({ address: spec.joinVia[(i + spec.index) % spec.joinVia.length]!, token: spec.token, callTimeoutMs: 60_000 }),
     );
     await mapLimit(slots, 32, async (i) => {
       const agent = await Agent.start({
