@@ -21,6 +21,15 @@ describe('--format templates', () => {
     expect(renderTemplate('{{.Swarm.RemoteManagers}}', data)).toBe('<nil>');
   });
 
+  it('has index, split and pad as docker does', () => {
+    const svc = { Spec: { Labels: { 'com.docker.stack.namespace': 'app' } }, Ports: ['80', '443'] };
+    expect(renderTemplate('{{index .Spec.Labels "com.docker.stack.namespace"}}', svc)).toBe('app');
+    expect(renderTemplate('[{{index .Spec.Labels "missing"}}]', svc)).toBe('[]');
+    expect(renderTemplate('{{index .Ports 1}}', svc)).toBe('443');
+    expect(renderTemplate('{{split "a:b" ":"}}', svc)).toBe('[a b]');
+    expect(renderTemplate('{{pad "x" 1 2}}|', svc)).toBe(' x  |');
+  });
+
   it('turns \\t and \\n into tab and newline', () => {
     expect(renderTemplate('{{.Name}}\\t{{.Name}}\\n', data)).toBe('web\tweb\n');
   });

@@ -1,6 +1,6 @@
 // `--format` templates in the Go text/template style docker users know, for the common cases:
 //   {{.Field.Sub}}  {{.}}  {{json .X}}  {{.X | json}}  {{upper .X}}  {{lower .X}}  {{title .X}}
-//   {{join .List ", "}}  {{len .List}}  {{truncate .X 12}}
+//   {{join .List ", "}}  {{len .List}}  {{truncate .X 12}}  {{index .Map "key"}}  {{split .X ","}}  {{pad .X 1 2}}
 // Field names match exactly, else case-insensitively (so docker's `{{.Server.APIVersion}}` finds
 // the API's `ApiVersion`). `\t` and `\n` in the format become a tab and a newline, as in docker.
 import { CliError } from '../errors.js';
@@ -17,6 +17,18 @@ const FUNCS: Readonly<Record<string, Fn>> = {
   len: ([v]) => (Array.isArray(v) || typeof v === 'string' ? v.length : v !== null && typeof v === 'object' ? Object.keys(v).length : 0),
   truncate: ([v, n]) => text(v).slice(0, Number(n)),
   println: (args) => `${args.map(text).join(' ')}\n`,
+  split: ([v, sep]) => text(v).split(text(sep)),
+  pad: ([v, left, right]) => `${' '.repeat(Number(left) || 0)}${text(v)}${' '.repeat(Number(right) || 0)}`,
+  /** `{{index .Spec.Labels "com.docker.stack.namespace"}}`, `{{index .List 0}}`: missing → no value. */
+  index: ([v, ...keys]) => {
+    let cur: Value = v;
+    for (const k of keys) {
+      if (Array.isArray(cur)) cur = cur[Number(k)];
+      else if (cur !== null && typeof cur === 'object') cur = (cur as Record<string, unknown>)[text(k)];
+      else return undefined;
+    }
+    return cur ?? '';
+  },
 };
 
 /** How Go's text/template prints a value. */
