@@ -2,10 +2,12 @@
 import type { Argv } from 'yargs';
 import type { CliCommand, CliContext, GlobalArgs } from '../context.js';
 import { formatTable } from '../format/table.js';
-import { daemonRunning, hostEnv, labDown, labExec, labHeal, labKill, labPartition, labStart, labUp, loadLab } from './lab.js';
+// lab.ts pulls in the image builder, the lab's system tools and more: loaded when a lab command
+// runs, so that every other `shoal` command starts without it.
+const lab = (): Promise<typeof import('./lab.js')> => import('./lab.js');
 import { resolveHostName } from './naming.js';
 import { isProcessAlive } from '../proc.js';
-import { labRoot, listLabNames, readState, type LabState } from './state.js';
+import { daemonRunning, labRoot, listLabNames, readState, type LabState } from './state.js';
 
 interface LabArgs extends GlobalArgs {
   readonly name: string;
@@ -86,24 +88,24 @@ export function labCommandBuilder(ctx: CliContext, root: () => string): (y: Argv
             .option('managers', { type: 'number', default: 3, describe: 'Manager hosts (NAME-m1...)' })
             .option('workers', { type: 'number', default: 2, describe: 'Worker hosts (NAME-w1...)' }),
         async (argv) => {
-          const state = await labUp({ root: root(), name: argv.name, managers: argv.managers, workers: argv.workers, progress: (l) => ctx.io.err(`lab ${argv.name}: ${l}\n`) });
+          const state = await (await lab()).labUp({ root: root(), name: argv.name, managers: argv.managers, workers: argv.workers, progress: (l) => ctx.io.err(`lab ${argv.name}: ${l}\n`) });
           out(upSummary(state));
         },
       )
       .command('down', 'Remove everything the lab made (also after a crash)', {}, async (argv) => {
-        const removed = await labDown({ root: root(), name: String(argv['name']) });
+        const removed = await (await lab()).labDown({ root: root(), name: String(argv['name']) });
         out(removed.length === 0 ? `lab "${argv.name}": nothing to remove` : `lab "${argv.name}" removed: ${removed.join(', ')}`);
       })
       .command(
         ['ls', 'list'],
         "List the lab's hosts (or every lab with --all)",
         (y) => y.option('all', { alias: 'a', type: 'boolean', default: false, describe: 'List every lab' }),
-        (argv) => {
+        async (argv) => {
           if (argv.all) {
             out(allLabsTable(root()));
             return;
           }
-          const state = loadLab(root(), argv.name);
+          const state = (await lab()).loadLab(root(), argv.name);
           out(`lab "${state.name}": ${state.phase}, bridge ${state.bridge} ${state.subnet}, registry ${state.registry.address ?? '?'}${state.partitions.length > 0 ? `, partitions: ${state.partitions.map(([a, b]) => `${a.join(' ')} | ${b.join(' ')}`).join('; ')}` : ''}\n${hostsTable(state)}`);
         },
       )
@@ -113,31 +115,31 @@ export function labCommandBuilder(ctx: CliContext, root: () => string): (y: Argv
         (y) => hostArg(y).positional('cmd', { type: 'string', array: true, describe: 'The command (after --)' }),
         async (argv) => {
           const cmd = [...((argv['cmd'] as string[] | undefined) ?? []), ...rest(argv as Record<string, unknown>)];
-          ctx.exitCode = await labExec(loadLab(root(), argv.name), argv.host, cmd);
+          ctx.exitCode = await (await lab()).labExec((await lab()).loadLab(root(), argv.name), argv.host, cmd);
         },
       )
-      .command('env <host>', "Print the exports that point a shell at a host's daemon", hostArg, (argv) => {
-        const state = loadLab(root(), argv.name);
+      .command('env <host>', "Print the exports that point a shell at a host's daemon", hostArg, async (argv) => {
+        const state = (await lab()).loadLab(root(), argv.name);
         const host = resolveHostName(state.name, state.hosts, argv.host);
-        const env = hostEnv(host);
+        const env = (await lab()).hostEnv(host);
         out(`${Object.entries(env).map(([k, v]) => `export ${k}=${v}`).join('\n')}\n# Run this command to configure your shell:\n# eval "$(shoal lab env${state.name === 'lab' ? '' : ` --name ${state.name}`} ${host.name})"`);
       })
       .command('kill <host>', "SIGKILL a host's daemon", hostArg, async (argv) => {
-        out(await labKill(loadLab(root(), argv.name), argv.host));
+        out(await (await lab()).labKill((await lab()).loadLab(root(), argv.name), argv.host));
       })
       .command('start <host>', "Start a host's daemon again (after lab kill)", hostArg, async (argv) => {
-        out(await labStart(loadLab(root(), argv.name), argv.host));
+        out(await (await lab()).labStart((await lab()).loadLab(root(), argv.name), argv.host));
       })
       .command(
         'partition <hosts..>',
         'Cut the network between two groups of hosts: lab partition HOST... -- HOST...',
         (y) => y.positional('hosts', { type: 'string', array: true, demandOption: true }),
         async (argv) => {
-          out(await labPartition(loadLab(root(), argv.name), (argv['hosts'] as string[]).map(String), rest(argv as Record<string, unknown>)));
+          out(await (await lab()).labPartition((await lab()).loadLab(root(), argv.name), (argv['hosts'] as string[]).map(String), rest(argv as Record<string, unknown>)));
         },
       )
       .command('heal', 'Remove every partition', {}, async (argv) => {
-        out(await labHeal(loadLab(root(), String(argv['name']))));
+        out(await (await lab()).labHeal((await lab()).loadLab(root(), String(argv['name']))));
       })
       .demandCommand(1, 'lab needs a subcommand: up, down, ls, exec, env, kill, start, partition or heal') as Argv<LabArgs>;
 }

@@ -45,7 +45,7 @@ import {
   mountsUnder,
 } from './net.js';
 import { seedBusybox, startLabRegistry } from './registry.js';
-import { labDir, listLabNames, readState, releaseSubnets, reserveSubnet, writeState, type LabHost, type LabState, type ProcessRef } from './state.js';
+import { daemonRunning, labDir, listLabNames, readState, releaseSubnets, reserveSubnet, writeState, type LabHost, type LabState, type ProcessRef } from './state.js';
 import { runcRootOf } from '../daemon/worker/node-agent.js';
 import { formSwarm } from './swarm.js';
 import { runCommand } from './sys.js';
@@ -97,9 +97,6 @@ export function loadLab(root: string, name: string): LabState {
   return state;
 }
 
-export function daemonRunning(host: LabHost): boolean {
-  return host.daemon !== undefined && isProcessAlive(host.daemon.pid, host.daemon.startTime || undefined);
-}
 
 async function waitGone(ref: ProcessRef, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;

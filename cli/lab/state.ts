@@ -3,6 +3,7 @@
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError } from '../errors.js';
+import { isProcessAlive } from '../proc.js';
 import type { Role } from './naming.js';
 
 export const DEFAULT_LAB_ROOT = '/var/lib/shoal-lab';
@@ -146,4 +147,9 @@ export function releaseSubnets(root: string, name: string): void {
       // raced with another release
     }
   }
+}
+
+/** Whether the host's daemon (the very process the lab started) still runs. */
+export function daemonRunning(host: LabHost): boolean {
+  return host.daemon !== undefined && isProcessAlive(host.daemon.pid, host.daemon.startTime || undefined);
 }
