@@ -36,7 +36,7 @@ import type { DekSource, KeyRuntime } from './dek.js';
 import { KeyManagerDekSource } from './keymanager/key-manager.js';
 import { followRaftSettings } from './membership/raft-settings.js';
 import { ManagerError, NoLeaderError, NotLeaderError, managerErrorFromGrpc } from './errors.js';
-import { identitySaver, ManagerCertificates, type ManagerCertificatesOptions } from './certificates.js';
+import { identitySaver, ManagerCertificates, tlsInfoOfCA, type ManagerCertificatesOptions } from './certificates.js';
 import type { IdentityChange } from '../ca/node-certificates.js';
 import { clusterOf, StoreNodeRegistry, type ManagedCluster } from './membership/cluster-state.js';
 import { initialAllocation } from './allocator/init.js';
@@ -254,6 +254,7 @@ export class Manager {
           },
           JoinTokens: { Worker: ca.joinTokens.worker, Manager: ca.joinTokens.manager },
           ShoalCA: caData,
+          TLSInfo: tlsInfoOfCA(caData),
           RemovedNodes: [],
         };
         tx.create('cluster', { ...cluster, ...networking.cluster, ID: identity.clusterId });

@@ -233,3 +233,25 @@ describe('worker network manager', () => {
     }
   });
 });
+
+describe('worker network manager before the node address is known', () => {
+  it('a prepare waits for it, fails with ERR_NETWORK_NOT_READY after readyTimeoutMs, and a release cancels a waiting prepare', async () => {
+    const tag = `wnc${process.pid}`;
+    const early = new WorkerNetworks({ hostTag: tag, nodeId: 'nodeC', hostNetns: hostA, upstreamResolvers: [], readyTimeoutMs: 300 });
+    try {
+      await expect(early.prepareTask(CLIENT)).rejects.toMatchObject({ code: 'ERR_NETWORK_NOT_READY' });
+      const late = new WorkerNetworks({ hostTag: tag, nodeId: 'nodeC', hostNetns: hostA, upstreamResolvers: [] });
+      try {
+        const pending = late.prepareTask(WEB2);
+        await late.releaseTask(WEB2.ID);
+        late.setLocalAddress(ADDR_A);
+        await expect(pending).rejects.toMatchObject({ code: 'ERR_NETWORK_CLOSED' });
+        expect(await run(['ip', 'netns', 'list'])).not.toContain(`shoal-${tag}-`);
+      } finally {
+        await late.close();
+      }
+    } finally {
+      await early.close();
+    }
+  });
+});

@@ -121,6 +121,9 @@ export class WorkerNetworks implements TaskNetworks {
   private rejectReady!: (e: Error) => void;
   private readonly views = new Map<string, NetworkPeers>();
   private readonly tasks = new Map<string, LocalTask>();
+  /** Prepares waiting for the data plane; a release meanwhile cancels them (they would attach after it). */
+  private readonly waiting = new Set<string>();
+  private readonly cancelled = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -173,8 +176,16 @@ export class WorkerNetworks implements TaskNetworks {
   prepareTask(task: Task): Promise<TaskNetworkConfig | undefined> {
     const attachments = (task.NetworksAttachments ?? []).filter((a) => overlaySpecOf(a.Network) !== undefined);
     if (attachments.length === 0) return Promise.resolve(undefined);
-    return this.whenReady().then(() =>
+    this.waiting.add(task.ID);
+    const ready = this.whenReady().catch((err: unknown) => {
+      this.waiting.delete(task.ID);
+      this.cancelled.delete(task.ID);
+      throw err;
+    });
+    return ready.then(() =>
       this.serialize(async () => {
+        this.waiting.delete(task.ID);
+        if (this.cancelled.delete(task.ID)) throw new WorkerNetworkError('ERR_NETWORK_CLOSED', `task ${task.ID} was released before its networks were ready`);
         const known = this.tasks.get(task.ID);
         if (known !== undefined) return known.config;
         const plane = this.live();
@@ -213,6 +224,7 @@ export class WorkerNetworks implements TaskNetworks {
   }
 
   releaseTask(taskId: string): Promise<void> {
+    if (this.waiting.has(taskId)) this.cancelled.add(taskId);
     return this.serialize(async () => {
       const t = this.tasks.get(taskId);
       this.tasks.delete(taskId);
