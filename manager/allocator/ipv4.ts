@@ -8,17 +8,28 @@ export interface Cidr {
   readonly prefixLength: number;
 }
 
+/** Dotted quad → number, or null. A character loop: the allocator parses every held address on each pass. */
 export function parseAddr(text: string): number | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
-  let v = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return null;
-    const n = Number(p);
-    if (n > 255) return null;
-    v = v * 256 + n;
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return null;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return null;
+    }
   }
-  return v;
+  if (dots !== 3 || digits === 0) return null;
+  return value * 256 + part;
 }
 
 export function formatAddr(v: number): string {
@@ -61,6 +72,6 @@ export function overlaps(a: Cidr, b: Cidr): boolean {
 
 /** `10.0.1.5/24` (an address with its network's prefix, as tasks and VIPs carry it) → the address. */
 export function addrOfInterface(text: string): number | null {
-  const [addr] = text.split('/');
-  return addr === undefined ? null : parseAddr(addr);
+  const slash = text.indexOf('/');
+  return parseAddr(slash < 0 ? text : text.slice(0, slash));
 }
