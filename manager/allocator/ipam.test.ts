@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { AllocatorError } from './errors.js';
-import { formatAddr, formatCidr, overlaps, parseCidr, type Cidr } from './ipv4.js';
+import { addrOfInterface, formatAddr, formatCidr, overlaps, parseAddr, parseCidr, type Cidr } from './ipv4.js';
 import { NetworkAddresses } from './network-addresses.js';
 import { IngressPorts } from './ports.js';
 import { nextFreeSubnet, parsePoolConfig } from './subnet-pool.js';
@@ -92,6 +92,16 @@ describe('default address pool', () => {
     expect(d.ingress.Spec).toMatchObject({ Name: 'ingress', Ingress: true });
     const custom = initialAllocation(['10.30.0.0/16'], 20);
     expect(custom.ingress.IPAMOptions?.Configs).toEqual([{ Subnet: '10.30.0.0/20', Gateway: '10.30.0.1' }]);
+  });
+});
+
+describe('IPv4 text', () => {
+  it('parses dotted quads and nothing else', () => {
+    expect(parseAddr('10.0.1.5')).toBe(10 * 2 ** 24 + 1 * 256 + 5);
+    expect(formatAddr(parseAddr('255.255.255.255')!)).toBe('255.255.255.255');
+    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '1..2.3', '1.2.3.', '.1.2.3', 'a.b.c.d', '1.2.3.4 ', '1234.1.1.1']) expect(parseAddr(bad), bad).toBeNull();
+    expect(addrOfInterface('10.0.1.5/24')).toBe(parseAddr('10.0.1.5'));
+    expect(addrOfInterface('10.0.1.5')).toBe(parseAddr('10.0.1.5'));
   });
 });
 
