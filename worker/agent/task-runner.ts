@@ -258,6 +258,15 @@ export class TaskRunner {
     const container = { ContainerStatus: { ContainerID: this.taskId, ...(exit.exitCode !== undefined ? { ExitCode: exit.exitCode } : {}) } };
     if (exit.state === 'complete') this.set('complete', 'finished', container);
     else this.set('failed', 'started', { Err: exit.message, ...container });
+    // An unhealthy container is still running: stop it (as Docker does), so that its replacement
+    // does not run beside it.
+    if (exit.unhealthy) {
+      const ctl = this.ctl();
+      ctl
+        .shutdown()
+        .catch(() => ctl.terminate())
+        .catch((err: unknown) => this.deps.logger.error({ err, taskId: this.taskId }, 'agent: stopping an unhealthy container failed'));
+    }
   }
 
   private async stop(): Promise<void> {
