@@ -200,6 +200,9 @@ describe('allocator', () => {
     }
     expectNoSharedAddress();
 
+    // The routing mesh needs ingress while the service publishes there.
+    await expect(api.removeNetwork('ingress')).rejects.toThrow('ingress network cannot be removed because service pub depends on it (it publishes ports in ingress mode)');
+
     // The port is taken: another service asking for it is refused, naming the holder.
     await expect(api.createService(serviceSpec('thief', { EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080 }] } }))).rejects.toThrow(
       `port '8080' is already in use by service 'pub' (${svc.ID}) as an ingress port`,

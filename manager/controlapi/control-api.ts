@@ -35,7 +35,7 @@ import {
   type Tx,
 } from '../store/index.js';
 import { generateUnlockKey } from '../keymanager/unlock-key.js';
-import { AllocationState, AllocatorError } from '../allocator/index.js';
+import { AllocationState, AllocatorError, needsIngress } from '../allocator/index.js';
 import { isAlive } from '../orchestrator/task-state.js';
 import { ControlError, invalid, precondition, toControlError } from './errors.js';
 import { clusterCASeam, type CAChangeResult, type ClusterCASeam, type MembershipSeam, type StoreWrite, type StoredCluster } from './seams.js';
@@ -515,6 +515,10 @@ export class ControlApi {
       const byName = tx.find('service').filter((s) => [...(s.Spec.TaskTemplate.Networks ?? []), ...(s.Spec.Networks ?? [])].some((n) => n.Target === cur.Spec.Name));
       const users = [...new Map([...services, ...byName].map((s) => [s.ID, s])).values()];
       if (users.length > 0) throw precondition(`network ${cur.Spec.Name} is in use by service ${users.map((s) => s.Spec.Name).join(', ')}`);
+      if (cur.Spec.Ingress === true) {
+        const meshUser = tx.find('service').find((s) => needsIngress(s.Spec.EndpointSpec?.Ports));
+        if (meshUser !== undefined) throw precondition(`ingress network cannot be removed because service ${meshUser.Spec.Name} depends on it (it publishes ports in ingress mode)`);
+      }
       // A task holds its address until it is observed stopped (its endpoint is gone from its node).
       const task = tx.find('task').find((t) => t.NetworksAttachments?.some((a) => a.Network.ID === cur.ID) === true && isAlive(t));
       if (task !== undefined) throw precondition(`network ${cur.Spec.Name} is in use by task ${task.ID}`);
