@@ -2,8 +2,8 @@
 // a busybox service of 3 replicas writes numbered lines to stdout and to stderr, its tasks spread
 // over the hosts; `shoal service logs` shows every task's lines with docker's `name.slot.task@host`
 // prefix, stdout lines on stdout and stderr lines on stderr; the real docker CLI prints the same
-// lines, also through the follower manager (which forwards to the leader's broker); `--tail 1`
-// gives one line per task and stream; `-f` picks up a line written after it started and ends when
+// lines, also through the follower manager (which forwards to the leader's broker); `--tail N`
+// gives the last N lines of each task's log; `-f` picks up a line written after it started and ends when
 // the client is stopped; `shoal exec` returns the command's output and its exit code, through a
 // service name and a task ID. The lab is always taken down.
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -85,8 +85,7 @@ describe('service logs and exec on a lab', () => {
     const up = shoal(['lab', 'up', '--name', name, '--managers', '2', '--workers', '1']);
     expect(up.status, up.stderr + up.stdout).toBe(0);
     state = JSON.parse(readFileSync(join(root!, name, 'state.json'), 'utf8')) as LabState;
-    // Each task writes out-1, err-1, out-2, err-2 (apart in time, so the log keeps that order) and then
-    // sleeps; `touch /tmp/more` makes it write one more line.
+    // Each task writes out-1, err-1, out-2, err-2 and then sleeps; `touch /tmp/more` makes it write one more line.
     const script = 'for i in 1 2; do echo out-$i; sleep 0.1; echo err-$i >&2; sleep 0.1; done; while [ ! -e /tmp/more ]; do sleep 0.2; done; echo late-line; sleep 600';
     ok(docker(leader(), ['service', 'create', '--detach', '--name', 'lg', '--replicas', '3', 'busybox', 'sh', '-c', script]));
     const rows = await waitFor('3 running tasks on 3 hosts', () => {
@@ -125,17 +124,29 @@ describe('service logs and exec on a lab', () => {
     }
   });
 
-  it('--tail 2 gives the last two lines of each task (one per stream here); -t prefixes RFC 3339 timestamps; a task ID selects one task', () => {
-    const tail = shoal(['service', 'logs', '--tail', '2', 'lg'], leader());
-    expect(tail.status, tail.stderr).toBe(0);
-    expect(lines(tail.stdout).sort()).toEqual([...prefixes.values()].map((p) => `${p}    | out-2`).sort());
-    expect(lines(tail.stderr).sort()).toEqual([...prefixes.values()].map((p) => `${p}    | err-2`).sort());
-    const last = shoal(['service', 'logs', '--tail', '1', 'lg'], leader());
-    expect(lines(last.stdout)).toEqual([]);
-    expect(lines(last.stderr).sort()).toEqual([...prefixes.values()].map((p) => `${p}    | err-2`).sort());
-    const stamped = docker(leader(), ['service', 'logs', '-t', '--tail', '2', 'lg']);
+  it('--tail N gives the last N lines of each task’s log (both streams counted); -t prefixes RFC 3339 timestamps; a task ID selects one task', () => {
+    // The order of stdout and stderr lines in a task's log is the order the executor read its two
+    // pipes in: take the expected tail from the log file on the task's host.
+    const lastOf = (n: number): { out: string[]; err: string[] } => {
+      const want = { out: [] as string[], err: [] as string[] };
+      for (const [taskId, prefix] of prefixes) {
+        const host = hosts().find((h) => prefix.endsWith(`@${h.name}`))!;
+        const entries = lines(readFileSync(join(host.dataRoot, 'agent', 'executor', 'logs', taskId, 'log'), 'utf8')).map((l) => JSON.parse(l) as { stream: string; line: string });
+        for (const e of entries.slice(-n)) (e.stream === 'stderr' ? want.err : want.out).push(`${prefix}    | ${e.line}`);
+      }
+      return { out: want.out.sort(), err: want.err.sort() };
+    };
+    for (const n of [1, 2, 3]) {
+      const tail = shoal(['service', 'logs', '--tail', String(n), 'lg'], leader());
+      expect(tail.status, tail.stderr).toBe(0);
+      const want = lastOf(n);
+      expect(lines(tail.stdout).sort(), `--tail ${n}`).toEqual(want.out);
+      expect(lines(tail.stderr).sort(), `--tail ${n}`).toEqual(want.err);
+    }
+    const stamped = docker(leader(), ['service', 'logs', '-t', 'lg']);
     expect(stamped.status, stamped.stderr).toBe(0);
-    for (const l of lines(stamped.stdout)) expect(l).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z \S+@\S+ +\| out-2$/);
+    expect(lines(stamped.stdout)).toHaveLength(6);
+    for (const l of lines(stamped.stdout)) expect(l).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z \S+@\S+ +\| out-[12]$/);
     const [taskId, prefix] = [...prefixes][0]!;
     const one = shoal(['service', 'logs', taskId], follower());
     expect(one.status, one.stderr).toBe(0);
