@@ -108,6 +108,16 @@ function common(f: Filters, exactNames = false): ListFilters {
   };
 }
 
+/**
+ * dockerode puts its options in the body too, so an update's spec carries a lowercase `version`
+ * key; dockerd's case-insensitive decoding ignores it (no spec has such a field): so do we.
+ */
+function withoutClientVersion(body: unknown): unknown {
+  if (!isObj(body) || !('version' in body)) return body;
+  const { version: _version, ...rest } = body;
+  return rest;
+}
+
 async function exists(p: string): Promise<boolean> {
   try {
     await access(p);
@@ -252,7 +262,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   api.route('POST', '/swarm/update', async (req) => {
     const b = backend();
     const version = versionParam(req.query);
-    const body = await req.json();
+    const body = withoutClientVersion(await req.json());
     const c = b.api.getCluster();
     await b.updateCluster(c.ID, version, body ?? {}, {
       workerToken: parseBoolParam(req.query, 'rotateWorkerToken'),
@@ -309,7 +319,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   api.route('POST', '/nodes/{id}/update', async (req) => {
     const b = backend();
     const version = versionParam(req.query);
-    await b.updateNode(req.params['id']!, version, await req.json());
+    await b.updateNode(req.params['id']!, version, withoutClientVersion(await req.json()));
     return reply.empty(200);
   });
   api.route('DELETE', '/nodes/{id}', async (req) => {
@@ -346,7 +356,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     const b = backend();
     const version = versionParam(req.query);
     const rollback = req.query.get('rollback') === 'previous';
-    const body = await req.json();
+    const body = withoutClientVersion(await req.json());
     await b.updateService(req.params['id']!, version, rollback ? undefined : body, rollback);
     return reply.json({ Warnings: null });
   });
@@ -409,7 +419,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   });
   api.route('POST', '/secrets/{id}/update', async (req) => {
     const b = backend();
-    await b.updateSecret(req.params['id']!, versionParam(req.query), await req.json());
+    await b.updateSecret(req.params['id']!, versionParam(req.query), withoutClientVersion(await req.json()));
     return reply.empty(200);
   });
   api.route('DELETE', '/secrets/{id}', async (req) => {
@@ -428,7 +438,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   });
   api.route('POST', '/configs/{id}/update', async (req) => {
     const b = backend();
-    await b.updateConfig(req.params['id']!, versionParam(req.query), await req.json());
+    await b.updateConfig(req.params['id']!, versionParam(req.query), withoutClientVersion(await req.json()));
     return reply.empty(200);
   });
   api.route('DELETE', '/configs/{id}', async (req) => {
