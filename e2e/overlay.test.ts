@@ -2,7 +2,7 @@
 // namespace, tasks in runc containers), driven by the real docker CLI and looked at from inside
 // the containers (`runc exec` with the executor's root on the task's host):
 //   - tasks on two hosts ping each other over the overlay;
-//   - `web` resolves to the service VIP, `tasks.web` to every task's address;
+//   - `web` resolves to the service VIP, `tasks.web` to every task's address, a dnsrr service to its task;
 //   - repeated requests through the VIP reach every backend; scaling adds the new backend;
 //   - a task on another network neither resolves nor reaches the service;
 //   - a published port on a node without the task reaches it (routing mesh), from every host;
@@ -137,6 +137,7 @@ describe('overlay networks on a lab', () => {
     ok(docker(['service', 'create', '--detach', '--name', 'web', '--replicas', '2', '--network', 'backend', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc']));
     ok(docker(['service', 'create', '--detach', '--name', 'client', '--network', 'backend', 'busybox', 'sleep', '600']));
     ok(docker(['service', 'create', '--detach', '--name', 'outsider', '--network', 'other', 'busybox', 'sleep', '600']));
+    ok(docker(['service', 'create', '--detach', '--name', 'rr', '--endpoint-mode', 'dnsrr', '--network', 'backend', 'busybox', 'sleep', '600']));
     web = await waitFor('2 running web tasks', () => runningTasks('web', 2));
     client = (await waitFor('the client task', () => runningTasks('client', 1)))[0]!;
     outsider = (await waitFor('the outsider task', () => runningTasks('outsider', 1)))[0]!;
@@ -153,8 +154,10 @@ describe('overlay networks on a lab', () => {
     expect(inTask(remote!, `ping -c 2 -W 2 ${back}`)).toContain('2 packets received');
   }, 60_000);
 
-  it('`web` resolves to its VIP and `tasks.web` to every task', () => {
+  it('`web` resolves to its VIP and `tasks.web` to every task; a dnsrr service to its tasks', async () => {
     expect(resolved(inTask(client, 'nslookup web'))).toEqual([vip]);
+    const [rr] = (await waitFor('the dnsrr task', () => runningTasks('rr', 1)))!;
+    await waitFor('rr → its task address', () => (JSON.stringify(resolved(inTask(client, 'nslookup rr'))) === JSON.stringify([taskAddress(rr!.id, 'backend')]) ? true : undefined));
     expect(resolved(inTask(client, 'nslookup tasks.web'))).toEqual(web.map((t) => taskAddress(t.id, 'backend')).sort());
     expect(inTask(client, 'cat /etc/resolv.conf')).toMatch(/^nameserver 10\.\d+\.\d+\.1$/m);
   });
@@ -192,7 +195,7 @@ describe('overlay networks on a lab', () => {
 
   it('after service rm and network rm nothing of the networks is left', async () => {
     const networkIds = ['backend', 'other'].map((n) => ok(docker(['network', 'inspect', n, '--format', '{{.ID}}'])).trim());
-    ok(docker(['service', 'rm', 'web', 'client', 'outsider', 'pub']));
+    ok(docker(['service', 'rm', 'web', 'client', 'outsider', 'pub', 'rr']));
     await waitFor('the networks to be removable', () => (docker(['network', 'rm', 'backend', 'other']).status === 0 ? true : undefined));
     await waitFor('no task namespace or network sandbox left', () => {
       const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
