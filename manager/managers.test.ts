@@ -97,7 +97,7 @@ describe('three managers in three processes', () => {
     const err = await m2.requestError('put', { name: 'on-follower' });
     expect(err?.code).toBe('NOT_LEADER');
     expect(err?.message).toContain(m1.nodeId);
-  });
+  }, 180_000); // init + joins of separate processes: ~50–60 s on the loaded shared 2-core machine
 
   it('kill -9 of the leader: a new leader within a few election timeouts, nothing committed is lost', async () => {
     const leader = await agreedLeader(m);
@@ -283,7 +283,7 @@ describe('five managers in five processes', () => {
     written.push('five-after-kill');
     m = [...rest, await h.restart(leader.dataRoot)];
     await eventually('the restarted manager caught up', async () => (await configsOf(m[m.length - 1]!)).length === written.length);
-  });
+  }, 180_000); // init + joins of separate processes: ~50–60 s on the loaded shared 2-core machine
 
   it('a partitioned minority of two (with the leader) refuses writes; the three others elect and write; healing converges', async () => {
     const leader = await agreedLeader(m);
