@@ -572,12 +572,16 @@ export class ControlApi {
     const curExpiryNs = cur.Spec.CAConfig?.NodeCertExpiry;
     const expiryChanged = expiryNs !== undefined && expiryNs !== 0 && expiryNs !== curExpiryNs;
     let ca: CAChangeResult | undefined;
-    if (rotate.workerToken === true || rotate.managerToken === true || expiryChanged) {
+    // `swarm ca --rotate` increments ForceRotate: the new root is made in this same write (docker's CLI then watches it).
+    const forceRotate = spec.CAConfig?.ForceRotate ?? 0;
+    const rotateRoot = forceRotate > (cur.Spec.CAConfig?.ForceRotate ?? 0);
+    if (rotate.workerToken === true || rotate.managerToken === true || expiryChanged || rotateRoot) {
       if (cur.ShoalCA === undefined) throw precondition("this cluster's CA data is not in the store; join tokens and certificate expiry cannot change");
       ca = await this.ca.apply(cur.ShoalCA, {
         rotateWorkerToken: rotate.workerToken === true,
         rotateManagerToken: rotate.managerToken === true,
         ...(expiryChanged ? { certExpiryMs: Math.round(expiryNs / 1e6) } : {}),
+        ...(rotateRoot ? { forceRotate } : {}),
       });
     }
     const { version: v } = await this.commit('update cluster', (tx) => {
@@ -588,7 +592,7 @@ export class ControlApi {
         Version: { Index: version },
         Spec: spec,
         ...(unlockKey !== undefined ? { ManagerUnlockKey: unlockKey } : {}),
-        ...(ca !== undefined ? { ShoalCA: ca.caData, JoinTokens: ca.joinTokens } : {}),
+        ...(ca !== undefined ? { ShoalCA: ca.caData, JoinTokens: ca.joinTokens, ...ca.cluster } : {}),
       };
       return tx.update('cluster', next);
     });

@@ -2,6 +2,7 @@
 // Defaults exist for the ones that need nothing but the store's own data.
 import { ClusterCA, type ClusterCAData } from '../../ca/cluster-ca.js';
 import { MANAGER_ROLE, WORKER_ROLE } from '../../ca/roles.js';
+import { tlsInfoOfCA } from '../certificates.js';
 import type { Cluster, Tx, UpdateResult } from '../store/index.js';
 
 /**
@@ -19,11 +20,15 @@ export interface CAChange {
   readonly rotateManagerToken: boolean;
   /** The new node certificate lifetime, when `swarm update --cert-expiry` changed it. */
   readonly certExpiryMs?: number;
+  /** `swarm ca --rotate`: the spec's new CAConfig.ForceRotate; a root rotation starts unless one runs. */
+  readonly forceRotate?: number;
 }
 
 export interface CAChangeResult {
   readonly caData: ClusterCAData;
   readonly joinTokens: { readonly Worker: string; readonly Manager: string };
+  /** Cluster fields that change with the CA (a root rotation: RootRotationInProgress, TLSInfo). */
+  readonly cluster?: Pick<Cluster, 'RootRotationInProgress' | 'TLSInfo'>;
 }
 
 /** Join-token rotation and certificate expiry: the CA's business, applied to the data the Cluster object holds. */
@@ -38,8 +43,13 @@ export const clusterCASeam: ClusterCASeam = {
     if (change.certExpiryMs !== undefined) await ca.setCertExpiry({ expiryMs: change.certExpiryMs, backdateMs: ca.expiryPolicy.backdateMs });
     if (change.rotateWorkerToken) ca.rotateJoinToken(WORKER_ROLE);
     if (change.rotateManagerToken) ca.rotateJoinToken(MANAGER_ROLE);
+    // A rotation already running finishes first; the leader starts the next one then (manager/certificates.ts).
+    const startRotation = change.forceRotate !== undefined && ca.rootCA.rotation === null;
+    if (startRotation) await ca.startRootRotation(Date.now(), change.forceRotate);
     const tokens = ca.joinTokens;
-    return { caData: await ca.export(), joinTokens: { Worker: tokens.worker, Manager: tokens.manager } };
+    const caData = await ca.export();
+    const cluster = startRotation ? { cluster: { RootRotationInProgress: true, TLSInfo: tlsInfoOfCA(caData) } } : {};
+    return { caData, joinTokens: { Worker: tokens.worker, Manager: tokens.manager }, ...cluster };
   },
 };
 
