@@ -39,6 +39,8 @@ export async function runExec(ctx: CliContext, client: ApiClient, ref: string, a
       throw err2;
     }
   }
+  // A command may run quietly for long: the client's idle timeout must not cut its stream.
+  res.socket?.setTimeout(0);
   const decoder = new FrameDecoder();
   let exit: ExitFrame | null = null;
   for await (const chunk of res as AsyncIterable<Buffer>) {

@@ -168,6 +168,8 @@ export async function runServiceLogs(ctx: CliContext, client: ApiClient, ref: st
   if (o.since !== undefined) query['since'] = sinceParam(o.since, Date.now());
   if (o.timestamps) query['timestamps'] = '1';
   const res = await client.stream('GET', path, { query });
+  // A followed stream may stay quiet for long: the client's idle timeout must not cut it.
+  if (o.follow) res.socket?.setTimeout(0);
   if (tty) {
     for await (const chunk of res as AsyncIterable<Buffer>) ctx.io.out(chunk.toString('utf8'));
     return;
