@@ -26,7 +26,11 @@ export interface WorkerProcSpec {
   readonly baseDir: string;
   /** Joins (key + CSR + certificate) in flight at once. */
   readonly joinConcurrency: number;
+  /** Agents starting (up to their first complete assignment set) at once. */
+  readonly startConcurrency: number;
 }
+
+const SESSION_WAIT_MS = 120_000;
 
 export interface WorkerProcStats {
   readonly agents: number;
@@ -68,7 +72,9 @@ async function main(): Promise<void> {
     const identities = await mapLimit(slots, spec.joinConcurrency, (i): Promise<NodeIdentity> =>
       joinCluster({ address: spec.joinVia[(i + spec.index) % spec.joinVia.length]!, token: spec.token, callTimeoutMs: 60_000 }),
     );
-    await mapLimit(slots, 32, async (i) => {
+    // Agents start a few at a time, each counted once its session delivered the complete set:
+    // a thousand TLS handshakes at once on a loaded leader would delay heartbeats past the grace period.
+    await mapLimit(slots, spec.startConcurrency, async (i) => {
       const agent = await Agent.start({
         dataRoot: path.join(spec.baseDir, `n${i}`),
         identity: identities[i]!,
@@ -84,6 +90,9 @@ async function main(): Promise<void> {
         callTimeoutMs: 30_000,
       });
       agents.push(agent);
+      const deadline = performance.now() + SESSION_WAIT_MS;
+      while (agent.sessionsEstablished === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (agent.sessionsEstablished === 0) throw new Error(`agent sim-${spec.index}-${i} had no session after ${SESSION_WAIT_MS} ms`);
     });
   } catch (err) {
     await closeAll();

@@ -566,9 +566,12 @@ export class Dispatcher {
     // Network views: computed once per network per pass, whichever nodes take part in it.
     const touched = this.store.view((tx) => touchedNetworks(events, tx));
     const cache = touched.size > 0 ? this.store.view((tx) => new NetworkPeersCache(tx)) : null;
-    for (const s of this.sessions.values()) {
-      const stream = s.assignments;
-      if (stream === null) continue;
+    // Only task changes (the common case): visit the nodes they name, not every session.
+    const targets: Iterable<NodeSession | undefined> =
+      cache === null && shared.length === 0 ? [...byNode.keys()].map((id) => this.sessions.get(id)) : this.sessions.values();
+    for (const s of targets) {
+      const stream = s?.assignments ?? null;
+      if (s === undefined || stream === null) continue;
       const mine = [...(byNode.get(s.nodeId) ?? []), ...shared].filter((ev) => ev.version > stream.baseVersion);
       if (mine.length === 0 && cache === null) continue;
       mine.sort((a, b) => a.version - b.version);
