@@ -43,7 +43,7 @@ describe('ApiServer', () => {
       if (req.params['id'] === 'boom') throw new Error('it broke');
       throw new NotFoundError(`service ${req.params['id'] ?? ''} not found`);
     });
-    api.route('GET', '/distribution/{name*}/json', (req) => reply.json({ name: req.params['name'], version: req.apiVersion }));
+    api.route('GET', '/plugins/{name*}/json', (req) => reply.json({ name: req.params['name'], version: req.apiVersion }));
     api.route('DELETE', '/secrets/{id}', () => reply.empty(204));
     api.addErrorMapper((err) => (err instanceof TeapotError ? new ConflictError(`mapped: ${err.message}`) : undefined));
     registerSwarmGate(api);
@@ -149,9 +149,9 @@ describe('ApiServer', () => {
   });
 
   it('greedy parameters and the requested API version reach the handler', async () => {
-    const r = await unixRequest(sock, 'GET', '/v1.41/distribution/library/busybox:latest/json');
+    const r = await unixRequest(sock, 'GET', '/v1.41/plugins/library/busybox:latest/json');
     expect(JSON.parse(r.text)).toEqual({ name: 'library/busybox:latest', version: '1.41' });
-    const unversioned = await unixRequest(sock, 'GET', '/distribution/busybox/json');
+    const unversioned = await unixRequest(sock, 'GET', '/plugins/busybox/json');
     expect(JSON.parse(unversioned.text)).toEqual({ name: 'busybox', version: '1.50' });
   });
 
