@@ -78,8 +78,9 @@ export class Allocator extends ReconcileLoop {
         this.markDirty(PASS_KEY);
         return;
       case 'node':
-        // Our own attachment write comes back as an update; only arrivals and departures matter.
-        if (ev.action !== 'update') this.markDirty(PASS_KEY);
+        // Heartbeats and status updates leave attachments alone and need no pass; arrivals,
+        // departures and attachment changes (ours come back once, then the pass finds nothing) do.
+        if (ev.action !== 'update' || !same(ev.old?.Attachments, ev.object.Attachments)) this.markDirty(PASS_KEY);
         return;
       case 'task': {
         const t = ev.object;
