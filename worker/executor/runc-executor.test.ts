@@ -3,7 +3,7 @@
 // tests read the task's captured JSON-lines log. Every container, mount, cgroup and namespace is
 // removed after each test, also when it fails.
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStore } from '../image/index.js';
@@ -148,6 +148,21 @@ describe('running a task', () => {
     expect(execFileSync('ls', [join(ex.opts.dataRoot, 'tasks')], { encoding: 'utf8' })).toBe('');
     const ns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     expect(ns).not.toContain(ex.netnsPrefix);
+  });
+
+  it('rejects a task whose root cannot be mounted (a layer gone from the cache), naming the image, and leaves nothing behind', async () => {
+    const store = await cleanup.imageStore();
+    ex = await cleanup.executor({ images: store });
+    const { image: pulled } = await store.pull(image);
+    // The cache loses the layer's files behind the store's back.
+    await rm(join(store.root, 'layers', 'sha256', (pulled.diffIds[0] as string).slice('sha256:'.length), 'fs'), { recursive: true });
+    const t = task({ Command: ['true'] });
+    const err = await t.prepare().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskImageError);
+    expect((err as Error).message).toContain(`mount the root file system of ${image}: mount overlay on `);
+    expect(await mountsUnder(join(ex.opts.dataRoot, 'tasks'))).toEqual([]);
+    expect(execFileSync('ls', [join(ex.opts.dataRoot, 'tasks')], { encoding: 'utf8' })).toBe('');
+    expect(store.mountedImages().size).toBe(0);
   });
 
   it('reports a command that cannot start as a start failure with runc message', async () => {

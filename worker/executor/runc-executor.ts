@@ -474,7 +474,7 @@ class RuncTask implements TaskController {
     const shimReady = async (): Promise<void> => {
       const outcome = await settled;
       if (outcome === TASK_FILES.shimReady) return;
-      const failed = (await readFile(join(this.dir, TASK_FILES.shimFailed), 'utf8').catch(() => '')).trim();
+      const failed = (await readFile(join(this.dir, TASK_FILES.shimWhy), 'utf8').catch(() => '')).trim();
       const log = (await readFile(join(this.dir, TASK_FILES.shimLog), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join('; ');
       const why = [failed, log].filter((x) => x !== '').join(': ');
       if (outcome === undefined) throw new HostSetupError(id, `the shim did not get ready within ${SHIM_READY_TIMEOUT_MS} ms${why !== '' ? `: ${why}` : ''}`);

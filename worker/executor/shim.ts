@@ -32,6 +32,7 @@ export const TASK_FILES = {
   healthPid: 'health.pid',
   shimReady: 'shim.ready',
   shimFailed: 'shim.failed',
+  shimWhy: 'shim.why',
   shimPid: 'shim.pid',
 } as const;
 
@@ -40,19 +41,20 @@ export const TASK_FILES = {
 // mount the overlay from and $5 its options (both empty: the root is mounted already).
 // The shim makes the FIFOs itself (Node has no mkfifo(3)), mounts the root when asked, and creates
 // shim.ready once it holds all three FIFOs (from then on a `start` written to ack.fifo reaches it),
-// or shim.failed with the reason. Then it waits for its `start` line on ack.fifo; any other line (or
-// EOF) cancels it. fd 5 holds ack.fifo open (read-write, so the open never blocks) for its whole
-// life: after the status file is written the shim waits on it again until the executor has seen the
-// status, keeping the log FIFOs (and whatever the container wrote last) alive while no executor runs.
+// or shim.failed once the reason is in shim.why. Then it waits for its `start` line on ack.fifo;
+// any other line (or EOF) cancels it. fd 5 holds ack.fifo open (read-write, so the open never
+// blocks) for its whole life: after the status file is written the shim waits on it again until
+// the executor has seen the status, keeping the log FIFOs (and whatever the container wrote last)
+// alive while no executor runs.
 const SHIM_FUNCTION = [
   'shim() {',
   '  d="$1"; id="$2"; mode="$3"; mcwd="$4"; mopts="$5"',
   '  exec </dev/null >>"$d/shim.log" 2>&1',
   '  [ -p "$d/ack.fifo" ] || mkfifo -m 600 "$d/stdout.fifo" "$d/stderr.fifo" "$d/ack.fifo"',
-  '  [ -p "$d/stdout.fifo" ] && [ -p "$d/stderr.fifo" ] && [ -p "$d/ack.fifo" ] || { echo "mkfifo failed" >"$d/shim.failed"; exit 110; }',
-  '  exec 3<>"$d/stdout.fifo" 4<>"$d/stderr.fifo" 5<>"$d/ack.fifo" || { echo "open FIFOs failed" >"$d/shim.failed"; exit 111; }',
+  '  [ -p "$d/stdout.fifo" ] && [ -p "$d/stderr.fifo" ] && [ -p "$d/ack.fifo" ] || { echo "mkfifo failed" >"$d/shim.why"; : >"$d/shim.failed"; exit 110; }',
+  '  exec 3<>"$d/stdout.fifo" 4<>"$d/stderr.fifo" 5<>"$d/ack.fifo" || { echo "open FIFOs failed" >"$d/shim.why"; : >"$d/shim.failed"; exit 111; }',
   '  if [ -n "$mopts" ]; then',
-  '    cd "$mcwd" && mount -t overlay overlay -o "$mopts" "$d/bundle/rootfs" || { echo "mount overlay on $d/bundle/rootfs failed" >"$d/shim.failed"; exit 112; }',
+  '    cd "$mcwd" && mount -t overlay overlay -o "$mopts" "$d/bundle/rootfs" || { echo "mount overlay on $d/bundle/rootfs failed" >"$d/shim.why"; : >"$d/shim.failed"; exit 112; }',
   '    cd /',
   '  fi',
   '  : >"$d/shim.ready"',
