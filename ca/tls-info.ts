@@ -52,7 +52,17 @@ export function nodeTlsInfo(certChainPem: string, trustBundlePem: string): TLSIn
   const candidates = [...chain.slice(1), ...parseCertificates(trustBundlePem)];
   const issuer = candidates.find((c) => leaf.checkIssued(c) && leaf.verify(c.publicKey));
   if (issuer === undefined) throw new CAError('INVALID_CERTIFICATE', 'no certificate in the chain or trust bundle issued the node certificate');
-  return { TrustRoot: trustBundlePem, ...issuerInfo(issuer) };
+  return { TrustRoot: canonicalPem(trustBundlePem), ...issuerInfo(issuer) };
+}
+
+/**
+ * One PEM form for TrustRoot everywhere (node and cluster), so the docker CLI's byte-for-byte
+ * comparison of a node's TrustRoot with the cluster's holds once they trust the same roots.
+ */
+export function canonicalPem(pem: string): string {
+  return parseCertificates(pem)
+    .map((c) => c.toString().trim() + '\n')
+    .join('');
 }
 
 /** The root new certificates are issued under: the last of the cluster's trust bundle ([current] or [current, next]). */

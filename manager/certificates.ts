@@ -28,7 +28,7 @@ import { renewNodeCertificate } from '../ca/join.js';
 import { NodeCertificates, type IdentityChange } from '../ca/node-certificates.js';
 import type { Clock } from '../ca/renewal.js';
 import { MANAGER_ROLE, WORKER_ROLE } from '../ca/roles.js';
-import { desiredIssuer, issuerInfo, nodeTlsInfo, type TLSInfo } from '../ca/tls-info.js';
+import { canonicalPem, desiredIssuer, issuerInfo, nodeTlsInfo, type TLSInfo } from '../ca/tls-info.js';
 import type { CAServer } from '../proto/gen/shoal/ca.js';
 import { ManagerError } from './errors.js';
 import { clusterOf, type ManagedCluster } from './membership/cluster-state.js';
@@ -93,7 +93,12 @@ export function clusterTlsInfo(cluster: Cluster): TLSInfo | null {
   const bundle = trustBundleOfCluster(cluster);
   const issuer = bundle === null ? null : desiredIssuer(bundle);
   if (bundle === null || issuer === null) return null;
-  return { TrustRoot: pemBlock(issuer.toString()), ...issuerInfo(issuer) };
+  return { TrustRoot: canonicalPem(issuer.toString()), ...issuerInfo(issuer) };
+}
+
+/** Same PEM content, whatever the line breaks and trailing newlines. */
+function samePem(a: string | undefined, b: string | undefined): boolean {
+  return (a ?? '').replace(/\s+/g, '') === (b ?? '').replace(/\s+/g, '');
 }
 
 function sameIssuer(a: { readonly CertIssuerPublicKey?: string; readonly CertIssuerSubject?: string } | undefined, b: TLSInfo): boolean {
@@ -215,7 +220,7 @@ export class ManagerCertificates {
       if (cluster === undefined) return;
       if (this.host.isLeader) {
         await this.lead(store, cluster, self);
-      } else if (cluster.RootRotationInProgress === true && self !== undefined && this.node.underDesiredRoot()) {
+      } else if (self !== undefined && this.node.underDesiredRoot()) {
         this.reportIfStale(self);
       }
     } catch (err) {
@@ -225,10 +230,14 @@ export class ManagerCertificates {
     }
   }
 
-  /** A follower's record at the leader is stale (it joined or renewed elsewhere): renew at the leader to be counted. */
+  /**
+   * A follower's TLSInfo in the store is stale (it joined, renewed elsewhere, or changed its trust
+   * bundle after a rotation): renew at the leader, which records it, so `swarm ca` can count it.
+   */
   private reportIfStale(self: Node): void {
     const mine = this.myTlsInfo();
-    if (sameIssuer(self.Description?.TLSInfo, mine)) return;
+    const recorded = self.Description?.TLSInfo;
+    if (sameIssuer(recorded, mine) && samePem(recorded?.TrustRoot, mine.TrustRoot)) return;
     const now = Date.now();
     if (now - this.lastReportMs < (this.o.reportEveryMs ?? DEFAULT_REPORT_EVERY_MS)) return;
     this.lastReportMs = now;
@@ -239,7 +248,7 @@ export class ManagerCertificates {
     if (self !== undefined) {
       const mine = this.myTlsInfo();
       const recorded = self.Description?.TLSInfo;
-      if (!sameIssuer(recorded, mine) || recorded?.TrustRoot !== mine.TrustRoot) await this.recordTlsInfoInfo(self.ID, mine);
+      if (!sameIssuer(recorded, mine) || !samePem(recorded?.TrustRoot, mine.TrustRoot)) await this.recordTlsInfoInfo(self.ID, mine);
     }
     const data = cluster.ShoalCA;
     if (data === undefined) return;
@@ -259,7 +268,7 @@ export class ManagerCertificates {
       return;
     }
     const target = clusterTlsInfo(cluster);
-    if (target !== null && (!sameIssuer(cluster.TLSInfo, target) || cluster.TLSInfo?.TrustRoot !== target.TrustRoot || cluster.RootRotationInProgress === true)) {
+    if (target !== null && (!sameIssuer(cluster.TLSInfo, target) || !samePem(cluster.TLSInfo?.TrustRoot, target.TrustRoot) || cluster.RootRotationInProgress === true)) {
       await this.writeCluster(cluster, () => ({ TLSInfo: target, RootRotationInProgress: false }));
     }
   }
@@ -310,7 +319,7 @@ export class ManagerCertificates {
       const node = tx.get('node', nodeId);
       if (node === undefined) return;
       const cur = node.Description?.TLSInfo;
-      if (sameIssuer(cur, info) && cur?.TrustRoot === info.TrustRoot) return;
+      if (sameIssuer(cur, info) && samePem(cur?.TrustRoot, info.TrustRoot)) return;
       tx.update('node', { ...node, Description: { ...(node.Description ?? {}), TLSInfo: info } });
     });
   }
@@ -326,4 +335,9 @@ export function identitySaver(keySource: unknown): (certificatesDir: string, ide
     const storeTlsKey = km?.storeTlsKey?.bind(km);
     await saveIdentity(dir, identity, storeTlsKey);
   };
+}
+
+/** The Cluster object's TLSInfo for a CA as stored (at swarm init; the leader keeps it current after). */
+export function tlsInfoOfCA(data: NonNullable<Cluster['ShoalCA']>): TLSInfo | undefined {
+  return clusterTlsInfo({ ShoalCA: data } as Cluster) ?? undefined;
 }

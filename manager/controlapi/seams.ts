@@ -47,9 +47,9 @@ export const clusterCASeam: ClusterCASeam = {
     const startRotation = change.forceRotate !== undefined && ca.rootCA.rotation === null;
     if (startRotation) await ca.startRootRotation(Date.now(), change.forceRotate);
     const tokens = ca.joinTokens;
-    const caData = await ca.export();
-    const cluster = startRotation ? { cluster: { RootRotationInProgress: true, TLSInfo: tlsInfoOfCA(caData) } } : {};
-    return { caData, joinTokens: { Worker: tokens.worker, Manager: tokens.manager }, ...cluster };
+    const exported = await ca.export();
+    const cluster = startRotation ? { cluster: { RootRotationInProgress: true, TLSInfo: tlsInfoOfCA(exported) } } : {};
+    return { caData: exported, joinTokens: { Worker: tokens.worker, Manager: tokens.manager }, ...cluster };
   },
 };
 

@@ -1,0 +1,125 @@
+// `shoal swarm ca` and the real docker CLI's `docker swarm ca` against one shoald (swarm plugin, unix
+// socket, manager on loopback port 0): both print the same root CA; `--rotate` from either CLI
+// converges (the progress reaches 1/1 nodes), prints a new root that the node's certificate is
+// under, and the join tokens change with the root's digest.
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { Daemon } from '../daemon/daemon.js';
+import { SwarmPlugin } from '../daemon/swarm/plugin.js';
+import { runCli } from '../main.js';
+
+const run = promisify(execFile);
+const DOCKER_TIMEOUT_MS = 60_000;
+
+let dir: string;
+let daemon: Daemon | null = null;
+let socket: string;
+
+interface Captured {
+  readonly code: number;
+  readonly out: string;
+  readonly err: string;
+}
+
+async function shoal(...args: string[]): Promise<Captured> {
+  let out = '';
+  let err = '';
+  const code = await runCli([...args, '-H', `unix://${socket}`], { out: (t) => (out += t), err: (t) => (err += t) }, {});
+  return { code, out, err };
+}
+
+async function docker(...args: string[]): Promise<Captured> {
+  try {
+    const r = await run('docker', ['-H', `unix://${socket}`, ...args], { env: { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') }, timeout: DOCKER_TIMEOUT_MS });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : 1, out: x.stdout ?? '', err: x.stderr ?? '' };
+  }
+}
+
+/** The node certificate the daemon keeps for its manager, checked against `rootPem` with openssl. */
+async function nodeCertVerifiesAgainst(rootPem: string): Promise<boolean> {
+  const rootFile = join(dir, 'root.pem');
+  await writeFile(rootFile, rootPem);
+  try {
+    const certs = join(dir, 'data', 'swarm', 'certificates', 'swarm-node.crt');
+    return /OK/.test(execFileSync('openssl', ['verify', '-CAfile', rootFile, certs], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'shoal-swarm-ca-'));
+  socket = join(dir, 'shoal.sock');
+  daemon = new Daemon(
+    { dataRoot: join(dir, 'data'), socket, listenAddr: '127.0.0.1:0', advertiseAddr: '', registryMirrors: [], insecureRegistries: [], logLevel: 'error', hostname: 'cahost' },
+    pino({ level: 'silent' }),
+    [new SwarmPlugin()],
+  );
+  await daemon.start();
+  const init = await shoal('swarm', 'init', '--listen-addr', '127.0.0.1:0');
+  expect(init.code, init.err).toBe(0);
+}, 30_000);
+
+afterAll(async () => {
+  await daemon?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('swarm ca', () => {
+  let firstRoot = '';
+
+  it('shoal swarm ca prints the root CA certificate, as docker swarm ca does', async () => {
+    const mine = await shoal('swarm', 'ca');
+    expect(mine.code, mine.err).toBe(0);
+    expect(mine.out).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
+    expect(execFileSync('openssl', ['x509', '-noout', '-subject'], { input: mine.out }).toString()).toMatch(/CN ?= ?swarm-ca/);
+    const theirs = await docker('swarm', 'ca');
+    expect(theirs.code, theirs.err).toBe(0);
+    expect(theirs.out.trim()).toBe(mine.out.trim());
+    firstRoot = mine.out;
+  });
+
+  it('shoal swarm ca --rotate: progress to 1/1 nodes, a new root the node is under, new join tokens', async () => {
+    const before = (await shoal('swarm', 'join-token', '-q', 'worker')).out.trim();
+    const rotated = await shoal('swarm', 'ca', '--rotate');
+    expect(rotated.code, rotated.err).toBe(0);
+    expect(rotated.err).toMatch(/desired root digest: sha256:[0-9a-f]{64}/);
+    expect(rotated.err).toMatch(/rotated TLS certificates: +\[=+\] 1\/1 nodes/);
+    expect(rotated.err).toMatch(/rotated CA certificates: +\[=+\] 1\/1 nodes/);
+    expect(rotated.out.trim()).not.toBe(firstRoot.trim());
+    expect(await nodeCertVerifiesAgainst(rotated.out)).toBe(true);
+    expect(await nodeCertVerifiesAgainst(firstRoot)).toBe(false);
+    const after = (await shoal('swarm', 'join-token', '-q', 'worker')).out.trim();
+    expect(after.split('-')[2]).not.toBe(before.split('-')[2]);
+    const inspect = await docker('info', '--format', '{{.Swarm.Cluster.RootRotationInProgress}}');
+    expect(inspect.out.trim()).toBe('false');
+    firstRoot = rotated.out;
+  }, 60_000);
+
+  it('docker swarm ca --rotate (the real docker CLI) converges against shoald too', async () => {
+    const rotated = await docker('swarm', 'ca', '--rotate');
+    expect(rotated.code, rotated.err).toBe(0);
+    expect(rotated.out).toMatch(/-----BEGIN CERTIFICATE-----/);
+    expect(rotated.out.trim()).not.toBe(firstRoot.trim());
+    expect(await nodeCertVerifiesAgainst(rotated.out.slice(rotated.out.indexOf('-----BEGIN')))).toBe(true);
+  }, 70_000);
+
+  it('-d returns at once; the rotation still completes in the background', async () => {
+    const detached = await shoal('swarm', 'ca', '--rotate', '-d');
+    expect(detached.code, detached.err).toBe(0);
+    expect(detached.err).toBe('');
+    const shown = await shoal('swarm', 'ca', '--rotate', '-q');
+    expect(shown.code, shown.err).toBe(0);
+    expect(shown.err).toBe('');
+    expect(await nodeCertVerifiesAgainst(shown.out)).toBe(true);
+  }, 60_000);
+});
