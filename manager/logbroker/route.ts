@@ -41,7 +41,10 @@ export function managerLocator(m: ManagerLike, broker: () => LogBroker | null): 
       const leader = m.status().leader;
       return leader === null ? null : m.membership.addrOf(leader);
     },
-    material: m.identity,
+    // Read at each call: a renewed certificate is used from then on.
+    get material() {
+      return m.identity;
+    },
     clusterId: m.clusterId,
   };
 }
