@@ -2,7 +2,8 @@
 // unix socket, manager on loopback port 0), after `shoal swarm init` with a custom default
 // address pool: ingress takes the pool's first subnet; created networks the next ones or their
 // --subnet; ls/inspect show Docker's shapes; --opt encrypted and overlapping subnets are refused
-// with nothing created; rm is refused while a service uses the network.
+// with nothing created; `docker service create -p` gets its ports and VIPs (a taken port refused,
+// naming the holder); rm is refused while a service uses the network.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,6 +45,16 @@ async function docker(...args: string[]): Promise<Captured> {
     const x = e as { code?: number; stdout?: string; stderr?: string };
     return { code: typeof x.code === 'number' ? x.code : 1, out: x.stdout ?? '', err: x.stderr ?? '' };
   }
+}
+
+/** Re-runs `probe` (a CLI call) until it answers, at most ~10 s. */
+async function waitForOutput(probe: () => Promise<string | undefined>): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out waiting for the CLI to show the allocation');
 }
 
 beforeAll(async () => {
@@ -133,6 +144,25 @@ describe('network commands', () => {
     const removed = await docker('network', 'rm', 'dnet');
     expect(removed.code, removed.err).toBe(0);
     expect(removed.out).toBe('dnet\n');
+  });
+
+  it('docker service create -p: the service gets its ports (8080 and a dynamic one) and VIPs on ingress and its network; a taken port is refused naming the holder', async () => {
+    const made = await docker('service', 'create', '-d', '--name', 'pub', '--replicas', '0', '--network', 'front', '-p', '8080:80', '-p', '81', 'busybox:1');
+    expect(made.code, made.err).toBe(0);
+    const ep = await waitForOutput(async () => {
+      const r = await docker('service', 'inspect', 'pub', '--format', '{{range .Endpoint.Ports}}{{.PublishedPort}}->{{.TargetPort}}/{{.Protocol}}/{{.PublishMode}} {{end}}{{len .Endpoint.VirtualIPs}}');
+      return r.out.endsWith('2\n') ? r.out : undefined;
+    });
+    expect(ep).toBe('8080->80/tcp/ingress 30000->81/tcp/ingress 2\n');
+    const vips = (await docker('service', 'inspect', 'pub', '--format', '{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}')).out.trim().split(' ');
+    expect(vips[0]).toMatch(/^10\.20\.0\.\d+\/24$/); // ingress
+    expect(vips[1]).toMatch(/^10\.20\.1\.\d+\/24$/); // front
+    const ls = await docker('service', 'ls', '--format', '{{.Name}} {{.Ports}}');
+    expect(ls.out).toBe('pub *:8080->80/tcp, *:30000->81/tcp\n');
+    const thief = await docker('service', 'create', '-d', '--name', 'thief', '--replicas', '0', '-p', '8080:80', 'busybox:1');
+    expect(thief.code).not.toBe(0);
+    expect(thief.err).toMatch(/port '8080' is already in use by service 'pub' \([a-z0-9]{25}\) as an ingress port/);
+    expect((await docker('service', 'rm', 'pub')).code).toBe(0);
   });
 
   it('rm is refused while a service uses the network, and works once it is gone', async () => {
