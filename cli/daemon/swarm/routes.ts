@@ -12,6 +12,7 @@ import { KeyManagerError, LOCKED_MESSAGE } from '../../../manager/keymanager/err
 import { KeyManagerDekSource } from '../../../manager/keymanager/key-manager.js';
 import { UNLOCK_KEY_PREFIX } from '../../../manager/keymanager/unlock-key.js';
 import { Manager, STATE_FILE } from '../../../manager/manager.js';
+import { stableJson } from '../../../manager/orchestrator/service-model.js';
 import type { NodeRole, TaskState } from '../../../manager/store/index.js';
 import { ApiError, ConflictError, InvalidArgumentError, MSG_ALREADY_IN_SWARM, MSG_NO_SWARM, MSG_NOT_IN_SWARM, MSG_WORKER_NOT_MANAGER, UnavailableError } from '../api/errors.js';
 import { boolValue, checkFilterKeys, parseBoolParam, parseFilters, versionParam, type Filters } from '../api/query.js';
@@ -313,9 +314,13 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     }
     const membership = first(f, 'membership');
     if (membership.length > 0 && !membership.includes('accepted')) nodes = [];
-    return reply.json(nodes);
+    // ManagerStatus (Leader, Reachability) from this manager's live Raft state, as dockerd answers.
+    return reply.json(b.manager.membership.withLiveStatus(nodes));
   });
-  api.route('GET', '/nodes/{id}', (req) => reply.json(backend().api.getNode(req.params['id']!)));
+  api.route('GET', '/nodes/{id}', (req) => {
+    const b = backend();
+    return reply.json(b.manager.membership.withLiveStatus([b.api.getNode(req.params['id']!)])[0]);
+  });
   api.route('POST', '/nodes/{id}/update', async (req) => {
     const b = backend();
     const version = versionParam(req.query);
@@ -401,6 +406,12 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     if (serviceLabels !== undefined) {
       const matching = new Set(b.api.listServices({ labels: serviceLabels }).map((s) => s.ID));
       tasks = tasks.filter((t) => matching.has(t.ServiceID));
+    }
+    // The docker CLI's progress loop asks `_up-to-date=true`: tasks made from their service's
+    // current template (swarmkit's !IsTaskDirty), so old tasks of a rolling update do not count.
+    if (first(f, '_up-to-date').some((v) => v === 'true' || v === '1')) {
+      const templates = new Map(b.api.listServices().map((s) => [s.ID, stableJson(s.Spec.TaskTemplate)]));
+      tasks = tasks.filter((t) => templates.get(t.ServiceID) === stableJson(t.Spec));
     }
     return reply.json(tasks);
   });
