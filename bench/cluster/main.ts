@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     for (let p = 0; p < workerProcs; p++) {
       const count = Math.floor(workers / workerProcs) + (p < workers % workerProcs ? 1 : 0);
       const spec: WorkerProcSpec = { index: p, count, managers: addrs, joinVia, token: tokens.Worker, baseDir: path.join(base, `w${p}`), joinConcurrency: 8, startConcurrency: 4 };
-      starting.push(Child.start(`workers-${p}`, WORKER_ENTRY, spec, path.join(logDir, `w${p}.log`), { timeoutMs: START_TIMEOUT_MS * 2 }));
+      starting.push(Child.start(`workers-${p}`, WORKER_ENTRY, spec, path.join(logDir, `w${p}.log`), { timeoutMs: START_TIMEOUT_MS + count * 1000 }));
     }
     // A process that failed to start leaves the others tracked: cleanup() kills them by PID.
     procs.push(...(await Promise.all(starting)));
