@@ -106,6 +106,23 @@ describe('log subscriptions', () => {
   });
 });
 
+describe('a node that reconnects', () => {
+  it('gets the following subscriptions again on its new stream; the old stream ending later changes nothing', () => {
+    const b = broker();
+    const old: SubscriptionMessage[] = [];
+    const fresh: SubscriptionMessage[] = [];
+    const oldGone = b.listen('n1', (m) => old.push(m));
+    const c = collector();
+    b.subscribe({ selector: { serviceIds: ['web'], taskIds: [], nodeIds: [] }, options: { ...both, follow: true } }, c.sink);
+    b.listen('n1', (m) => fresh.push(m));
+    oldGone();
+    expect(old.map((m) => m.close)).toEqual([false]);
+    expect(fresh.map((m) => [m.id, m.close])).toEqual([[old[0]!.id, false]]);
+    b.publish('n1', { subscriptionId: old[0]!.id, messages: [line('t1', 'still here\n')], close: false });
+    expect(c.lines).toHaveLength(1);
+  });
+});
+
 describe('exec routing', () => {
   function execSink(): { out: string[]; exit: Promise<ExecResult>; sink: { output(s: string, d: Uint8Array): void; exit(r: ExecResult): void } } {
     const out: string[] = [];

@@ -159,6 +159,8 @@ export class LogBroker {
    * function to call when the stream ends.
    */
   listen(nodeId: string, send: (msg: SubscriptionMessage) => void): () => void {
+    // A node that reconnects starts over: what its old stream owed is lost, following subscriptions are resent.
+    if (this.subListeners.has(nodeId)) this.dropSubscriptionNode(nodeId);
     const token = this.nextToken++;
     this.subListeners.set(nodeId, { token, send });
     this.log.debug({ nodeId }, 'log broker: node listening for subscriptions');
@@ -166,17 +168,20 @@ export class LogBroker {
       if (s.request.options.follow && !s.sentTo.has(nodeId)) this.sendTo(s, nodeId);
     }
     return () => {
-      if (this.subListeners.get(nodeId)?.token !== token) return;
-      this.subListeners.delete(nodeId);
-      // Lines that node still owed are lost.
-      for (const s of [...this.subs.values()]) {
-        s.sentTo.delete(nodeId);
-        if (s.pending.delete(nodeId)) {
-          s.incomplete.add(nodeId);
-          this.maybeFinish(s);
-        }
-      }
+      if (this.subListeners.get(nodeId)?.token === token) this.dropSubscriptionNode(nodeId);
     };
+  }
+
+  /** The node's subscription stream is gone: lines it still owed are lost. */
+  private dropSubscriptionNode(nodeId: string): void {
+    this.subListeners.delete(nodeId);
+    for (const s of [...this.subs.values()]) {
+      s.sentTo.delete(nodeId);
+      if (s.pending.delete(nodeId)) {
+        s.incomplete.add(nodeId);
+        this.maybeFinish(s);
+      }
+    }
   }
 
   /** One message of a node's PublishLogs stream. Lines for a subscription the node was not sent are dropped. */
@@ -205,15 +210,20 @@ export class LogBroker {
 
   /** A node's ListenExecs stream opened; returns the function to call when it ends. */
   listenExecs(nodeId: string, send: (req: ExecRequest) => void): () => void {
+    // A node that reconnects killed what it ran for its old stream.
+    if (this.execListeners.has(nodeId)) this.dropExecNode(nodeId);
     const token = this.nextToken++;
     this.execListeners.set(nodeId, { token, send });
     return () => {
-      if (this.execListeners.get(nodeId)?.token !== token) return;
-      this.execListeners.delete(nodeId);
-      for (const e of [...this.execs.values()]) {
-        if (e.nodeId === nodeId) this.endExec(e, { exitCode: -1, error: `node ${nodeId} went away while the command ran`, nodeId });
-      }
+      if (this.execListeners.get(nodeId)?.token === token) this.dropExecNode(nodeId);
     };
+  }
+
+  private dropExecNode(nodeId: string): void {
+    this.execListeners.delete(nodeId);
+    for (const e of [...this.execs.values()]) {
+      if (e.nodeId === nodeId) this.endExec(e, { exitCode: -1, error: `node ${nodeId} went away while the command ran`, nodeId });
+    }
   }
 
   /** One message of a node's PublishExec stream. */

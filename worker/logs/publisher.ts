@@ -54,7 +54,7 @@ export interface LogPublisherOptions {
 
 /** Lines per PublishLogsMessage. */
 const BATCH_LINES = 500;
-/** Buffered bytes on a PublishLogs stream before we wait for it to drain. */
+/** Longest wait for a PublishLogs stream to drain before the subscription is dropped. */
 const DRAIN_WAIT_MS = 30_000;
 
 const STREAM_OF: Readonly<Record<LogStream, LogSubscriptionOptions_Stream>> = {
@@ -218,7 +218,14 @@ export class LogPublisher {
       for (let i = 0; i < messages.length || (close && i === 0); i += BATCH_LINES) {
         if (stopped) return;
         const ok = call.write({ subscriptionId: msg.id, messages: messages.slice(i, i + BATCH_LINES), close: close && i + BATCH_LINES >= messages.length } satisfies PublishLogsMessage);
-        if (!ok) await drained(call, DRAIN_WAIT_MS);
+        if (!ok && !(await drained(call, DRAIN_WAIT_MS))) {
+          // The manager stopped reading: give up on this subscription rather than buffer without end.
+          this.log.warn({ subscription: msg.id, waitedMs: DRAIN_WAIT_MS }, 'log publisher: the manager does not read; subscription dropped');
+          stopped = true;
+          if (timer !== null) clearInterval(timer);
+          call.end();
+          return;
+        }
       }
     };
     // Tasks there at the start get the tail; a task that comes later is new: all its lines are.
@@ -310,14 +317,16 @@ export class LogPublisher {
   }
 }
 
-async function drained<T>(call: grpc.ClientWritableStream<T>, limitMs: number): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(done, limitMs);
-    function done(): void {
+/** Resolves true once the stream drained, false after `limitMs` without. */
+async function drained<T>(call: grpc.ClientWritableStream<T>, limitMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => finish(false), limitMs);
+    const onDrain = (): void => finish(true);
+    function finish(ok: boolean): void {
       clearTimeout(t);
-      call.off('drain', done);
-      resolve();
+      call.off('drain', onDrain);
+      resolve(ok);
     }
-    call.once('drain', done);
+    call.once('drain', onDrain);
   });
 }
