@@ -191,7 +191,9 @@ export class WorkerNetworks implements TaskNetworks {
         const plane = this.live();
         const netnsName = taskNetnsName(this.opts.hostTag, task.ID);
         const path = netnsPath(netnsName);
-        if (!existsSync(path)) {
+        // A namespace that exists already holds a container that survived a daemon restart.
+        const made = !existsSync(path);
+        if (made) {
           await run(['ip', 'netns', 'add', netnsName]);
           await run(['ip', 'link', 'set', 'lo', 'up'], { netns: path });
         }
@@ -215,7 +217,7 @@ export class WorkerNetworks implements TaskNetworks {
           return config;
         } catch (err) {
           for (const id of networkIds) await plane.getNetwork(id)?.detach(task.ID).catch(() => undefined);
-          await runTolerating(['ip', 'netns', 'del', netnsName], GONE);
+          if (made) await runTolerating(['ip', 'netns', 'del', netnsName], GONE);
           await this.dropUnused();
           throw err;
         }
@@ -322,7 +324,6 @@ export class WorkerNetworks implements TaskNetworks {
       ...view.Tasks.filter((t) => t.NodeAddr !== local).flatMap((t) => t.Addresses.map((a) => ({ ip: stripPrefix(a), hostAddr: t.NodeAddr }))),
       ...view.Nodes.filter((n) => n.NodeAddr !== local).flatMap((n) => n.Addresses.map((a) => ({ ip: stripPrefix(a), hostAddr: n.NodeAddr }))),
     ];
-    await net.setPeers(peers);
     const services = view.Services.filter((s) => s.ServiceName !== '').map((s) => ({
       id: s.ServiceID,
       name: s.ServiceName,
@@ -331,6 +332,8 @@ export class WorkerNetworks implements TaskNetworks {
       backends: view.Tasks.filter((t) => t.ServiceID === s.ServiceID && t.Running).flatMap((t) => t.Addresses.map(stripPrefix)),
       ...(s.Aliases !== undefined ? { aliases: s.Aliases } : {}),
     }));
+    // Peers first: a backend's FDB/neighbour entries exist before any VIP rule sends traffic to it.
+    await net.setPeers(peers);
     await net.setServices(services);
   }
 

@@ -104,6 +104,7 @@ export class NodeAgent {
     // Overlay networks: namespaces shoal-<tag>-… like the executor's (`lab down` sweeps them).
     const network = new WorkerNetworks({ hostTag: tag, nodeId: o.identity.nodeId, logger: o.logger.child({ component: 'network' }) });
     let started: Agent | null = null;
+    let self: NodeAgent | null = null;
     const certs =
       o.certificatesDir === undefined
         ? null
@@ -129,7 +130,18 @@ export class NodeAgent {
       });
       const logs = new LogPublisher({
         nodeId: o.identity.nodeId,
-        material: o.identity,
+        // Read per connection: after a renewal the publisher connects with the node's current identity.
+        material: {
+          get keyPem() {
+            return (self?.identity ?? o.identity).keyPem;
+          },
+          get certChainPem() {
+            return (self?.identity ?? o.identity).certChainPem;
+          },
+          get trustBundlePem() {
+            return (self?.identity ?? o.identity).trustBundlePem;
+          },
+        },
         clusterId: o.identity.clusterId,
         manager: () => agent.manager,
         logsDir: executor.logsDir,
@@ -139,6 +151,7 @@ export class NodeAgent {
       });
       logs.start();
       const node = new NodeAgent(o.identity, agent, executor, o.logger, logs);
+      self = node;
       node.network = network;
       node.description = o.description;
       started = agent;
