@@ -145,7 +145,7 @@ describe('adoption after an executor restart', () => {
     const shimPid = Number(await readFile(join(taskDir, 'shim.pid'), 'utf8'));
     let killed = 0;
     const status = await readFile(`/proc/${shimPid}/status`, 'utf8').catch(() => '');
-    if (/^State:\s+S/m.test(status)) {
+    if (/^State:\s+[SRD]/m.test(status)) {
       process.kill(shimPid, 'SIGKILL');
       killed++;
     }
@@ -158,6 +158,19 @@ describe('adoption after an executor restart', () => {
     await t.start();
     expect(await t.wait()).toMatchObject({ state: 'complete', exitCode: 0 });
     expect(logLines(t)).toEqual(['started late']);
+  });
+
+  it('forks shims through a new launcher when the old one was killed', async () => {
+    const { first } = await executorPair();
+    const a = await started(first, 'before', ['echo', 'one']);
+    expect(await a.wait()).toMatchObject({ state: 'complete' });
+    const launcher = first.launcher.pid as number;
+    process.kill(launcher, 'SIGKILL');
+    await untilAsync('the launcher to end', async () => !/^State:\s+[SRD]/m.test(await readFile(`/proc/${launcher}/status`, 'utf8').catch(() => '')));
+    const b = await started(first, 'after', ['echo', 'two']);
+    expect(await b.wait()).toMatchObject({ state: 'complete' });
+    expect(logLines(b)).toEqual(['two']);
+    expect(first.launcher.pid).not.toBe(launcher);
   });
 
   it('removes a runc container in its root that no task directory explains', async () => {

@@ -2,8 +2,9 @@
 // agent (worker/agent) over the real runc executor and image store, against a real dispatcher on
 // loopback, and a real registry. Every bad-input case of a pull is REJECTED with an error that
 // names the image as the user wrote it and the cause, and leaves no partial layer in the cache; a
-// container whose healthcheck keeps failing is FAILED as unhealthy and stopped by the agent (the
-// orchestrator then replaces it, as any failed task).
+// container killed by the OOM killer is FAILED saying so; a container whose healthcheck keeps
+// failing is FAILED as unhealthy and stopped by the agent (the orchestrator then replaces it, as
+// any failed task).
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,6 +122,15 @@ describe('a task that cannot run, as service ps shows it', () => {
     await waitFor('the rejected tasks to be forgotten', () => executor.taskIds().length === 0, 30_000);
     expect(await readdir(path.join(executor.opts.dataRoot, 'tasks'))).toEqual([]);
   }, 90_000);
+
+  it('FAILED with the OOM kill named when the container allocates past its memory limit', async () => {
+    const id = await assign({ ContainerSpec: { Image: image, Command: ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=96M', 'count=1'] }, Resources: { Limits: { MemoryBytes: 32 * 1024 * 1024 } } });
+    await waitFor('the task to fail', () => store.get('task', id)?.Status.State === 'failed', 30_000);
+    expect(store.get('task', id)!.Status.Err).toBe('task: non-zero exit (137): killed by the kernel OOM killer (memory limit reached)');
+    expect(store.get('task', id)!.Status.ContainerStatus?.ExitCode).toBe(137);
+    await store.update((tx) => tx.delete('task', id));
+    await waitFor('the container to be removed', () => executor.taskIds().length === 0, 30_000);
+  }, 60_000);
 
   it('FAILED as unhealthy when the healthcheck keeps failing, and its container stopped', async () => {
     const id = await assign({

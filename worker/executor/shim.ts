@@ -135,6 +135,11 @@ export class ShimLauncher {
     private readonly runcRoot: string,
   ) {}
 
+  /** The launcher's PID while it runs. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Forks a shim; resolves with its PID once the launcher has forked it. */
   launch(req: ShimRequest): Promise<number> {
     if (this.closed) return Promise.reject(new ShimLaunchError('the shim launcher is closed'));
