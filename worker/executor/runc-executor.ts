@@ -615,7 +615,7 @@ class RuncTask implements TaskController {
     if (this.rootfsMount === undefined && !(await isMountPoint(join(this.bundleDir, 'rootfs')))) {
       this.rootfsMount = await this.ex.opts.images.mountRootfs(record.imageId, this.bundleDir);
     }
-    for (const f of [TASK_FILES.pid, TASK_FILES.exit]) await rm(join(this.dir, f), { force: true });
+    await Promise.all([TASK_FILES.pid, TASK_FILES.exit].map((f) => rm(join(this.dir, f), { force: true })));
     this.openReaders();
     if (!tellShim(this.dir, 'start')) {
       // No shim waiting (it was killed, or the host restarted): spawn one that runs at once.
