@@ -112,6 +112,30 @@ export class Membership {
     return out;
   }
 
+  /**
+   * `nodes` with each Raft member's ManagerStatus taken from this manager's live Raft state, as
+   * dockerd's node list does: Leader is the leader this manager follows now (none during an
+   * election), Reachability as reachable() sees it. The stored ManagerStatus is what the leader
+   * last wrote; right after a failover it still names the dead leader until the new one's
+   * reconcile commits, so reads answered from it lag the election by a reconcile and a commit.
+   * Nodes that are not Raft members keep what is stored.
+   */
+  withLiveStatus<N extends Node>(nodes: readonly N[]): N[] {
+    const s = this.o.node.status();
+    if (s.voters.length === 0) return [...nodes];
+    const leader = s.leader === null ? null : String(s.leader);
+    const members = new Set([...s.voters, ...s.learners].map(String));
+    return nodes.map((n) => {
+      const ms = n.ManagerStatus;
+      if (ms === undefined || !members.has(n.ID)) return n;
+      const isLeader = n.ID === leader;
+      const reachability = isLeader || this.reachable(n.ID) ? ('reachable' as const) : ('unreachable' as const);
+      if ((ms.Leader ?? false) === isLeader && ms.Reachability === reachability) return n;
+      const { Leader: _stored, ...rest } = ms;
+      return { ...n, ManagerStatus: { ...rest, Reachability: reachability, ...(isLeader ? { Leader: true } : {}) } };
+    });
+  }
+
   /** Periodic work; overlapping calls are skipped. */
   async reconcile(): Promise<void> {
     if (this.reconciling) return;
