@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { labDir, readState, type LabState } from '../../cli/lab/state.js';
+import { isProcessAlive } from '../../cli/proc.js';
 import { ApiPool, type BenchHost, type SystemUnderTest, waitUntil } from './system.js';
 import type { EngineApi } from './api.js';
 
@@ -24,6 +25,7 @@ export class ShoalSystem implements SystemUnderTest {
   private readonly apis = new ApiPool();
 
   private constructor(
+    private readonly labRoot: string,
     private readonly labName: string,
     private readonly env: NodeJS.ProcessEnv,
     private readonly state: LabState,
@@ -45,15 +47,25 @@ export class ShoalSystem implements SystemUnderTest {
     const state = readState(labDir(labRoot, labName));
     if (state === undefined || state.registry.address === undefined) throw new Error(`lab ${labName} has no state after lab up`);
     const hosts = state.hosts.map((h): BenchHost => ({ name: h.name, netns: h.netns, socket: h.socket, address: h.address, role: h.role }));
-    return new ShoalSystem(labName, env, state, hosts, `${state.registry.address}/busybox:latest`);
+    return new ShoalSystem(labRoot, labName, env, state, hosts, `${state.registry.address}/busybox:latest`);
   }
 
   api(host: BenchHost): EngineApi {
     return this.apis.get(host.socket);
   }
 
+  /**
+   * SIGKILL the host's shoald by the PID in the lab's state, from this process, as the Docker
+   * side does (through `shoal lab kill` the figures would include a CLI start-up before the kill).
+   */
   async kill(host: BenchHost): Promise<void> {
-    await runShoal(['lab', 'kill', '--name', this.labName, host.name], this.env);
+    const ref = readState(labDir(this.labRoot, this.labName))?.hosts.find((h) => h.name === host.name)?.daemon;
+    if (ref !== undefined && isProcessAlive(ref.pid, ref.startTime || undefined)) {
+      process.kill(ref.pid, 'SIGKILL');
+      await waitUntil(`${host.name}'s shoald to die`, 10_000, 20, async () => (isProcessAlive(ref.pid, ref.startTime || undefined) ? undefined : true));
+    } else {
+      await runShoal(['lab', 'kill', '--name', this.labName, host.name], this.env);
+    }
     this.apis.reset(host.socket);
   }
 
