@@ -156,6 +156,7 @@ export class ShimLauncher {
       }, LAUNCH_TIMEOUT_MS);
       timer.unref();
       this.waiting.push({ resolve, reject, timer });
+      this.holdLoop(child);
       child.stdin?.write(`${fields.join(FIELD_SEPARATOR)}\n`);
     });
   }
@@ -167,7 +168,7 @@ export class ShimLauncher {
       stdio: ['pipe', 'pipe', 'ignore'],
     });
     child.unref();
-    // Neither pipe may keep the daemon's event loop alive.
+    // An idle launcher must not keep the daemon's event loop alive (holdLoop refs it while a launch waits).
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
     child.stdin?.on('error', () => undefined);
@@ -178,6 +179,7 @@ export class ShimLauncher {
         const line = this.buffered.slice(0, nl);
         this.buffered = this.buffered.slice(nl + 1);
         const w = this.waiting.shift();
+        this.holdLoop(child);
         if (w === undefined) continue;
         clearTimeout(w.timer);
         const pid = Number(line.trim());
@@ -198,6 +200,13 @@ export class ShimLauncher {
     child.once('error', (err) => gone(`failed: ${err.message}`));
     this.child = child;
     return child;
+  }
+
+  /** Keeps the event loop alive while a launch waits for its answer, and only then. */
+  private holdLoop(child: ChildProcess): void {
+    const out = child.stdout as unknown as { ref?: () => void; unref?: () => void } | null;
+    if (this.waiting.length > 0) out?.ref?.();
+    else out?.unref?.();
   }
 
   private restart(): void {
