@@ -12,7 +12,7 @@ function newestMtimeMs(dir: string): number {
   let newest = 0;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtimeMs(path));
+    if (entry.isDirectory() && entry.name !== 'node_modules') newest = Math.max(newest, newestMtimeMs(path));
     else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
@@ -28,7 +28,9 @@ function mtimeMs(path: string): number {
 
 export function ensureCliBuilt(): void {
   const built = Math.min(mtimeMs(join(REPO, 'dist', 'cli', 'shoal.js')), mtimeMs(join(REPO, 'dist', 'cli', 'shoald.js')));
-  const sources = Math.max(newestMtimeMs(join(REPO, 'cli')), mtimeMs(join(REPO, 'worker', 'testing', 'registry.ts')));
+  // Every part the daemon and the CLI are made of (a change in manager/ alone must rebuild too).
+  const parts = ['cli', 'ca', 'manager', 'worker', 'overlay', 'proto', 'raft', 'scheduler'];
+  const sources = Math.max(...parts.map((p) => newestMtimeMs(join(REPO, p))));
   if (built > sources) return;
   const r = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'e2e', 'tsconfig.cli.json')], {
     cwd: REPO,
