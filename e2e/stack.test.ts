@@ -68,6 +68,7 @@ services:
   web:
     image: busybox
     command: sleep 600
+    stop_grace_period: 1s
     environment:
       GREETING: hello
     networks: [front]
@@ -78,7 +79,7 @@ services:
       labels: {tier: frontend}
       update_config: {parallelism: 1, delay: 1s}
       restart_policy: {condition: any}
-${tools ? '  tools:\n    image: busybox\n    command: ["sleep", "600"]\n    deploy:\n      mode: global\n' : ''}networks:
+${tools ? '  tools:\n    image: busybox\n    command: ["sleep", "600"]\n    stop_grace_period: 1s\n    deploy:\n      mode: global\n' : ''}networks:
   front:
     driver: overlay
 secrets:
@@ -166,10 +167,17 @@ describe('stacks on a lab', () => {
     await waitFor('app_web 3/3', () => (JSON.stringify(stackServices('app')) === JSON.stringify(['app_web replicated 3/3']) ? true : undefined));
     expect(ok(docker(['service', 'inspect', 'app_web', '--format', '{{.ID}}'])).trim()).toBe(before);
     expect(ok(shoal(['service', 'ls', '-q'])).trim().split('\n')).toHaveLength(1);
+
+    // The real docker CLI's progress loop (`_up-to-date` tasks only) follows a rolling update to the end.
+    const upd = docker(['service', 'update', '--detach=false', '--env-add', 'STEP=2', 'app_web']);
+    expect(upd.status, upd.stderr).toBe(0);
+    expect(upd.stdout).toContain('verify: Service app_web converged');
+    const envs = ok(docker(['service', 'inspect', 'app_web', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Env}}'])).trim();
+    expect(JSON.parse(envs)).toEqual(['GREETING=hello', 'STEP=2']);
   }, 120_000);
 
   it('the real docker stack deploy works against shoald, and stack rm removes everything', async () => {
-    await writeFile(join(work, 'dk.yml'), 'version: "3.8"\nservices:\n  one:\n    image: busybox\n    command: sleep 600\n    deploy: {replicas: 1}\n');
+    await writeFile(join(work, 'dk.yml'), 'version: "3.8"\nservices:\n  one:\n    image: busybox\n    command: sleep 600\n    stop_grace_period: 1s\n    deploy: {replicas: 1}\n');
     const d = docker(['stack', 'deploy', '-c', 'dk.yml', 'dk']);
     expect(d.status, d.stderr).toBe(0);
     expect(d.stdout).toContain('Creating service dk_one');

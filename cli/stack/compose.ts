@@ -2,9 +2,19 @@
 // docker does it (`$$` for a dollar, `${VAR:-default}`, `${VAR-default}`, `${VAR:?error}`,
 // `${VAR?error}`, `$VAR`), and `env_file` reading. Translation to swarm specs is convert.ts.
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml, type ScalarTag } from 'yaml';
+import type { DocumentOptions, ParseOptions, ScalarTag, SchemaOptions, Tags, ToJSOptions } from 'yaml';
 import { StackError } from './errors.js';
+
+// The YAML parser is loaded on first use: this module is imported by every `shoal service`
+// command (isObj, via deploy.ts) and the parser alone is most of a short command's start-up.
+const requireCjs = createRequire(import.meta.url);
+let yaml: typeof import('yaml') | undefined;
+function parseYaml(text: string, options: ParseOptions & DocumentOptions & SchemaOptions & ToJSOptions): unknown {
+  yaml ??= requireCjs('yaml') as typeof import('yaml');
+  return yaml.parse(text, options);
+}
 
 export type Obj = Record<string, unknown>;
 export const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -67,7 +77,8 @@ function interpolateTree(v: unknown, env: Readonly<Record<string, string | undef
 export function parseCompose(text: string, file: string, workingDir: string, env: Readonly<Record<string, string | undefined>> = process.env): ComposeFile {
   let raw: unknown;
   try {
-    raw = parseYaml(text, { merge: true, maxAliasCount: 1000, customTags: (tags) => [LEGACY_OCTAL, ...tags] });
+    const options: ParseOptions & DocumentOptions & SchemaOptions & ToJSOptions = { merge: true, maxAliasCount: 1000, customTags: (tags: Tags) => [LEGACY_OCTAL, ...tags] };
+    raw = parseYaml(text, options);
   } catch (err) {
     throw new StackError(`${file}: invalid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
