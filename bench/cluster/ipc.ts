@@ -141,15 +141,22 @@ export class Child<Info = unknown> {
   }
 }
 
-/** Kills every child still running (by PID) and removes the temp dirs. */
+/** Kills every child still running (by PID), waits (bounded) for them to exit, removes the temp dirs. */
 export async function cleanup(): Promise<void> {
+  const exits: Promise<void>[] = [];
   for (const c of children) {
+    exits.push(new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      setTimeout(resolve, 5000).unref();
+    }));
     try {
       if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
     } catch {
       // gone
     }
   }
+  // A child still writing into a temp dir while it is removed would leave files behind.
+  await Promise.all(exits);
   await Promise.allSettled([...tempDirs].map((d) => rm(d, { recursive: true, force: true })));
   tempDirs.clear();
 }

@@ -93,6 +93,16 @@ async function main(): Promise<void> {
     }
     let leader = await findLeader(managers);
     await leader.request('drain-managers');
+    if (workers > 200) {
+      // Every node gets an address on the ingress network; the default 10.0.0.0/24 (Docker's too)
+      // holds 253. What an operator of a big swarm does: recreate ingress with a larger subnet.
+      try {
+        await leader.request('control', { method: 'removeNetwork', args: ['ingress'] });
+        await leader.request('control', { method: 'createNetwork', args: [{ Name: 'ingress', Driver: 'overlay', Ingress: true, IPAM: { Config: [{ Subnet: '10.0.0.0/16' }] } }] });
+      } catch (err) {
+        say(`warning: could not recreate the ingress network with a /16 (${(err as Error).message.split('\n')[0]}); nodes past 253 get no ingress address`);
+      }
+    }
     say('managers up; starting workers');
 
     // Agents know every manager (the leader first); certificates come from the followers' CAs so
