@@ -11,7 +11,8 @@ import { ApiServer, reply } from './daemon/api/server.js';
 import { registerSwarmGate } from './daemon/api/swarm-gate.js';
 import { registerSystemRoutes } from './daemon/api/system.js';
 import { INACTIVE_SWARM } from './daemon/swarm-status.js';
-import { runCli } from './main.js';
+import { COMMANDS } from './commands/index.js';
+import { COMMAND_LOADERS, commandWord, runCli } from './main.js';
 
 interface Captured {
   code: number;
@@ -64,6 +65,32 @@ describe('shoal argument parsing', () => {
     const r = await cli(['info', '-H', 'unix:///nonexistent/shoal.sock']);
     expect(r.code).toBe(1);
     expect(r.err).toBe('Cannot connect to the Shoal daemon at unix:///nonexistent/shoal.sock (ENOENT). Is shoald running?\n');
+  });
+});
+
+describe('loading only the command named', () => {
+  it('the loader table and commands/index.ts name the same commands', async () => {
+    const loaded = await Promise.all(Object.values(COMMAND_LOADERS).map((load) => load()));
+    expect(new Set(loaded)).toEqual(new Set(COMMANDS));
+    expect(loaded).toHaveLength(COMMANDS.length);
+  });
+
+  it('finds the command word past global options; help first or no command loads every command', () => {
+    expect(commandWord(['service', 'ls'])).toBe('service');
+    expect(commandWord(['-H', 'unix:///x.sock', 'node', 'ls'])).toBe('node');
+    expect(commandWord(['--host', 'unix:///x.sock', 'config', 'ls'])).toBe('config');
+    expect(commandWord(['--host=unix:///x.sock', 'stack', 'ls'])).toBe('stack');
+    expect(commandWord(['--help', 'service'])).toBeNull();
+    expect(commandWord([])).toBeNull();
+  });
+
+  it('a usage error in one command and an unknown command still read as before', async () => {
+    const unknown = await cli(['servce', 'ls']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toMatch(/Did you mean service\?/);
+    const help = await cli(['service', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('shoal service create');
   });
 });
 
