@@ -173,7 +173,7 @@ describe('stacks on a lab', () => {
     expect(upd.status, upd.stderr).toBe(0);
     expect(upd.stdout).toContain('verify: Service app_web converged');
     const envs = ok(docker(['service', 'inspect', 'app_web', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Env}}'])).trim();
-    expect(JSON.parse(envs)).toEqual(['GREETING=hello', 'STEP=2']);
+    expect((JSON.parse(envs) as string[]).sort()).toEqual(['GREETING=hello', 'STEP=2']);
   }, 120_000);
 
   it('the real docker stack deploy works against shoald, and stack rm removes everything', async () => {
