@@ -74,11 +74,12 @@ async function start(spec: StartSpec): Promise<Manager> {
 function dump(m: Manager): Record<string, unknown[]> {
   const out: Record<string, unknown[]> = {};
   for (const k of KINDS) {
-    // Node ManagerStatus (reachability, leader flag) is liveness, not committed data the test
-    // can expect to match across a restart: compare everything else.
+    // Node ManagerStatus (reachability, leader flag) and Status (a new leader's dispatcher marks
+    // every node 'unknown' until it reconnects, as swarmkit's does) are liveness, not committed data
+    // the test can expect to match across a restart: compare everything else.
     out[k] = m.store
       .find(k)
-      .map((o) => (k === 'node' ? { ...o, ManagerStatus: undefined, Version: undefined, UpdatedAt: undefined } : o))
+      .map((o) => (k === 'node' ? { ...o, ManagerStatus: undefined, Status: undefined, Version: undefined, UpdatedAt: undefined } : o))
       .sort((a, b) => (a.ID < b.ID ? -1 : 1));
   }
   return out;
