@@ -98,7 +98,7 @@ async function main(): Promise<void> {
       // holds 253. What an operator of a big swarm does: recreate ingress with a larger subnet.
       try {
         await leader.request('control', { method: 'removeNetwork', args: ['ingress'] });
-        await leader.request('control', { method: 'createNetwork', args: [{ Name: 'ingress', Driver: 'overlay', Ingress: true, IPAM: { Config: [{ Subnet: '10.0.0.0/16' }] } }] });
+        await leader.request('control', { method: 'createNetwork', args: [{ Name: 'ingress', Ingress: true, DriverConfiguration: { Name: 'overlay' }, IPAMOptions: { Configs: [{ Subnet: '10.0.0.0/16' }] } }] });
       } catch (err) {
         say(`warning: could not recreate the ingress network with a /16 (${(err as Error).message.split('\n')[0]}); nodes past 253 get no ingress address`);
       }
