@@ -169,7 +169,7 @@ describe('a swarm of three managers on a lab, driven by the docker CLI', () => {
       const r = on(['service', 'ls', '--format', '{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}']);
       return r.stdout.includes('api ') ? r.stdout.trim().split('\n') : undefined;
     });
-    expect(services).toEqual(['api replicated 0/0 busybox', 'web replicated 0/0 busybox:latest']);
+    expect(services).toEqual(['api replicated 0/0 busybox:latest', 'web replicated 0/0 busybox:latest']);
     expect(on(['service', 'inspect', 'api', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Args}}']).stdout.trim()).toBe('["sleep","60"]');
     expect(on(['service', 'scale', 'api=0']).stdout).toBe('api scaled to 0\n');
     expect(on(['service', 'rm', 'api']).stdout).toBe('api\n');
