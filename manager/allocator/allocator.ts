@@ -59,6 +59,8 @@ function same(a: unknown, b: unknown): boolean {
 
 export class Allocator extends ReconcileLoop {
   private waiting = 0;
+  /** Nodes the last pass could not give an ingress address (warned about when the count changes). */
+  private withoutIngress = 0;
   private last: AllocatorPassReport = { networks: 0, services: 0, tasks: 0, nodes: 0, waiting: 0 };
 
   constructor(opts: AllocatorOptions) {
@@ -211,6 +213,8 @@ export class Allocator extends ReconcileLoop {
   private async allocateNodes(st: AllocationState): Promise<number> {
     const ingress = st.ingress();
     const writes: Node[] = [];
+    let without = 0;
+    let lastError = '';
     for (const node of this.store.find('node')) {
       const others = (node.Attachments ?? []).filter((a) => a.Network.Spec.Ingress !== true && st.networks.has(a.Network.ID));
       const had = (node.Attachments ?? []).find((a) => ingress !== undefined && a.Network.ID === ingress.network.ID);
@@ -224,7 +228,8 @@ export class Allocator extends ReconcileLoop {
             try {
               addr = ingress.addresses.withPrefix(ingress.addresses.allocate());
             } catch (err) {
-              this.log.warn({ node: node.ID, err: (err as Error).message }, 'node has no ingress address: the routing mesh will not reach it');
+              without += 1;
+              lastError = (err as Error).message;
               continue;
             }
           }
@@ -236,6 +241,12 @@ export class Allocator extends ReconcileLoop {
       const { Attachments: _a, ...rest } = node;
       writes.push(next.length > 0 ? { ...rest, Attachments: next } : rest);
     }
+    // One line per change of the count, not one per node per pass (a full ingress subnet in a large
+    // cluster would otherwise log on every pass).
+    if (without !== this.withoutIngress && without > 0) {
+      this.log.warn({ nodes: without, err: lastError }, 'nodes without an ingress address (is the ingress subnet too small?): the routing mesh will not reach them');
+    }
+    this.withoutIngress = without;
     await this.commit('node', writes);
     return writes.length;
   }
