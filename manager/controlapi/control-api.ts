@@ -246,7 +246,10 @@ export class ControlApi {
       if (now === undefined) throw new NotFoundError('service', ref);
       this.checkServiceRefs(tx, spec, cur.ID);
       const { UpdateStatus: _status, ...rest } = now;
-      return tx.update('service', { ...rest, Version: { Index: version }, PreviousSpec: now.Spec, Spec: spec });
+      // A rollback runs as one (swarmkit's manual rollback): the updater uses RollbackConfig and
+      // ends in rollback_completed; a plain update starts afresh (no UpdateStatus).
+      const rollbackStatus = opts.rollback === true ? { UpdateStatus: { State: 'rollback_started' as const, StartedAt: new Date().toISOString(), Message: 'manually requested rollback' } } : {};
+      return tx.update('service', { ...rest, ...rollbackStatus, Version: { Index: version }, PreviousSpec: now.Spec, Spec: spec });
     });
     return this.committed('service', cur.ID, v);
   }
