@@ -1,6 +1,7 @@
-// `shoal node ls|inspect|rm|update`: as docker's, over the daemon's API.
+// `shoal node ls|inspect|rm|update|promote|demote|ps`: as docker's, over the daemon's API.
 import type { Argv } from 'yargs';
 import type { CliCommand, CliContext, GlobalArgs } from '../context.js';
+import { mergedFilters, printTasks } from '../stack/ps.js';
 import { asArray, filtersQuery, printInspect, printList, titleCase, type Column } from './common.js';
 
 interface NodeObject {
@@ -18,6 +19,20 @@ async function selfId(ctx: CliContext, argv: GlobalArgs): Promise<string> {
 
 async function resolveRef(ctx: CliContext, argv: GlobalArgs, ref: string): Promise<string> {
   return ref === 'self' ? selfId(ctx, argv) : ref;
+}
+
+/** `node promote|demote`: the node's spec with the new role, at the version read (as docker does). */
+async function setRole(ctx: CliContext, argv: GlobalArgs, refs: readonly string[], role: 'manager' | 'worker'): Promise<void> {
+  const c = ctx.client(argv);
+  for (const ref of refs) {
+    const node = await c.get<NodeObject>(`/nodes/${encodeURIComponent(await resolveRef(ctx, argv, ref))}`);
+    if (node.Spec['Role'] === role) {
+      ctx.io.out(`Node ${ref} is already a ${role} in the swarm.\n`);
+      continue;
+    }
+    await c.post(`/nodes/${node.ID}/update`, { ...node.Spec, Role: role }, { version: node.Version.Index });
+    ctx.io.out(role === 'manager' ? `Node ${ref} promoted to a manager in the swarm.\n` : `Manager ${ref} demoted in the swarm.\n`);
+  }
 }
 
 function managerStatus(n: NodeObject): string {
@@ -105,6 +120,37 @@ export const nodeCommand: CliCommand = {
             };
             await c.post(`/nodes/${node.ID}/update`, spec, { version: node.Version.Index });
             ctx.io.out(`${argv.node}\n`);
+          },
+        )
+        .command(
+          'promote <nodes..>',
+          'Promote one or more nodes to manager in the swarm',
+          (s) => s.positional('nodes', { type: 'string', array: true, demandOption: true }),
+          (argv) => setRole(ctx, argv, asArray(argv.nodes), 'manager'),
+        )
+        .command(
+          'demote <nodes..>',
+          'Demote one or more nodes from manager in the swarm',
+          (s) => s.positional('nodes', { type: 'string', array: true, demandOption: true }),
+          (argv) => setRole(ctx, argv, asArray(argv.nodes), 'worker'),
+        )
+        .command(
+          'ps [nodes..]',
+          'List tasks running on one or more nodes, defaults to current node',
+          (s) =>
+            s
+              .positional('nodes', { type: 'string', array: true })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only display task IDs' })
+              .option('format', { type: 'string', describe: 'Format output using a Go-style template ({{.ID}}, {{.Name}}, {{.Node}}, {{.CurrentState}}, …)' })
+              .option('filter', { alias: 'f', type: 'string', array: true, describe: 'Filter output based on conditions provided (desired-state, id, name, service)' })
+              .option('no-trunc', { type: 'boolean', default: false, describe: 'Do not truncate output' })
+              .option('no-resolve', { type: 'boolean', default: false, describe: 'Do not map IDs to names' }),
+          async (argv) => {
+            const c = ctx.client(argv);
+            const refs = asArray(argv.nodes);
+            const ids: string[] = [];
+            for (const ref of refs.length === 0 ? ['self'] : refs) ids.push((await c.get<NodeObject>(`/nodes/${encodeURIComponent(await resolveRef(ctx, argv, ref))}`)).ID);
+            await printTasks(ctx, c, mergedFilters({ node: ids }, argv.filter), { quiet: argv.quiet, noTrunc: argv['no-trunc'], noResolve: argv['no-resolve'], format: argv.format });
           },
         )
         .demandCommand(1, 'shoal node needs a subcommand (see shoal node --help)'),
