@@ -265,7 +265,20 @@ describe('role changes and a root CA rotation across two managers and a worker',
     // Tokens carry the new digest; the old ones are refused before any secret is sent.
     expect(parseJoinToken(done.JoinTokens!.Worker).rootDigest).not.toBe(parseJoinToken(oldTokens.Worker).rootDigest);
     expect(done.JoinTokens!.Manager).not.toBe(oldTokens.Manager);
-    const refused = await joinCluster({ address: b.addr, token: oldTokens.Worker }).catch((e: unknown) => e);
+    // b (a follower) serves joins from its own store: ask it once it has applied the end too.
+    await waitFor('the follower to apply the end of the rotation', () => (clusterOf(b.store)?.JoinTokens?.Worker === done.JoinTokens!.Worker ? true : undefined), 10_000);
+    // Every attempt with the old token is refused; once b's CA follows its store, by the digest check.
+    let refused: unknown;
+    for (let i = 0; i < 50; i++) {
+      refused = await joinCluster({ address: b.addr, token: oldTokens.Worker }).then(
+        () => new Error('a join with the old worker token succeeded'),
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(Error);
+      expect((refused as Error).message).not.toBe('a join with the old worker token succeeded');
+      if (refused instanceof CAError && refused.code === 'CA_DIGEST_MISMATCH') break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     expect(refused).toBeInstanceOf(CAError);
     expect((refused as CAError).code).toBe('CA_DIGEST_MISMATCH');
     const fresh = await joinCluster({ address: b.addr, token: done.JoinTokens!.Worker });

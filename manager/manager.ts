@@ -612,6 +612,7 @@ export class Manager {
     const version = cluster.Version.Index;
     ClusterCA.restore(cluster.ShoalCA)
       .then((ca) => {
+        if (version <= this.caVersion) return; // a fresher one was installed meanwhile
         this.clusterCA = ca;
         this.caVersion = version;
       })
@@ -621,12 +622,39 @@ export class Manager {
       });
   }
 
+  /**
+   * Brings the ClusterCA up to the store's Cluster object before a join is answered, so that a
+   * follower never accepts a join token (or serves a root) that the cluster already rotated out in
+   * the window before its periodic rebuild.
+   */
+  private async freshClusterCA(): Promise<void> {
+    const rs = this.rs;
+    if (rs === null) return;
+    const cluster = clusterOf(rs.store);
+    if (cluster?.ShoalCA === undefined || cluster.Version.Index <= this.caVersion) return;
+    const version = cluster.Version.Index;
+    const ca = await ClusterCA.restore(cluster.ShoalCA);
+    if (version <= this.caVersion) return;
+    this.clusterCA = ca;
+    this.caVersion = version;
+  }
+
   private registerServices(): void {
     const unavailable = (what: string): Partial<grpc.StatusObject> => ({ code: grpc.status.UNAVAILABLE, details: `this manager is still starting (${what} not ready)` });
     const ca = caServiceImplementation({ ca: () => this.clusterCA!, registry: this.registry, logger: this.logger.child({ component: 'ca-server' }) });
     const guarded: CAServer = {
-      getRootCaCertificate: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.getRootCaCertificate(call, cb)),
-      issueNodeCertificate: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.issueNodeCertificate(call, cb)),
+      getRootCaCertificate: (call, cb) => {
+        void this.freshClusterCA().then(
+          () => (this.clusterCA === null ? cb(unavailable('CA')) : ca.getRootCaCertificate(call, cb)),
+          (err: unknown) => cb({ code: grpc.status.INTERNAL, details: `could not rebuild the CA: ${(err as Error).message}` }),
+        );
+      },
+      issueNodeCertificate: (call, cb) => {
+        void this.freshClusterCA().then(
+          () => (this.clusterCA === null ? cb(unavailable('CA')) : ca.issueNodeCertificate(call, cb)),
+          (err: unknown) => cb({ code: grpc.status.INTERNAL, details: `could not rebuild the CA: ${(err as Error).message}` }),
+        );
+      },
       renewNodeCertificate: (call, cb) => (this.clusterCA === null || this.certs === null ? cb(unavailable('CA')) : this.certs.recordingRenewal(ca.renewNodeCertificate)(call, cb)),
       nodeCertificateStatus: (call, cb) => (this.clusterCA === null ? cb(unavailable('CA')) : ca.nodeCertificateStatus(call, cb)),
     };

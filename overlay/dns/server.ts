@@ -15,6 +15,8 @@ export const STUB_READY_TIMEOUT_MS = 10_000;
 export const MAX_FORWARDS_IN_FLIGHT = 256;
 export const MAX_STUB_RESTARTS = 5;
 const STUB_RESTART_DELAY_MS = 500;
+const BIND_ATTEMPTS = 30;
+const BIND_RETRY_MS = 200;
 
 /** Gives, for a query that arrived on `networkId` from `sourceIp`, the networks visible to the asker (arrival network first). */
 export type ViewResolver = (networkId: string, sourceIp: string) => readonly NetworkRecords[];
@@ -57,7 +59,17 @@ export class ContainerDns {
     const stub: Stub = { networkId, netnsPath, address, child: undefined as unknown as ChildProcessWithoutNullStreams, restarts: 0, stopping: false };
     this.stubs.set(networkId, stub);
     try {
-      await this.spawnStub(stub);
+      // The resolver of a daemon that just died may still hold the port for a moment (its stub
+      // exits when its stdin closes): retry a busy address, bounded, before giving up.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.spawnStub(stub);
+          break;
+        } catch (e) {
+          if (!(e instanceof OverlayError) || !e.message.includes('EADDRINUSE') || attempt >= BIND_ATTEMPTS) throw e;
+          await new Promise((r) => setTimeout(r, BIND_RETRY_MS));
+        }
+      }
     } catch (e) {
       this.stubs.delete(networkId);
       throw e;
