@@ -30,7 +30,7 @@ describe('bench:vs-swarm report', () => {
     const text = renderTable(rows);
     expect(text.split('\n')).toHaveLength(1 + 3 + 1);
     expect(text).toContain('runc floor: 90');
-    expect(text).toMatch(/config-writes concurrency=16 ops=1000\s+ops_per_s\s+2000\s+800\s+2\.5/);
+    expect(text).toMatch(/config-writes concurrency=16 ops=1000\s+ops_per_s\s+2000\s+800\s+2\.5\s+p99_ms=20\s+p99_ms=37$/m);
   });
 
   it('latency figures: median, nearest-rank p99 and max', () => {

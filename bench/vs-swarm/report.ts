@@ -35,9 +35,20 @@ export function paramsKey(row: Row): string {
   return [row.bench, ...params].join(' ');
 }
 
+/** Figures shown beside the headline, when a row has them. */
+const SECONDARY = ['p99_ms', 'max_ms', 'tasks_p50_ms', 'tasks_max_ms', 'pss_per_task_mb'] as const;
+
+function secondary(r: Row | undefined): string {
+  if (r === undefined) return '';
+  return SECONDARY.filter((k) => typeof r[k] === 'number').map((k) => `${k}=${String(r[k])}`).join(' ');
+}
+
 export interface TableLine {
   readonly key: string;
   readonly figure: string;
+  /** The other figures of each system's row (p99, max, …), as `name=value` words. */
+  readonly shoalMore: string;
+  readonly dockerMore: string;
   readonly shoal: number | undefined;
   readonly docker: number | undefined;
   /** shoal / docker, when both are there and docker's is not 0. */
@@ -46,7 +57,7 @@ export interface TableLine {
 
 /** Pairs shoal and docker-swarm rows with the same parameters, in first-seen order. */
 export function pairRows(rows: readonly Row[]): TableLine[] {
-  const lines = new Map<string, { figure: string; shoal?: number; docker?: number }>();
+  const lines = new Map<string, { figure: string; shoal?: number; docker?: number; shoalRow?: Row; dockerRow?: Row }>();
   for (const r of rows) {
     if (r.system === 'runc') continue;
     const key = paramsKey(r);
@@ -57,6 +68,8 @@ export function pairRows(rows: readonly Row[]): TableLine[] {
       if (r.system === 'shoal') line.shoal = v;
       else line.docker = v;
     }
+    if (r.system === 'shoal') line.shoalRow = r;
+    else line.dockerRow = r;
     lines.set(key, line);
   }
   return [...lines.entries()].map(([key, l]) => ({
@@ -64,6 +77,8 @@ export function pairRows(rows: readonly Row[]): TableLine[] {
     figure: l.figure,
     shoal: l.shoal,
     docker: l.docker,
+    shoalMore: secondary(l.shoalRow),
+    dockerMore: secondary(l.dockerRow),
     ratio: l.shoal !== undefined && l.docker !== undefined && l.docker !== 0 ? round(l.shoal / l.docker, 2) : undefined,
   }));
 }
@@ -74,12 +89,12 @@ function cell(v: number | undefined): string {
 
 export function renderTable(rows: readonly Row[]): string {
   const lines = pairRows(rows);
-  const head = ['workload', 'figure', 'shoal', 'docker-swarm', 'shoal/docker'];
-  const body = lines.map((l) => [l.key, l.figure, cell(l.shoal), cell(l.docker), cell(l.ratio)]);
-  const floors = rows.filter((r) => r.system === 'runc').map((r) => [paramsKey(r), HEADLINE[r.bench].figure, `runc floor: ${String(r[HEADLINE[r.bench].figure])}`, '', '']);
+  const head = ['workload', 'figure', 'shoal', 'docker-swarm', 'shoal/docker', 'shoal, more', 'docker, more'];
+  const body = lines.map((l) => [l.key, l.figure, cell(l.shoal), cell(l.docker), cell(l.ratio), l.shoalMore, l.dockerMore]);
+  const floors = rows.filter((r) => r.system === 'runc').map((r) => [paramsKey(r), HEADLINE[r.bench].figure, `runc floor: ${String(r[HEADLINE[r.bench].figure])}`, '', '', '', '']);
   const all = [head, ...body, ...floors];
   const widths = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')).join('\n');
+  return all.map((r) => r.map((c, i) => (i === 0 || i >= 5 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
 }
 
 /** p50/p99/max of latencies (ms), rounded for the rows. */
