@@ -36,67 +36,66 @@ function nodeOf(call: { getAuthContext(): { sslPeerCertificate?: import('node:tl
 
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'the call carries no node certificate' };
 
+const NOT_RUNNING = 'the log broker is not running on this manager';
+
+/** A worker-held stream the broker writes requests to (subscriptions, execs) until it ends. */
+function serveListen<T>(call: grpc.ServerWritableStream<unknown, T>, broker: LogBroker | null, listen: (b: LogBroker, nodeId: string, write: (msg: T) => void) => () => void): void {
+  const nodeId = nodeOf(call);
+  if (nodeId === null) return void call.emit('error', UNAUTHENTICATED);
+  if (broker === null) return void fail(call, new LogBrokerError('ERR_LOGS_CLOSED', NOT_RUNNING));
+  const done = listen(broker, nodeId, (msg) => call.write(msg));
+  call.on('cancelled', done);
+  call.on('close', done);
+  call.on('error', done);
+}
+
+/**
+ * A worker's publishing stream (log lines, exec output): every message goes to the broker; a
+ * stream that ends or breaks before its last message (`isLast`) reports its publisher failed.
+ */
+function servePublish<T>(
+  call: grpc.ServerReadableStream<T, unknown>,
+  cb: grpc.sendUnaryData<Record<string, never>>,
+  broker: LogBroker | null,
+  o: { readonly idOf: (msg: T) => string; readonly isLast: (msg: T) => boolean; readonly publish: (b: LogBroker, nodeId: string, msg: T) => void; readonly failed: (b: LogBroker, nodeId: string, id: string) => void },
+): void {
+  const nodeId = nodeOf(call);
+  if (nodeId === null || broker === null) return void cb(nodeId === null ? UNAUTHENTICATED : { code: grpc.status.UNAVAILABLE, details: NOT_RUNNING });
+  let id = '';
+  let last = false;
+  call.on('data', (msg: T) => {
+    id ||= o.idOf(msg);
+    if (o.isLast(msg)) last = true;
+    o.publish(broker, nodeId, msg);
+  });
+  call.on('end', () => {
+    if (!last && id !== '') o.failed(broker, nodeId, id);
+    cb(null, {});
+  });
+  call.on('error', () => {
+    if (!last && id !== '') o.failed(broker, nodeId, id);
+  });
+}
+
 /** LogBroker: what workers call (on the leader). */
 export function logBrokerImplementation(broker: () => LogBroker | null): LogBrokerServer {
   return {
-    listenSubscriptions: (call) => {
-      const nodeId = nodeOf(call);
-      const b = broker();
-      if (nodeId === null) return void call.emit('error', UNAUTHENTICATED);
-      if (b === null) return void fail(call, new LogBrokerError('ERR_LOGS_CLOSED', 'the log broker is not running on this manager'));
-      const done = b.listen(nodeId, (msg: SubscriptionMessage) => call.write(msg));
-      call.on('cancelled', done);
-      call.on('close', done);
-      call.on('error', done);
-    },
-    publishLogs: (call, cb) => {
-      const nodeId = nodeOf(call);
-      const b = broker();
-      if (nodeId === null || b === null) return void cb(nodeId === null ? UNAUTHENTICATED : { code: grpc.status.UNAVAILABLE, details: 'the log broker is not running on this manager' });
-      let subscriptionId = '';
-      let closed = false;
-      call.on('data', (msg: PublishLogsMessage) => {
-        subscriptionId ||= msg.subscriptionId;
-        if (msg.close) closed = true;
-        b.publish(nodeId, msg);
-      });
-      call.on('end', () => {
-        if (!closed && subscriptionId !== '') b.publisherFailed(nodeId, subscriptionId);
-        cb(null, {});
-      });
-      call.on('error', () => {
-        if (!closed && subscriptionId !== '') b.publisherFailed(nodeId, subscriptionId);
-      });
-    },
-    listenExecs: (call) => {
-      const nodeId = nodeOf(call);
-      const b = broker();
-      if (nodeId === null) return void call.emit('error', UNAUTHENTICATED);
-      if (b === null) return void fail(call, new LogBrokerError('ERR_LOGS_CLOSED', 'the log broker is not running on this manager'));
-      const done = b.listenExecs(nodeId, (req: ExecRequest) => call.write(req));
-      call.on('cancelled', done);
-      call.on('close', done);
-      call.on('error', done);
-    },
-    publishExec: (call, cb) => {
-      const nodeId = nodeOf(call);
-      const b = broker();
-      if (nodeId === null || b === null) return void cb(nodeId === null ? UNAUTHENTICATED : { code: grpc.status.UNAVAILABLE, details: 'the log broker is not running on this manager' });
-      let execId = '';
-      let exited = false;
-      call.on('data', (msg: ExecMessage) => {
-        execId ||= msg.execId;
-        if (msg.exited) exited = true;
-        b.publishExec(nodeId, msg);
-      });
-      call.on('end', () => {
-        if (!exited && execId !== '') b.execPublisherFailed(nodeId, execId);
-        cb(null, {});
-      });
-      call.on('error', () => {
-        if (!exited && execId !== '') b.execPublisherFailed(nodeId, execId);
-      });
-    },
+    listenSubscriptions: (call) => serveListen(call, broker(), (b, nodeId, write: (m: SubscriptionMessage) => void) => b.listen(nodeId, write)),
+    publishLogs: (call, cb) =>
+      servePublish(call, cb, broker(), {
+        idOf: (m: PublishLogsMessage) => m.subscriptionId,
+        isLast: (m) => m.close,
+        publish: (b, nodeId, m) => b.publish(nodeId, m),
+        failed: (b, nodeId, id) => b.publisherFailed(nodeId, id),
+      }),
+    listenExecs: (call) => serveListen(call, broker(), (b, nodeId, write: (m: ExecRequest) => void) => b.listenExecs(nodeId, write)),
+    publishExec: (call, cb) =>
+      servePublish(call, cb, broker(), {
+        idOf: (m: ExecMessage) => m.execId,
+        isLast: (m) => m.exited,
+        publish: (b, nodeId, m) => b.publishExec(nodeId, m),
+        failed: (b, nodeId, id) => b.execPublisherFailed(nodeId, id),
+      }),
   };
 }
 
