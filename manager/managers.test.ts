@@ -206,6 +206,12 @@ describe('three managers in three processes', () => {
     const leader = await agreedLeader(m);
     await put(leader, 'before-restart');
     written.push('before-restart');
+    // Every manager records its certificate's issuer (Description.TLSInfo) once, a moment after it
+    // joins (a renewal at the leader): wait for those writes so the state compared is settled.
+    await eventually('every node recorded its TLSInfo', async () => {
+      const { objects } = await leader.request<{ objects: { node: { Description?: { TLSInfo?: unknown } }[] } }>('dump');
+      return objects.node.length === m.length && objects.node.every((n) => n.Description?.TLSInfo !== undefined);
+    });
     await eventually('all applied', async () => {
       const vs = await Promise.all(m.map(async (p) => (await status(p)).storeVersion));
       return vs.every((v) => v === vs[0]);
