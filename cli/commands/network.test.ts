@@ -4,48 +4,13 @@
 // --subnet; ls/inspect show Docker's shapes; --opt encrypted and overlapping subnets are refused
 // with nothing created; `docker service create -p` gets its ports and VIPs (a taken port refused,
 // naming the holder); rm is refused while a service uses the network.
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Daemon } from '../daemon/daemon.js';
-import { SwarmPlugin } from '../daemon/swarm/plugin.js';
-import { runCli } from '../main.js';
+import { startTestDaemon, type TestDaemon } from '../testing/daemon.js';
 
-const run = promisify(execFile);
-const DOCKER_TIMEOUT_MS = 30_000;
-
-let dir: string;
-let daemon: Daemon | null = null;
-let socket: string;
-
-interface Captured {
-  readonly code: number;
-  readonly out: string;
-  readonly err: string;
-}
-
-async function shoal(...args: string[]): Promise<Captured> {
-  let out = '';
-  let err = '';
-  const code = await runCli([...args, '-H', `unix://${socket}`], { out: (t) => (out += t), err: (t) => (err += t) }, {});
-  return { code, out, err };
-}
-
-/** The docker CLI, asynchronously: the daemon answering it runs in this process. */
-async function docker(...args: string[]): Promise<Captured> {
-  try {
-    const r = await run('docker', ['-H', `unix://${socket}`, ...args], { env: { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') }, timeout: DOCKER_TIMEOUT_MS });
-    return { code: 0, out: r.stdout, err: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : 1, out: x.stdout ?? '', err: x.stderr ?? '' };
-  }
-}
+let t: TestDaemon;
+const shoal = (...args: string[]) => t.shoal(...args);
+const docker = (...args: string[]) => t.docker(...args);
 
 /** Re-runs `probe` (a CLI call) until it answers, at most ~10 s. */
 async function waitForOutput(probe: () => Promise<string | undefined>): Promise<string> {
@@ -58,19 +23,11 @@ async function waitForOutput(probe: () => Promise<string | undefined>): Promise<
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'shoal-network-cli-'));
-  socket = join(dir, 'shoal.sock');
-  daemon = new Daemon(
-    { dataRoot: join(dir, 'data'), socket, listenAddr: '127.0.0.1:0', advertiseAddr: '', registryMirrors: [], insecureRegistries: [], logLevel: 'error', hostname: 'nethost' },
-    pino({ level: 'silent' }),
-    [new SwarmPlugin()],
-  );
-  await daemon.start();
+  t = await startTestDaemon('network-cli', 'nethost');
 }, 30_000);
 
 afterAll(async () => {
-  await daemon?.stop();
-  await rm(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 describe('network commands', () => {

@@ -2,55 +2,29 @@
 // port 0): node ps (self by default, or named) lists the tasks placed on the node with docker's
 // columns; promote of a manager says it already is one; demoting the only manager is refused with
 // the daemon's reason and exit code 1, and the node stays a manager.
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Daemon } from '../daemon/daemon.js';
-import { SwarmPlugin } from '../daemon/swarm/plugin.js';
-import { runCli } from '../main.js';
+import { startTestDaemon, type TestDaemon } from '../testing/daemon.js';
 
-let dir: string;
-let daemon: Daemon | null = null;
-let socket: string;
-
-async function shoal(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await runCli([...args, '-H', `unix://${socket}`], { out: (t) => (out += t), err: (t) => (err += t) }, {});
-  return { code, out, err };
-}
+let t: TestDaemon;
+const shoal = (...args: string[]) => t.shoal(...args);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'shoal-node-cli-'));
-  socket = join(dir, 'shoal.sock');
-  daemon = new Daemon(
-    { dataRoot: join(dir, 'data'), socket, listenAddr: '127.0.0.1:0', advertiseAddr: '', registryMirrors: [], insecureRegistries: [], logLevel: 'error', hostname: 'nodehost' },
-    pino({ level: 'silent' }),
-    [new SwarmPlugin()],
-  );
-  await daemon.start();
+  t = await startTestDaemon('node-cli', 'nodehost');
   const init = await shoal('swarm', 'init', '--listen-addr', '127.0.0.1:0');
   expect(init.code, init.err).toBe(0);
 }, 60_000);
 
 afterAll(async () => {
-  await daemon?.stop();
-  await rm(dir, { recursive: true, force: true });
+  await t?.stop();
 }, 60_000);
 
 describe('node commands', () => {
   it("node ps lists the tasks placed on this node (self by default, or by hostname)", async () => {
     // Created with the docker CLI for --restart-condition none: whatever becomes of the two tasks
     // on this registry-less node, they are not replaced, so the node has exactly these two.
-    await promisify(execFile)('docker', ['-H', `unix://${socket}`, 'service', 'create', '-d', '--name', 'np', '--replicas', '2', '--restart-condition', 'none', '--no-resolve-image', 'busybox', 'sleep', '60'], {
-      env: { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') },
-      timeout: 30_000,
-    });
+    const created = await t.docker('service', 'create', '-d', '--name', 'np', '--replicas', '2', '--restart-condition', 'none', '--no-resolve-image', 'busybox', 'sleep', '60');
+    expect(created.code, created.err).toBe(0);
     let rows: string[] = [];
     for (let i = 0; i < 100 && rows.length < 2; i++) {
       const ps = await shoal('node', 'ps', '--format', '{{.Name}} {{.Node}}');

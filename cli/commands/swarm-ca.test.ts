@@ -2,54 +2,23 @@
 // socket, manager on loopback port 0): both print the same root CA; `--rotate` from either CLI
 // converges (the progress reaches 1/1 nodes), prints a new root that the node's certificate is
 // under, and the join tokens change with the root's digest.
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { Daemon } from '../daemon/daemon.js';
-import { SwarmPlugin } from '../daemon/swarm/plugin.js';
-import { runCli } from '../main.js';
+import { startTestDaemon, type TestDaemon } from '../testing/daemon.js';
 
-const run = promisify(execFile);
-const DOCKER_TIMEOUT_MS = 60_000;
-
-let dir: string;
-let daemon: Daemon | null = null;
-let socket: string;
-
-interface Captured {
-  readonly code: number;
-  readonly out: string;
-  readonly err: string;
-}
-
-async function shoal(...args: string[]): Promise<Captured> {
-  let out = '';
-  let err = '';
-  const code = await runCli([...args, '-H', `unix://${socket}`], { out: (t) => (out += t), err: (t) => (err += t) }, {});
-  return { code, out, err };
-}
-
-async function docker(...args: string[]): Promise<Captured> {
-  try {
-    const r = await run('docker', ['-H', `unix://${socket}`, ...args], { env: { ...process.env, DOCKER_CONFIG: join(dir, 'docker-config') }, timeout: DOCKER_TIMEOUT_MS });
-    return { code: 0, out: r.stdout, err: r.stderr };
-  } catch (e) {
-    const x = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof x.code === 'number' ? x.code : 1, out: x.stdout ?? '', err: x.stderr ?? '' };
-  }
-}
+let t: TestDaemon;
+const shoal = (...args: string[]) => t.shoal(...args);
+const docker = (...args: string[]) => t.docker(...args);
 
 /** The node certificate the daemon keeps for its manager, checked against `rootPem` with openssl. */
 async function nodeCertVerifiesAgainst(rootPem: string): Promise<boolean> {
-  const rootFile = join(dir, 'root.pem');
+  const rootFile = join(t.dir, 'root.pem');
   await writeFile(rootFile, rootPem);
   try {
-    const certs = join(dir, 'data', 'swarm', 'certificates', 'swarm-node.crt');
+    const certs = join(t.dir, 'data', 'swarm', 'certificates', 'swarm-node.crt');
     return /OK/.test(execFileSync('openssl', ['verify', '-CAfile', rootFile, certs], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
   } catch {
     return false;
@@ -57,21 +26,13 @@ async function nodeCertVerifiesAgainst(rootPem: string): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'shoal-swarm-ca-'));
-  socket = join(dir, 'shoal.sock');
-  daemon = new Daemon(
-    { dataRoot: join(dir, 'data'), socket, listenAddr: '127.0.0.1:0', advertiseAddr: '', registryMirrors: [], insecureRegistries: [], logLevel: 'error', hostname: 'cahost' },
-    pino({ level: 'silent' }),
-    [new SwarmPlugin()],
-  );
-  await daemon.start();
+  t = await startTestDaemon('swarm-ca', 'cahost', 60_000);
   const init = await shoal('swarm', 'init', '--listen-addr', '127.0.0.1:0');
   expect(init.code, init.err).toBe(0);
 }, 30_000);
 
 afterAll(async () => {
-  await daemon?.stop();
-  await rm(dir, { recursive: true, force: true });
+  await t?.stop();
 });
 
 describe('swarm ca', () => {
