@@ -276,4 +276,24 @@ describe('allocator', () => {
     const s = await waitEndpoint(ports.ID, (x) => (x.Endpoint?.Ports?.length ?? 0) === 1);
     expect(s.Endpoint?.Ports?.[0]?.PublishedPort).toBe(30001); // 30000 is still pub's
   });
+
+  it("without an ingress network, a port in ingress mode is refused (swarmkit's FailedPrecondition) and host mode still works", async () => {
+    const meshUsers = ['pub', 'pub2'].map((name) => h.store.lookup('service', name).ID);
+    for (const id of meshUsers) await api.removeService(id);
+    await waitFor('the ingress users\' tasks stopped', () => h.store.find('task').every((t) => !meshUsers.includes(t.ServiceID) || !isAlive(t)) || undefined);
+    await api.removeNetwork('ingress');
+    expect(h.store.find('network').some((n) => n.Spec.Ingress === true)).toBe(false);
+    const refusal = { code: 'ERR_CONTROL_PRECONDITION', message: 'service needs ingress network, but no ingress network is present' };
+    // Explicit port, dynamic port (PublishMode defaults to ingress): refused, nothing created.
+    await expect(api.createService(serviceSpec('mesh', { EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080 }] } }))).rejects.toMatchObject(refusal);
+    await expect(api.createService(serviceSpec('mesh', { EndpointSpec: { Ports: [{ TargetPort: 80 }] } }))).rejects.toMatchObject(refusal);
+    expect(h.store.find('service').some((x) => x.Spec.Name === 'mesh')).toBe(false);
+    // Host mode needs no ingress; an update to ingress mode is refused and the service is unchanged.
+    const host = await api.createService(serviceSpec('hostport', { EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }] } }));
+    const s = await waitEndpoint(host.ID, (x) => (x.Endpoint?.Ports?.length ?? 0) === 1);
+    expect(s.Endpoint?.Ports).toEqual([{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }]);
+    await waitRunning(s, 1);
+    await expect(api.updateService(host.ID, s.Version.Index, { ...s.Spec, EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081 }] } })).rejects.toMatchObject(refusal);
+    expect(h.store.get('service', host.ID)!.Spec.EndpointSpec?.Ports?.[0]?.PublishMode).toBe('host');
+  });
 });

@@ -149,6 +149,10 @@ describe('ControlApi over a single-manager store', () => {
     }
 
     it('refuses an ingress port another service publishes, and a mode change', async () => {
+      // What swarm init makes: without it, an ingress-mode port is refused (swarmkit's FailedPrecondition).
+      const noMesh = await refusal(api.createService(cliSpec('porta', { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 9090 }] } })));
+      expect([noMesh.status, noMesh.message]).toEqual(['failed-precondition', 'service needs ingress network, but no ingress network is present']);
+      await api.createNetwork({ Name: 'ingress', Ingress: true, Labels: { 'com.docker.swarm.internal': 'true' } });
       const a = await api.createService(cliSpec('porta', { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 9090, Protocol: 'tcp', PublishMode: 'ingress' }] } }));
       const err = await refusal(api.createService(cliSpec('portb', { EndpointSpec: { Ports: [{ TargetPort: 81, PublishedPort: 9090 }] } })));
       expect(err.message).toBe(`port '9090' is already in use by service 'porta' (${a.ID}) as an ingress port`);
@@ -241,7 +245,8 @@ describe('ControlApi over a single-manager store', () => {
     });
 
     it('services cannot attach to the ingress network explicitly', async () => {
-      await api.createNetwork({ Name: 'ingress', Ingress: true, Labels: { 'com.docker.swarm.internal': 'true' } });
+      // `ingress` exists already (made by the ingress-port test above, as swarm init would).
+      expect(api.getNetwork('ingress').Spec.Ingress).toBe(true);
       const err = await refusal(api.createService(cliSpec('ing', { TaskTemplate: { ContainerSpec: { Image: 'nginx' }, Networks: [{ Target: 'ingress' }] } })));
       expect(err.message).toBe('Service cannot be explicitly attached to the ingress network "ingress"');
       expect((await refusal(api.createNetwork({ Name: 'ingress2', Ingress: true }))).message).toMatch(/only one ingress network is allowed/);

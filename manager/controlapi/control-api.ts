@@ -269,6 +269,11 @@ export class ControlApi {
         throw invalid(`Service cannot be explicitly attached to the ingress network ${JSON.stringify(net.Spec.Name)}`);
       }
     }
+    // swarmkit's check (controlapi CreateService/UpdateService): the routing mesh needs `ingress`.
+    if ((spec.EndpointSpec?.Ports ?? []).some((p) => (p.PublishMode ?? 'ingress') === 'ingress')) {
+      const ingress = tx.find('network').some((n) => n.Spec.Ingress === true || n.Spec.Labels?.[INGRESS_LABEL] !== undefined);
+      if (!ingress) throw precondition('service needs ingress network, but no ingress network is present');
+    }
     const container = spec.TaskTemplate.ContainerSpec;
     const missingSecrets = (container?.Secrets ?? []).filter((s) => tx.get('secret', s.SecretID) === undefined).map((s) => `${s.SecretName} (${s.SecretID})`);
     if (missingSecrets.length > 0) throw invalid(`secret not found: ${missingSecrets.join(', ')}`);
