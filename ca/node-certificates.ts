@@ -56,6 +56,7 @@ export class NodeCertificates {
   private roleListener: ((role: NodeRole) => void) | null = null;
   private wantedRole: NodeRole | null = null;
   private wantedBundle: string | null = null;
+  private underRootMemo: { readonly bundle: string | null; readonly chain: string; readonly answer: boolean } | null = null;
   /** Fingerprint of the root a rotation renewal was last asked for (asked once per root, retried by the scheduler). */
   private rotationAskedFor: string | null = null;
   /** Installs run one after another, so a trust update never overwrites a newer certificate. */
@@ -136,8 +137,15 @@ export class NodeCertificates {
 
   /** Is the certificate issued under the root the cluster issues under now? (True when unknown.) */
   underDesiredRoot(): boolean {
-    const issuer = this.wantedBundle === null ? null : desiredIssuer(this.wantedBundle);
-    return issuer === null || issuedBy(this.current.certChainPem, issuer);
+    // Asked on every certificate tick: parse and verify only when the bundle or the chain changed.
+    const bundle = this.wantedBundle;
+    const chain = this.current.certChainPem;
+    const memo = this.underRootMemo;
+    if (memo !== null && memo.bundle === bundle && memo.chain === chain) return memo.answer;
+    const issuer = bundle === null ? null : desiredIssuer(bundle);
+    const answer = issuer === null || issuedBy(chain, issuer);
+    this.underRootMemo = { bundle, chain, answer };
+    return answer;
   }
 
   private checkTrust(): void {

@@ -91,10 +91,15 @@ export function trustBundleOfCluster(cluster: Cluster): string | null {
 /** The TLSInfo the Cluster object should show: the root certificates must be under now (the next root during a rotation). */
 export function clusterTlsInfo(cluster: Cluster): TLSInfo | null {
   const bundle = trustBundleOfCluster(cluster);
-  const issuer = bundle === null ? null : desiredIssuer(bundle);
-  if (bundle === null || issuer === null) return null;
-  return { TrustRoot: canonicalPem(issuer.toString()), ...issuerInfo(issuer) };
+  if (bundle === null) return null;
+  // Asked on every leader tick: parse the roots only when the bundle changed.
+  if (lastClusterTlsInfo?.bundle === bundle) return lastClusterTlsInfo.info;
+  const issuer = desiredIssuer(bundle);
+  const info = issuer === null ? null : { TrustRoot: canonicalPem(issuer.toString()), ...issuerInfo(issuer) };
+  lastClusterTlsInfo = { bundle, info };
+  return info;
 }
+let lastClusterTlsInfo: { readonly bundle: string; readonly info: TLSInfo | null } | null = null;
 
 /** Same PEM content, whatever the line breaks and trailing newlines. */
 function samePem(a: string | undefined, b: string | undefined): boolean {
