@@ -21,12 +21,15 @@ declare -A NEED=(
   [runc]=runc                        # worker/executor: containers (OCI bundles, runc run/kill/delete/exec)
   [docker]=docker.io                 # e2e: the real docker CLI against shoald (its daemon is never started)
   [umount]=mount                     # lab down: unmount what a killed daemon left under the lab dir
+  [gcc]=gcc                          # worker/executor: builds the native container shim (shim/shoal-shim.c)
 )
 
 missing=()
 for cmd in "${!NEED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
 done
+# worker/executor's shim also needs libc's headers and libc.a (gcc only recommends them).
+[ -e /usr/include/stdio.h ] || missing+=(libc6-dev)
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${missing[*]}" >&2; exit 1; fi

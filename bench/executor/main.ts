@@ -10,9 +10,13 @@
 //   runc  — bare `runc run -d` of a bundle the executor prepared (untimed), with runc making the
 //           network namespace itself, until the command returns (the container runs).
 // Every container stays up until the end (N containers running at once, as on a busy worker), then
-// all are removed. Rows: {bench:'executor', system, tasks, p50_ms, p99_ms, …}.
+// all are removed. Rows: {bench:'executor', system, tasks, p50_ms, p99_ms, …}; the shoal rows also
+// carry the per-task helpers' memory while all 2N shoal containers run: PSS (smaps_rollup) of every
+// process of our PID namespace under a task's shim (the shim, and a runc still running beside its
+// container), plus the shim launcher shared by them all, divided by the task count. The containers
+// themselves (their own PID namespace) and the daemon are not counted.
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Runc } from '../../worker/executor/runc.js';
 import { ExecutorCleanup, testImageLayer } from '../../worker/executor/test-support.js';
@@ -57,6 +61,51 @@ interface Row {
   readonly p99_ms: number;
   readonly prepare_p50_ms: number | null;
   readonly start_p50_ms: number | null;
+  /** Per-task helper PSS (shims, their runc, the launcher's share), MiB; null for bare runc. */
+  readonly pss_per_task_mb: number | null;
+  /** Helper processes (launcher included) per task. */
+  readonly helpers_per_task: number | null;
+}
+
+/** PSS (kB) of one process from /proc/PID/smaps_rollup; 0 when it is gone. */
+async function pssKb(pid: number): Promise<number> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => '');
+  const m = /^Pss:\s+(\d+) kB/m.exec(text);
+  return m === null ? 0 : Number(m[1]);
+}
+
+/**
+ * The helpers of these shims: each shim and its descendants in our PID namespace (a container's
+ * processes have their own), plus `extra` (the launcher). Sums their PSS.
+ */
+async function helperFootprint(shimPids: readonly number[], extra: readonly number[]): Promise<{ pssKb: number; processes: number }> {
+  const ourNs = await readlink('/proc/self/ns/pid');
+  const parent = new Map<number, number>();
+  for (const name of await readdir('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    const ns = await readlink(`/proc/${pid}/ns/pid`).catch(() => undefined);
+    if (stat === undefined || ns !== ourNs) continue;
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    parent.set(pid, ppid);
+  }
+  const roots = new Set(shimPids);
+  const helpers = new Set<number>(extra.filter((p) => parent.has(p)));
+  for (const pid of parent.keys()) {
+    // Bounded walk up the parent chain (a PID namespace's depth is far below this).
+    let p: number | undefined = pid;
+    for (let hops = 0; hops < 64 && p !== undefined && p > 1; hops++) {
+      if (roots.has(p)) {
+        helpers.add(pid);
+        break;
+      }
+      p = parent.get(p);
+    }
+  }
+  let pss = 0;
+  for (const pid of helpers) pss += await pssKb(pid);
+  return { pssKb: pss, processes: helpers.size };
 }
 
 function percentileOf(values: readonly number[], p: number): number {
@@ -122,20 +171,34 @@ async function main(): Promise<void> {
       runc.push(performance.now() - r0);
       bareIds.push(`bare-${i}`);
     }
+    // Memory of the per-task helpers while all 2N shoal containers run (the bare-runc bundles' idle
+    // shims, prepared but never started, are left out: they are not running tasks).
+    const shimPids: number[] = [];
+    for (const [executor, prefix] of [[ex, 'bench-'], [exTag, 'tag-']] as const) {
+      for (let i = 0; i < args.tasks; i++) {
+        const text = await readFile(join(executor.opts.dataRoot, 'tasks', `${prefix}${i}`, 'shim.pid'), 'utf8').catch(() => '');
+        if (Number(text.trim()) > 0) shimPids.push(Number(text.trim()));
+      }
+    }
+    const launchers = [ex.launcher.pid, exTag.launcher.pid].filter((p): p is number => p !== undefined);
+    const helpers = await helperFootprint(shimPids, launchers);
+    const shoalTasks = 2 * args.tasks;
+    const pssPerTask = round(helpers.pssKb / 1024 / shoalTasks, 3);
+    const helpersPerTask = round(helpers.processes / shoalTasks, 2);
     const shoalRow = (ref: 'digest' | 'tag'): Row => {
       const x = series[ref];
-      return { bench: 'executor', system: 'shoal', ref, tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(x.total, 50), p99_ms: percentileOf(x.total, 99), prepare_p50_ms: percentileOf(x.prepare, 50), start_p50_ms: percentileOf(x.start, 50) };
+      return { bench: 'executor', system: 'shoal', ref, tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(x.total, 50), p99_ms: percentileOf(x.total, 99), prepare_p50_ms: percentileOf(x.prepare, 50), start_p50_ms: percentileOf(x.start, 50), pss_per_task_mb: pssPerTask, helpers_per_task: helpersPerTask };
     };
-    const runcRow: Row = { bench: 'executor', system: 'runc', ref: null, tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(runc, 50), p99_ms: percentileOf(runc, 99), prepare_p50_ms: null, start_p50_ms: null };
+    const runcRow: Row = { bench: 'executor', system: 'runc', ref: null, tasks: args.tasks, pull: args.pull, p50_ms: percentileOf(runc, 50), p99_ms: percentileOf(runc, 99), prepare_p50_ms: null, start_p50_ms: null, pss_per_task_mb: null, helpers_per_task: null };
     const rows: Row[] = [shoalRow('digest'), shoalRow('tag'), runcRow];
     if (args.json) {
       console.log(JSON.stringify(rows));
     } else {
       console.log(`task start latency, ${args.tasks} containers each, interleaved (assignment → RUNNING), pull policy ${args.pull}`);
-      console.log('system  ref      tasks   p50 ms   p99 ms   prepare p50   start p50   p50 / runc p50');
+      console.log('system  ref      tasks   p50 ms   p99 ms   prepare p50   start p50   p50 / runc p50   helper PSS/task MiB   helpers/task');
       for (const r of rows) {
         console.log(
-          `${r.system.padEnd(6)}  ${(r.ref ?? '-').padEnd(6)}  ${String(r.tasks).padStart(5)}  ${r.p50_ms.toFixed(1).padStart(7)}  ${r.p99_ms.toFixed(1).padStart(7)}  ${(r.prepare_p50_ms?.toFixed(1) ?? '-').padStart(12)}  ${(r.start_p50_ms?.toFixed(1) ?? '-').padStart(10)}  ${(r.p50_ms / runcRow.p50_ms).toFixed(2).padStart(15)}`,
+          `${r.system.padEnd(6)}  ${(r.ref ?? '-').padEnd(6)}  ${String(r.tasks).padStart(5)}  ${r.p50_ms.toFixed(1).padStart(7)}  ${r.p99_ms.toFixed(1).padStart(7)}  ${(r.prepare_p50_ms?.toFixed(1) ?? '-').padStart(12)}  ${(r.start_p50_ms?.toFixed(1) ?? '-').padStart(10)}  ${(r.p50_ms / runcRow.p50_ms).toFixed(2).padStart(15)}  ${(r.pss_per_task_mb?.toFixed(3) ?? '-').padStart(20)}  ${(r.helpers_per_task?.toFixed(2) ?? '-').padStart(13)}`,
         );
       }
     }

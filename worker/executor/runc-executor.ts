@@ -15,6 +15,7 @@ import { buildOciConfig, type OciMount } from './oci-spec.js';
 import { DEFAULT_STOP_GRACE_PERIOD_NS, healthcheckPlan, processArgs, processCwd, processEnv, stopSignal, type HealthcheckPlan } from './process-spec.js';
 import { Runc, RuncCommandError, type RuncState } from './runc.js';
 import { ackShim, ShimLauncher, TASK_FILES, tellShim } from './shim.js';
+import { shimBinary } from './shim/build.js';
 import { DEFAULT_TASK_LOG_OPTIONS, FifoLogReader, TaskLogWriter, type TaskLogOptions } from './task-log.js';
 import { MountSpecError, prepareEtcFiles, prepareSecretFiles, prepareSpecMounts, removeDirs } from './task-mounts.js';
 import type { ContainerState, Executor, ExitStatus, HealthReport, ReconcileResult, TaskController, TaskDescriptor, TaskEvent, TaskInspect } from './types.js';
@@ -193,13 +194,16 @@ export class RuncExecutor implements Executor {
   private readonly users = new Map<string, ResolvedUser>();
   private closed = false;
 
-  private constructor(readonly opts: RuncExecutorOptions) {
+  private constructor(
+    readonly opts: RuncExecutorOptions,
+    shimPath: string,
+  ) {
     this.log = (opts.logger ?? pino({ name: 'executor', level: process.env['SHOAL_LOG_LEVEL'] ?? 'warn' })).child({ component: 'executor' });
     this.runc = new Runc(join(opts.dataRoot, 'runc'), opts.runcBinary ?? 'runc');
     this.cgroupParent = (opts.cgroupParent ?? 'shoal').replace(/^\/+|\/+$/g, '');
     this.netnsPrefix = opts.netnsPrefix ?? 'shoal';
     this.taskLogOptions = { ...DEFAULT_TASK_LOG_OPTIONS, ...opts.taskLog };
-    this.launcher = new ShimLauncher(this.runc.binary, this.runc.root);
+    this.launcher = new ShimLauncher(shimPath, this.runc.binary, this.runc.root);
     this.imageResolver = new ImageResolver(opts.images, { pullPolicy: opts.pullPolicy ?? 'always', tagFreshMs: opts.tagFreshMs ?? DEFAULT_TAG_FRESH_MS });
   }
 
@@ -219,7 +223,10 @@ export class RuncExecutor implements Executor {
    * containers without a task directory are removed.
    */
   static async open(opts: RuncExecutorOptions): Promise<RuncExecutor> {
-    const ex = new RuncExecutor(opts);
+    // The native shim, built on first use (ShimBuildError names gcc when it cannot be built; a
+    // read-only checkout builds it under the data root).
+    const shimPath = await shimBinary(join(opts.dataRoot, 'shim'));
+    const ex = new RuncExecutor(opts, shimPath);
     for (const d of [ex.runc.root, ex.tasksDir, ex.logsDir, ex.volumesDir]) await mkdir(d, { recursive: true, mode: 0o711 });
     await ex.adopt();
     return ex;

@@ -1,13 +1,15 @@
-// The per-container shim: a tiny `sh` process (forked by the executor's `sh` launcher, in the
-// launcher's own session, no tty), that runs `runc run` in the
-// foreground and writes runc's exit status (the container init's exit code, 128+N for signal N) to a
-// file when it ends. Why a shim, and why `runc run` rather than `runc create`+`start`:
-//  - Only the parent of the container's init learns its exit status. After `runc create` the init is
-//    reparented to PID 1 (which reaps late here) and the status is lost; Node cannot become a child
-//    subreaper (no prctl). `runc run` in the foreground makes runc itself a subreaper that waits for
-//    the init and exits with its status; the shim keeps that status on disk.
+// The per-container shim: a small native monitor (shim/shoal-shim.c, compiled on first use by
+// shim/build.ts) forked by one long-lived launcher process (the same binary, in its own session, no
+// tty). The shim makes itself a child subreaper and starts the container with `runc run -d`: runc
+// exits once the container runs, its init is reparented to the shim, which waits for it and writes
+// its exit status (the init's exit code, 128+N for signal N) to a file. Why a shim, and why this one:
+//  - Only the parent of the container's init learns its exit status, and Node cannot make itself a
+//    child subreaper (no prctl). The shim is the init's parent once runc exits, so no Go runc process
+//    stays per container (as containerd-shim and conmon do): one small C process instead of an `sh`
+//    plus a foreground `runc run` (~2.2 MiB PSS per task before, see bench/executor).
 //  - The shim outlives the executor: a restarted shoald finds the status file (or a running container)
-//    instead of a lost child. An `sh` shim costs ~1 MB and a fork, not a Node process (~40 MB, 100 ms).
+//    instead of a lost child. The launcher reaps shims that end, and after the daemon is gone it stays
+//    (reaping) until its last shim has ended, so no shim becomes a zombie of PID 1.
 //  - The shim holds both log FIFOs open read-write, so the container never gets SIGPIPE while no
 //    executor reads them (its writes wait in the pipe buffer instead). After the exit it lingers until
 //    the executor acknowledges the status (ackShim), so output still in the pipes is not lost when the
@@ -36,49 +38,16 @@ export const TASK_FILES = {
   shimPid: 'shim.pid',
 } as const;
 
-// One shim per container, forked by a long-lived `sh` launcher (below) from a shell function:
-// $1 task dir, $2 container id, $3 `now` to run at once (else wait for `start`), $4 directory to
-// mount the overlay from and $5 its options (both empty: the root is mounted already).
-// The shim makes the FIFOs itself (Node has no mkfifo(3)), mounts the root when asked, and creates
-// shim.ready once it holds all three FIFOs (from then on a `start` written to ack.fifo reaches it),
-// or shim.failed once the reason is in shim.why. Then it waits for its `start` line on ack.fifo;
-// any other line (or EOF) cancels it. fd 5 holds ack.fifo open (read-write, so the open never
-// blocks) for its whole life: after the status file is written the shim waits on it again until
-// the executor has seen the status, keeping the log FIFOs (and whatever the container wrote last)
-// alive while no executor runs.
-const SHIM_FUNCTION = [
-  'shim() {',
-  '  d="$1"; id="$2"; mode="$3"; mcwd="$4"; mopts="$5"',
-  '  exec </dev/null >>"$d/shim.log" 2>&1',
-  '  [ -p "$d/ack.fifo" ] || mkfifo -m 600 "$d/stdout.fifo" "$d/stderr.fifo" "$d/ack.fifo"',
-  '  [ -p "$d/stdout.fifo" ] && [ -p "$d/stderr.fifo" ] && [ -p "$d/ack.fifo" ] || { echo "mkfifo failed" >"$d/shim.why"; : >"$d/shim.failed"; exit 110; }',
-  '  exec 3<>"$d/stdout.fifo" 4<>"$d/stderr.fifo" 5<>"$d/ack.fifo" || { echo "open FIFOs failed" >"$d/shim.why"; : >"$d/shim.failed"; exit 111; }',
-  '  if [ -n "$mopts" ]; then',
-  '    cd "$mcwd" && mount -t overlay overlay -o "$mopts" "$d/bundle/rootfs" || { echo "mount overlay on $d/bundle/rootfs failed" >"$d/shim.why"; : >"$d/shim.failed"; exit 112; }',
-  '    cd /',
-  '  fi',
-  '  : >"$d/shim.ready"',
-  '  if [ "$mode" != now ]; then read -r cmd <&5; [ "$cmd" = start ] || exit 0; fi',
-  '  "$runc" --root "$root" --log "$d/runc.log" --log-format json run --keep --bundle "$d/bundle" --pid-file "$d/pid" "$id" >&3 2>&4 3>&- 4>&- 5>&-',
-  '  code=$?',
-  '  printf \'%s\\n\' "$code" >"$d/exit.tmp" && mv -f "$d/exit.tmp" "$d/exit"',
-  '  read -r _ <&5',
-  '}',
-].join('\n');
-
-// The launcher: reads one request per line (fields separated by \037: mode, task dir, container id,
-// mount cwd, mount options), forks a shim for it, writes the shim's PID to shim.pid and answers
-// with it on stdout. A fork of this small shell costs far less than a spawn from the daemon (which
-// forks the whole Node process); EOF on stdin (the daemon went away) ends it, never its shims.
-const LAUNCHER_SCRIPT = [
-  'runc="$1"; root="$2"; us=$(printf \'\\037\')',
-  SHIM_FUNCTION,
-  'while IFS="$us" read -r mode d id mcwd mopts; do',
-  '  ( shim "$d" "$id" "$mode" "$mcwd" "$mopts" ) &',
-  '  echo "$!" >"$d/shim.pid"',
-  '  echo "$!"',
-  'done',
-].join('\n');
+// The protocol (shoal-shim.c's header has it step by step): the launcher reads one request per line
+// on stdin (fields separated by \037: mode, task dir, container id, mount cwd, mount options), forks
+// a shim for it, writes the shim's PID to shim.pid and answers with it on stdout. The shim makes the
+// FIFOs, mounts the root when asked, and creates shim.ready once it holds all three FIFOs (from then
+// on a `start` written to ack.fifo reaches it), or shim.failed once the reason is in shim.why. Then it
+// waits for its `start` line on ack.fifo; any other line cancels it. It holds ack.fifo open
+// (read-write, so the open never blocks) for its whole life: after the status file is written it
+// waits on it again until the executor has seen the status, keeping the log FIFOs (and whatever the
+// container wrote last) alive while no executor runs. EOF on the launcher's stdin (the daemon went
+// away) ends the launcher once its shims have ended, never the shims.
 
 /** Writes one line to a waiting shim; false when no shim holds ack.fifo (none was spawned, or it died). */
 export function tellShim(taskDir: string, line: string): boolean {
@@ -121,8 +90,8 @@ export class ShimLaunchError extends Error {
 }
 
 /**
- * Forks shims through one long-lived `sh` (own session, no tty; spawned at the first launch and
- * again if it dies). Its shims are children of that `sh` and outlive it and the daemon.
+ * Forks shims through one long-lived launcher (own session, no tty; spawned at the first launch and
+ * again if it dies). Its shims are its children and outlive the daemon.
  */
 export class ShimLauncher {
   private child: ChildProcess | undefined;
@@ -131,6 +100,8 @@ export class ShimLauncher {
   private closed = false;
 
   constructor(
+    /** The compiled shoal-shim (shim/build.ts `shimBinary`). */
+    private readonly shimBinary: string,
     private readonly runcBinary: string,
     private readonly runcRoot: string,
   ) {}
@@ -163,7 +134,7 @@ export class ShimLauncher {
 
   private ensureChild(): ChildProcess {
     if (this.child !== undefined) return this.child;
-    const child = spawn('sh', ['-c', LAUNCHER_SCRIPT, 'shoal-shim-launcher', this.runcBinary, this.runcRoot], {
+    const child = spawn(this.shimBinary, ['launcher', this.runcBinary, this.runcRoot], {
       detached: true,
       stdio: ['pipe', 'pipe', 'ignore'],
     });
@@ -216,7 +187,7 @@ export class ShimLauncher {
     child.kill('SIGKILL');
   }
 
-  /** Ends the launcher (EOF); shims it forked keep running. */
+  /** Ends the launcher (EOF: it exits once its shims have ended); shims it forked keep running. */
   close(): void {
     this.closed = true;
     this.child?.stdin?.end();
