@@ -29,17 +29,36 @@ export async function netnsPids(netns: string): Promise<number[]> {
   return r.stdout.split('\n').map((l) => Number(l.trim())).filter((n) => Number.isInteger(n) && n > 0);
 }
 
-/** The summed footprint of every process in these namespaces (processes that vanish are skipped). */
-export async function footprintOf(namespaces: readonly string[]): Promise<Footprint> {
-  const parts: { pssKb: number; rssKb: number }[] = [];
+export interface ProcessFootprint {
+  readonly pid: number;
+  readonly pssKb: number;
+  readonly rssKb: number;
+}
+
+/** The footprint of each process in these namespaces (processes that vanish are skipped). */
+export async function processFootprints(namespaces: readonly string[]): Promise<ProcessFootprint[]> {
+  const parts: ProcessFootprint[] = [];
   for (const ns of namespaces) {
     for (const pid of await netnsPids(ns)) {
       try {
-        parts.push(parseSmapsRollup(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')));
+        parts.push({ pid, ...parseSmapsRollup(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')) });
       } catch {
         /* exited meanwhile */
       }
     }
   }
-  return sumFootprints(parts);
+  return parts;
+}
+
+/** The summed footprint of every process in these namespaces (processes that vanish are skipped). */
+export async function footprintOf(namespaces: readonly string[]): Promise<Footprint> {
+  return sumFootprints(await processFootprints(namespaces));
+}
+
+/**
+ * PSS (kB) of the processes in `daemonPids` — the processes found in the namespace at rest with no
+ * tasks, i.e. the system's daemons; the rest of a footprint is per-task helpers.
+ */
+export function daemonPssKb(parts: readonly ProcessFootprint[], daemonPids: ReadonlySet<number>): number {
+  return parts.filter((p) => daemonPids.has(p.pid)).reduce((a, p) => a + p.pssKb, 0);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { latencyFigures, pairRows, paramsKey, renderTable, type Row } from './report.js';
-import { parseSmapsRollup, sumFootprints } from './memory.js';
+import { daemonPssKb, parseSmapsRollup, sumFootprints } from './memory.js';
 
 describe('bench:vs-swarm report', () => {
   const rows: Row[] = [
@@ -43,5 +43,15 @@ describe('bench:vs-swarm report', () => {
     expect(parseSmapsRollup(text)).toEqual({ pssKb: 4096, rssKb: 10240 });
     expect(parseSmapsRollup('nothing')).toEqual({ pssKb: 0, rssKb: 0 });
     expect(sumFootprints([{ pssKb: 1, rssKb: 2 }, { pssKb: 3, rssKb: 4 }])).toEqual({ pssKb: 4, rssKb: 6, processes: 2 });
+  });
+
+  it('the daemon part of a footprint is the PSS of the processes found at rest', () => {
+    const parts = [
+      { pid: 10, pssKb: 40_000, rssKb: 80_000 },
+      { pid: 11, pssKb: 300, rssKb: 1_000 },
+      { pid: 12, pssKb: 2_000, rssKb: 9_000 },
+    ];
+    expect(daemonPssKb(parts, new Set([10, 99]))).toBe(40_000);
+    expect(daemonPssKb(parts, new Set())).toBe(0);
   });
 });

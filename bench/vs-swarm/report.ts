@@ -24,7 +24,7 @@ export const HEADLINE: Readonly<Record<BenchName, { readonly figure: string; rea
 };
 
 /** Figures (measured values) as opposed to parameters; everything else in a row is a parameter. */
-const FIGURES = new Set(['seconds', 'ops_per_s', 'tasks_per_s', 'p50_ms', 'p99_ms', 'max_ms', 'rss_mb', 'pss_mb', 'pss_per_task_mb', 'tasks_p50_ms', 'tasks_max_ms', 'processes']);
+const FIGURES = new Set(['seconds', 'ops_per_s', 'tasks_per_s', 'p50_ms', 'p99_ms', 'max_ms', 'rss_mb', 'pss_mb', 'pss_per_task_mb', 'daemon_pss_mb', 'tasks_p50_ms', 'tasks_max_ms', 'processes']);
 
 /** The parameters of a row, as a stable key (bench first). */
 export function paramsKey(row: Row): string {
@@ -36,7 +36,7 @@ export function paramsKey(row: Row): string {
 }
 
 /** Figures shown beside the headline, when a row has them. */
-const SECONDARY = ['p99_ms', 'max_ms', 'tasks_p50_ms', 'tasks_max_ms', 'pss_per_task_mb'] as const;
+const SECONDARY = ['p99_ms', 'max_ms', 'tasks_p50_ms', 'tasks_max_ms', 'daemon_pss_mb', 'pss_per_task_mb'] as const;
 
 function secondary(r: Row | undefined): string {
   if (r === undefined) return '';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { round } from '../stats.js';
 import { ApiError, filters, type EngineApi, type NodeView, type TaskView } from './api.js';
-import { footprintOf } from './memory.js';
+import { daemonPssKb, processFootprints, sumFootprints } from './memory.js';
 import { latencyFigures, type Row } from './report.js';
 import { type BenchHost, type SystemUnderTest, sleep, waitUntil } from './system.js';
 
@@ -126,7 +126,7 @@ export async function runcFloor(trials: number): Promise<Row> {
   return { bench: 'task-start', system: 'runc', trials, p50_ms: f.p50_ms, p99_ms: f.p99_ms };
 }
 
-function memoryRow(sys: SystemUnderTest, tasks: number, fp: { pssKb: number; rssKb: number; processes: number }, idlePssKb?: number): Row {
+function memoryRow(sys: SystemUnderTest, tasks: number, fp: { pssKb: number; rssKb: number; processes: number }, daemonKb: number, idlePssKb?: number): Row {
   const pss = round(fp.pssKb / 1024, 1);
   return {
     bench: 'memory',
@@ -135,17 +135,35 @@ function memoryRow(sys: SystemUnderTest, tasks: number, fp: { pssKb: number; rss
     pss_mb: pss,
     rss_mb: round(fp.rssKb / 1024, 1),
     processes: fp.processes,
+    daemon_pss_mb: round(daemonKb / 1024, 1),
     pss_per_task_mb: idlePssKb === undefined || tasks === 0 ? null : round((fp.pssKb - idlePssKb) / 1024 / tasks, 2),
   };
+}
+
+/**
+ * Waits until the node has no tasks at all. A service filter does not do: both systems answer a
+ * filter on a deleted service at once (Shoal with [], Docker with 404) while its tasks are still
+ * stopping, so "idle" would count the containers of earlier workloads in their stop grace period.
+ */
+async function waitNoTasks(api: EngineApi, limitMs = 120_000): Promise<void> {
+  await waitUntil('every task to be gone', limitMs, 250, async () => ((await api.json<TaskView[]>('GET', '/tasks')).length === 0 ? true : undefined));
 }
 
 /** 2 and 3. One service 0 → a → b replicas on one node; memory idle, at a and at b. */
 export async function convergeAndMemory(sys: SystemUnderTest, host: BenchHost, steps: readonly [number, number]): Promise<Row[]> {
   const api = sys.api(host);
   const rows: Row[] = [];
+  await waitNoTasks(api);
   await sleep(2_000);
-  const idle = await footprintOf([host.netns]);
-  rows.push(memoryRow(sys, 0, idle));
+  // The processes at rest with no tasks are the daemons; the rest, later, are per-task helpers.
+  const idleParts = await processFootprints([host.netns]);
+  const daemons = new Set(idleParts.map((p) => p.pid));
+  const idle = sumFootprints(idleParts);
+  rows.push(memoryRow(sys, 0, idle, idle.pssKb));
+  const measure = async (tasks: number): Promise<Row> => {
+    const parts = await processFootprints([host.netns]);
+    return memoryRow(sys, tasks, sumFootprints(parts), daemonPssKb(parts, daemons), idle.pssKb);
+  };
   const name = uniqueName('conv');
   let t0 = performance.now();
   const id = await createService(api, serviceSpec(name, sys.image, steps[0]));
@@ -153,7 +171,7 @@ export async function convergeAndMemory(sys: SystemUnderTest, host: BenchHost, s
   let seconds = (performance.now() - t0) / 1000;
   rows.push({ bench: 'converge', system: sys.name, from: 0, tasks: steps[0], seconds: round(seconds, 2), tasks_per_s: round(steps[0] / seconds, 2) });
   await sleep(2_000);
-  rows.push(memoryRow(sys, steps[0], await footprintOf([host.netns]), idle.pssKb));
+  rows.push(await measure(steps[0]));
   const svc = await api.json<{ Version: { Index: number }; Spec: Record<string, unknown> }>('GET', `/services/${id}`);
   t0 = performance.now();
   await api.json('POST', `/services/${id}/update?version=${svc.Version.Index}`, { ...svc.Spec, Mode: { Replicated: { Replicas: steps[1] } } });
@@ -161,7 +179,7 @@ export async function convergeAndMemory(sys: SystemUnderTest, host: BenchHost, s
   seconds = (performance.now() - t0) / 1000;
   rows.push({ bench: 'converge', system: sys.name, from: steps[0], tasks: steps[1], seconds: round(seconds, 2), tasks_per_s: round((steps[1] - steps[0]) / seconds, 2) });
   await sleep(2_000);
-  rows.push(memoryRow(sys, steps[1], await footprintOf([host.netns]), idle.pssKb));
+  rows.push(await measure(steps[1]));
   await removeService(api, id, 600_000);
   return rows;
 }
