@@ -79,9 +79,52 @@ export function identityFromPeerCertificate(cert: PeerCertificate | undefined): 
   return { nodeId, role, clusterId };
 }
 
-/** The verified identity of the caller of a server call, or null (no certificate, or it did not verify). */
-export function peerIdentity(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }): PeerIdentity | null {
+// Reading the peer certificate is costly (TLSSocket.getPeerCertificate builds the whole parsed
+// certificate object on every call); a busy dispatcher did it twice per heartbeat and status report.
+// So the identity is read once per connection and handed to the handler:
+// - per connection: cached by grpc-js's HTTP/2 session of the call (one TLS connection, whose
+//   verified client certificate cannot change: TLS 1.3 has no renegotiation). grpc-js does not
+//   expose the session publicly; when it cannot be found the certificate is read per call.
+// - per call: the interceptor records the identity it authorized under the call's request
+//   Metadata object (the same object the handler receives as `call.metadata`), so `peerIdentity`
+//   in a handler returns it without reading the certificate again. Only this module writes that
+//   map, and only from the verified certificate, so a caller cannot forge an entry.
+const identityOfSession = new WeakMap<object, PeerIdentity | null>();
+const identityOfMetadata = new WeakMap<object, PeerIdentity | null>();
+
+interface AuthContextCall {
+  getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null;
+}
+
+function readIdentity(call: AuthContextCall): PeerIdentity | null {
   return identityFromPeerCertificate(call.getAuthContext()?.sslPeerCertificate);
+}
+
+/** The HTTP/2 session (one TLS connection) under a grpc-js server call, when reachable. */
+function sessionOf(call: object): object | undefined {
+  const session = (call as { stream?: { session?: unknown } }).stream?.session;
+  return typeof session === 'object' && session !== null ? session : undefined;
+}
+
+/** The verified identity of the caller's connection, read from its certificate once per connection. */
+export function connectionIdentity(call: AuthContextCall): PeerIdentity | null {
+  const session = sessionOf(call);
+  if (session === undefined) return readIdentity(call);
+  const cached = identityOfSession.get(session);
+  if (cached !== undefined) return cached;
+  const identity = readIdentity(call);
+  identityOfSession.set(session, identity);
+  return identity;
+}
+
+/** The verified identity of the caller of a server call, or null (no certificate, or it did not verify). */
+export function peerIdentity(call: AuthContextCall & { readonly metadata?: unknown }): PeerIdentity | null {
+  const md = call.metadata;
+  if (typeof md === 'object' && md !== null) {
+    const known = identityOfMetadata.get(md);
+    if (known !== undefined) return known;
+  }
+  return readIdentity(call);
 }
 
 export type Decision =
@@ -134,10 +177,11 @@ export interface AuthorizationOptions {
 /** A grpc-js server interceptor that applies `authorize` before any handler sees the call. */
 export function authorizationInterceptor(options: AuthorizationOptions): grpc.ServerInterceptor {
   return (method, call) => {
-    const decision = authorize(method.path, peerIdentity(call), options.clusterId(), options.removed);
+    const decision = authorize(method.path, connectionIdentity(call), options.clusterId(), options.removed);
     const listener = new grpc.ServerListenerBuilder()
       .withOnReceiveMetadata((metadata, next) => {
         if (decision.allowed) {
+          identityOfMetadata.set(metadata, decision.peer);
           next(metadata);
           return;
         }
