@@ -9,6 +9,7 @@
 // data plane's reconcile away from the executor's own shoal-<hostTag>-<10 hex> namespaces.
 //   in the sandbox       br0 (bridge, gateway address), vxlan0, vs<hash11> (one veth end per endpoint)
 //   host netns, briefly  shv<vni> — the vxlan before it is moved into the sandbox
+//   host netns           shoal_gwbridge + sg<hash11> (one veth end per task with host-mode ports)
 //   container netns      nat:    SHOAL-VIP-<net8>  (jumped from OUTPUT) → SHOAL-SVC-<net8>-<svc8>
 //                        filter: SHOAL-REJ-<net8>  (jumped from OUTPUT)
 
@@ -77,6 +78,11 @@ export function hostVxlanName(vni: number): string {
 
 export function sandboxVethName(endpointId: string): string {
   return `${SANDBOX_VETH_PREFIX}${hex(endpointId, 11)}`;
+}
+
+/** Host end of a task's veth on the gateway bridge (host-mode published ports). */
+export function gatewayVethName(endpointId: string): string {
+  return `sg${hex(endpointId, 11)}`;
 }
 
 export function vipChain(networkId: string): string {

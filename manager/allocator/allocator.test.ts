@@ -292,7 +292,9 @@ describe('allocator', () => {
     const host = await api.createService(serviceSpec('hostport', { EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }] } }));
     const s = await waitEndpoint(host.ID, (x) => (x.Endpoint?.Ports?.length ?? 0) === 1);
     expect(s.Endpoint?.Ports).toEqual([{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081, PublishMode: 'host' }]);
-    await waitRunning(s, 1);
+    // Its tasks carry the Endpoint (as swarmkit's): the worker publishes the port from it.
+    const [t] = await waitRunning(s, 1);
+    expect(t!.Endpoint?.Ports).toEqual(s.Endpoint?.Ports);
     await expect(api.updateService(host.ID, s.Version.Index, { ...s.Spec, EndpointSpec: { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8081 }] } })).rejects.toMatchObject(refusal);
     expect(h.store.get('service', host.ID)!.Spec.EndpointSpec?.Ports?.[0]?.PublishMode).toBe('host');
   });

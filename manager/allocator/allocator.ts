@@ -200,9 +200,13 @@ export class Allocator extends ReconcileLoop {
         continue;
       }
       const { Err: _err, ...status } = t.Status;
+      // swarmkit copies the service's Endpoint into every task; here only when a host-mode port needs
+      // it on the node (the worker publishes it and reports it in Status.PortStatus).
+      const endpoint = svc?.Endpoint !== undefined && svc.Endpoint.Ports?.some((p) => p.PublishMode === 'host') === true ? svc.Endpoint : undefined;
       writes.push({
         ...t,
         ...(attachments.length > 0 ? { NetworksAttachments: attachments } : {}),
+        ...(endpoint !== undefined ? { Endpoint: endpoint } : {}),
         Status: { ...status, State: 'pending', Message: 'pending task scheduling', Timestamp: nowIso },
       });
     }

@@ -2,7 +2,7 @@
 // task statuses as shoal.types.TaskStatus, and the store's Docker-shaped objects as UTF-8 JSON
 // (see proto/shoal/dispatcher.proto for why). Shared by the dispatcher and the agent.
 import { TaskState as ProtoTaskState, type TaskStatus as ProtoTaskStatus, type NodeDescription as ProtoNodeDescription } from '../../proto/gen/shoal/types.js';
-import type { Config, Node, NodeDescription, Secret, Task, TaskState, TaskStatus } from '../store/types.js';
+import type { Config, Node, NodeDescription, PortConfig, Secret, Task, TaskState, TaskStatus } from '../store/types.js';
 
 const TO_PROTO: Readonly<Record<TaskState, ProtoTaskState>> = {
   new: ProtoTaskState.TASK_STATE_NEW,
@@ -46,6 +46,31 @@ export function taskStatusToProto(s: TaskStatus): ProtoTaskStatus {
     containerId: s.ContainerStatus?.ContainerID ?? '',
     pid: s.ContainerStatus?.PID ?? 0,
     exitCode: s.ContainerStatus?.ExitCode ?? 0,
+    ...(s.PortStatus?.Ports !== undefined && s.PortStatus.Ports.length > 0
+      ? {
+          portStatus: {
+            ports: s.PortStatus.Ports.map((p) => ({
+              name: p.Name ?? '',
+              protocol: p.Protocol ?? 'tcp',
+              targetPort: p.TargetPort,
+              publishedPort: p.PublishedPort ?? 0,
+              publishMode: p.PublishMode ?? 'ingress',
+            })),
+          },
+        }
+      : {}),
+  };
+}
+
+const PROTOCOLS: ReadonlySet<string> = new Set(['tcp', 'udp', 'sctp']);
+
+function portFromProto(p: { name: string; protocol: string; targetPort: number; publishedPort: number; publishMode: string }): PortConfig {
+  return {
+    ...(p.name !== '' ? { Name: p.name } : {}),
+    Protocol: PROTOCOLS.has(p.protocol) ? (p.protocol as 'tcp' | 'udp' | 'sctp') : 'tcp',
+    TargetPort: p.targetPort,
+    PublishedPort: p.publishedPort,
+    PublishMode: p.publishMode === 'host' ? 'host' : 'ingress',
   };
 }
 
@@ -63,6 +88,7 @@ export function taskStatusFromProto(p: ProtoTaskStatus): TaskStatus | null {
     Message: p.message,
     ...(p.err !== '' ? { Err: p.err } : {}),
     ...container,
+    ...(p.portStatus !== undefined && p.portStatus.ports.length > 0 ? { PortStatus: { Ports: p.portStatus.ports.map(portFromProto) } } : {}),
   };
 }
 

@@ -196,6 +196,8 @@ export interface Task extends Meta {
   readonly Status: TaskStatus;
   readonly DesiredState: TaskState;
   readonly NetworksAttachments?: readonly NetworkAttachment[];
+  /** The service's Endpoint, copied by the allocator (as swarmkit does) when it publishes host-mode ports. */
+  readonly Endpoint?: Endpoint;
   readonly JobIteration?: Version;
 }
 

@@ -228,7 +228,7 @@ export class TaskRunner {
       this.set('failed', 'starting failed', { Err: errorMessage(err) });
       return false;
     }
-    this.set('running', 'started', this.containerStatus());
+    this.set('running', 'started', { ...this.containerStatus(), ...(this.net?.ports !== undefined ? { PortStatus: { Ports: this.net.ports } } : {}) });
     return true;
   }
 

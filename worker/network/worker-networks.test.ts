@@ -193,6 +193,40 @@ describe('worker network manager', () => {
     await eventually('the port to refuse', async () => (await lab.tcpRequests(hostB, ADDR_A, 30080, 1, 1000))[0] === 'ECONNREFUSED');
   });
 
+  it("host-mode published ports: the node's port reaches its task (from another host and the node itself), only there; released → refused, nothing left", async () => {
+    const hostPort = { Protocol: 'tcp', TargetPort: 8080, PublishedPort: 8081, PublishMode: 'host' } as const;
+    const hybridPort = { Protocol: 'tcp', TargetPort: 8080, PublishedPort: 8082, PublishMode: 'host' } as const;
+    // A task on no overlay network, and one on `backend` that also publishes in host mode.
+    const plain: Task = { ...task(`hostport${process.pid}`, 'svchp', []), Endpoint: { Ports: [hostPort] } };
+    const hybrid: Task = { ...task(`hybrid${process.pid}`, 'svchy', [[BACKEND, '10.77.1.30/24']]), Endpoint: { Ports: [hybridPort, { Protocol: 'tcp', TargetPort: 9, PublishedPort: 30009, PublishMode: 'ingress' }] } };
+    const hp = await netA.prepareTask(plain);
+    const hy = await netA.prepareTask(hybrid);
+    // What the agent reports as Status.PortStatus: the host-mode ports only.
+    expect(hp!.ports).toEqual([hostPort]);
+    expect(hy!.ports).toEqual([hybridPort]);
+    expect(hp!.resolvConf).toBeUndefined();
+    expect(hy!.resolvConf).toBe('nameserver 10.77.1.1\noptions ndots:0\n');
+    await lab.startNameServer(hp!.networkNamespacePath, 8080, 'hp.1');
+    await lab.startNameServer(hy!.networkNamespacePath, 8080, 'hy.1');
+    expect(await lab.tcpRequests(hostB, ADDR_A, 8081, 2)).toEqual(['hp.1', 'hp.1']);
+    expect(await lab.tcpRequests(hostA, ADDR_A, 8081, 1)).toEqual(['hp.1']);
+    expect(await lab.tcpRequests(hostB, ADDR_A, 8082, 1)).toEqual(['hy.1']);
+    // Published on the task's node only (unlike the routing mesh).
+    expect(await lab.tcpRequests(hostA, ADDR_B, 8081, 1, 1000)).toEqual(['ECONNREFUSED']);
+    // The default route goes to the gateway bridge; the overlay stays on-link for the other tasks.
+    expect(await run(['ip', 'route', 'show', 'default'], { netns: hy!.networkNamespacePath })).toMatch(/via 172\.18\.0\.1 dev eth1/);
+    expect(await lab.tcpRequests(paths.get(CLIENT.ID)!, '10.77.1.30', 8080, 1)).toEqual(['hy.1']);
+
+    await netA.releaseTask(plain.ID);
+    expect(await lab.tcpRequests(hostB, ADDR_A, 8081, 1, 1000)).toEqual(['ECONNREFUSED']);
+    expect(await lab.tcpRequests(hostB, ADDR_A, 8082, 1)).toEqual(['hy.1']);
+    await netA.releaseTask(hybrid.ID);
+    expect(await lab.tcpRequests(hostB, ADDR_A, 8082, 1, 1000)).toEqual(['ECONNREFUSED']);
+    // The last endpoint took the bridge, its veths and the host chains with it.
+    expect(await run(['ip', '-o', 'link', 'show'], { netns: hostA })).not.toMatch(/shoal_gwbridge|sg[0-9a-f]{11}/);
+    expect(await run(['iptables-save'], { netns: hostA })).not.toMatch(/SHOAL-HOSTPORT|SHOAL-GW/);
+  });
+
   it('a network manager restarted after a crash rebuilds the sandboxes and re-attaches the surviving tasks', async () => {
     for (const wn of [netA, netB]) wn.setView(INGRESS_VIEW);
     // Host A's daemon "dies" (its objects are abandoned, its sandboxes and resolvers stay behind);

@@ -7,7 +7,9 @@
 //     last one (or kept while this node's ingress sandbox is on it);
 //   - the peers (FDB + neighbour entries), VIP rules and DNS records of each network, from the
 //     dispatcher's network views (manager/dispatcher/network-peers.ts), reprogrammed as they change;
-//   - the routing mesh: this node's ingress sandbox and the published ports (overlay/ingress.ts).
+//   - the routing mesh: this node's ingress sandbox and the published ports (overlay/ingress.ts);
+//   - host-mode published ports: tasks publishing one get an interface on the node's gateway
+//     bridge (overlay/gateway-bridge.ts, Docker's docker_gwbridge) and the host DNATs the port to it.
 // Every change goes through one queue (bounded work per call, no overlap). The data plane starts
 // once the node's underlay address is known (Node.Status.Addr from the session).
 import { existsSync } from 'node:fs';
@@ -15,9 +17,10 @@ import { existsSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 
 import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
-import type { Network, Task } from '../../manager/store/types.js';
+import type { Network, PortConfig, Task } from '../../manager/store/types.js';
 import { containerResolvConf, OverlayDataPlane, type OverlayNetwork, type OverlayNetworkSpec, type Upstream } from '../../overlay/index.js';
 import { GONE, run, runTolerating } from '../../overlay/exec.js';
+import { GatewayBridge, type HostPort } from '../../overlay/gateway-bridge.js';
 import { IngressSandbox, type PublishedPort } from '../../overlay/ingress.js';
 import { netnsPath, taskNetnsName, taskNetnsPrefix } from '../../overlay/names.js';
 
@@ -38,6 +41,8 @@ export interface TaskNetworkConfig {
   readonly networkNamespacePath: string;
   /** Absent when the task is only on `ingress` (no resolver there): the executor keeps its default. */
   readonly resolvConf?: string;
+  /** Host-mode ports published on this node for the task: its Status.PortStatus.Ports. */
+  readonly ports?: readonly PortConfig[];
 }
 
 /** The agent's view of the network manager (worker/agent only needs this). */
@@ -64,6 +69,8 @@ export interface WorkerNetworksOptions {
   readonly upstreamResolvers?: readonly Upstream[];
   /** How long a task waits for the underlay address before its prepare fails. */
   readonly readyTimeoutMs?: number;
+  /** Subnet of the gateway bridge for host-mode published ports (default 172.18.0.0/16, Docker's docker_gwbridge). */
+  readonly gatewaySubnet?: string;
   /** The host's network namespace (tests, lab-style hosts in one process); undefined = ours. */
   readonly hostNetns?: string;
   readonly logger?: Logger;
@@ -73,7 +80,14 @@ interface LocalTask {
   readonly taskId: string;
   readonly netnsName: string;
   readonly networkIds: readonly string[];
+  /** It has an endpoint on the gateway bridge (host-mode ports). */
+  readonly gateway: boolean;
   readonly config: TaskNetworkConfig;
+}
+
+/** The task's host-mode published ports (from Task.Endpoint, which the allocator copies from its service). */
+export function hostPortsOf(task: Task): PortConfig[] {
+  return (task.Endpoint?.Ports ?? []).filter((p) => p.PublishMode === 'host' && (p.PublishedPort ?? 0) > 0);
 }
 
 function stripPrefix(cidr: string): string {
@@ -115,6 +129,7 @@ export class WorkerNetworks implements TaskNetworks {
   private plane: OverlayDataPlane | null = null;
   private ingress: IngressSandbox | null = null;
   private ingressNetworkId: string | null = null;
+  private gwbridge: GatewayBridge | null = null;
   private localAddr: string | null = null;
   private ready: Promise<OverlayDataPlane>;
   private resolveReady!: (p: OverlayDataPlane) => void;
@@ -162,6 +177,7 @@ export class WorkerNetworks implements TaskNetworks {
         // What an earlier run left: sandboxes (rebuilt on demand from the tasks) and the ingress sandbox.
         await plane.reconcile({ networkIds: [], containerNetns: [...this.tasks.values()].map((t) => netnsPath(t.netnsName)) });
         await IngressSandbox.removeLeftovers(this.opts.hostTag, this.opts.hostNetns);
+        await GatewayBridge.removeLeftovers(this.opts.hostNetns);
         this.plane = plane;
         this.log.info({ underlayAddress: addr, underlayInterface }, 'overlay data plane ready');
         this.resolveReady(plane);
@@ -175,7 +191,8 @@ export class WorkerNetworks implements TaskNetworks {
 
   prepareTask(task: Task): Promise<TaskNetworkConfig | undefined> {
     const attachments = (task.NetworksAttachments ?? []).filter((a) => overlaySpecOf(a.Network) !== undefined);
-    if (attachments.length === 0) return Promise.resolve(undefined);
+    const hostPorts = hostPortsOf(task);
+    if (attachments.length === 0 && hostPorts.length === 0) return Promise.resolve(undefined);
     this.waiting.add(task.ID);
     const ready = this.whenReady().catch((err: unknown) => {
       this.waiting.delete(task.ID);
@@ -198,25 +215,38 @@ export class WorkerNetworks implements TaskNetworks {
           await run(['ip', 'link', 'set', 'lo', 'up'], { netns: path });
         }
         const networkIds: string[] = [];
+        let gateway = false;
         try {
-          // The first network that is not the ingress carries the default route and the resolver.
-          const primary = attachments.find((a) => a.Network.Spec.Ingress !== true) ?? attachments[0]!;
+          // The first network that is not the ingress carries the resolver, and the default route
+          // unless the task publishes host-mode ports (then the gateway bridge carries it, as Docker's).
+          const primary = attachments.find((a) => a.Network.Spec.Ingress !== true) ?? attachments[0];
           let nameserver = '';
           for (const [i, a] of attachments.entries()) {
             const net = await this.ensureNetwork(plane, a.Network);
             const ip = a.Addresses[0];
             if (ip === undefined) throw new WorkerNetworkError('ERR_NETWORK_INVALID', `task ${task.ID} has no address on network ${a.Network.Spec.Name}`);
-            const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary });
+            const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary && hostPorts.length === 0 });
             networkIds.push(net.id);
             if (a === primary && a.Network.Spec.Ingress !== true) nameserver = ep.nameserver;
           }
-          const config: TaskNetworkConfig = { networkNamespacePath: path, ...(nameserver !== '' ? { resolvConf: containerResolvConf(nameserver) } : {}) };
-          this.tasks.set(task.ID, { taskId: task.ID, netnsName, networkIds, config });
+          if (hostPorts.length > 0) {
+            const bridge = await this.ensureGatewayBridge();
+            const ports: HostPort[] = hostPorts.map((p) => ({ protocol: p.Protocol ?? 'tcp', publishedPort: p.PublishedPort!, targetPort: p.TargetPort }));
+            await bridge.attach({ id: task.ID, containerNetns: path, ifName: `eth${attachments.length}`, ports });
+            gateway = true;
+          }
+          const config: TaskNetworkConfig = {
+            networkNamespacePath: path,
+            ...(nameserver !== '' ? { resolvConf: containerResolvConf(nameserver) } : {}),
+            ...(hostPorts.length > 0 ? { ports: hostPorts } : {}),
+          };
+          this.tasks.set(task.ID, { taskId: task.ID, netnsName, networkIds, gateway, config });
           for (const id of networkIds) await this.program(id);
           this.log.info({ taskId: task.ID, networks: networkIds }, 'task attached to its networks');
           return config;
         } catch (err) {
           for (const id of networkIds) await plane.getNetwork(id)?.detach(task.ID).catch(() => undefined);
+          if (gateway) await this.gwbridge?.detach(task.ID).catch(() => undefined);
           if (made) await runTolerating(['ip', 'netns', 'del', netnsName], GONE);
           await this.dropUnused();
           throw err;
@@ -233,6 +263,7 @@ export class WorkerNetworks implements TaskNetworks {
       if (t !== undefined && this.plane !== null) {
         for (const id of t.networkIds) await this.plane.getNetwork(id)?.detach(taskId);
       }
+      if (t?.gateway === true) await this.gwbridge?.detach(taskId);
       await runTolerating(['ip', 'netns', 'del', taskNetnsName(this.opts.hostTag, taskId)], GONE);
       await this.dropUnused();
     });
@@ -282,6 +313,8 @@ export class WorkerNetworks implements TaskNetworks {
       this.tasks.clear();
       await this.ingress?.remove();
       this.ingress = null;
+      await this.gwbridge?.remove();
+      this.gwbridge = null;
       await this.plane?.close();
     });
   }
@@ -373,8 +406,21 @@ export class WorkerNetworks implements TaskNetworks {
     await this.ingress.setPorts(ports);
   }
 
-  /** Removes sandboxes no local task (nor the ingress sandbox) uses any more. */
+  private async ensureGatewayBridge(): Promise<GatewayBridge> {
+    this.gwbridge ??= await GatewayBridge.create({
+      logger: this.log,
+      ...(this.opts.hostNetns !== undefined ? { hostNetns: this.opts.hostNetns } : {}),
+      ...(this.opts.gatewaySubnet !== undefined ? { subnet: this.opts.gatewaySubnet } : {}),
+    });
+    return this.gwbridge;
+  }
+
+  /** Removes sandboxes no local task (nor the ingress sandbox) uses any more, and the gateway bridge with its last endpoint. */
   private async dropUnused(): Promise<void> {
+    if (this.gwbridge !== null && this.gwbridge.size === 0) {
+      await this.gwbridge.remove();
+      this.gwbridge = null;
+    }
     const plane = this.plane;
     if (plane === null) return;
     const used = new Set<string>();

@@ -261,6 +261,12 @@ export interface TaskStatus {
   containerId: string;
   pid: number;
   exitCode: number;
+  /** Host-mode ports the worker published for the task (Docker's TaskStatus.PortStatus). */
+  portStatus?: PortStatus | undefined;
+}
+
+export interface PortStatus {
+  ports: PortConfig[];
 }
 
 export interface NetworkAttachment {
@@ -2704,7 +2710,16 @@ export const Service: MessageFns<Service> = {
 };
 
 function createBaseTaskStatus(): TaskStatus {
-  return { timestampUnixMs: 0, state: 0, message: "", err: "", containerId: "", pid: 0, exitCode: 0 };
+  return {
+    timestampUnixMs: 0,
+    state: 0,
+    message: "",
+    err: "",
+    containerId: "",
+    pid: 0,
+    exitCode: 0,
+    portStatus: undefined,
+  };
 }
 
 export const TaskStatus: MessageFns<TaskStatus> = {
@@ -2729,6 +2744,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.exitCode !== 0) {
       writer.uint32(56).int32(message.exitCode);
+    }
+    if (message.portStatus !== undefined) {
+      PortStatus.encode(message.portStatus, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2802,6 +2820,14 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.exitCode = reader.int32();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.portStatus = PortStatus.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2826,6 +2852,64 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.containerId = object.containerId ?? "";
     message.pid = object.pid ?? 0;
     message.exitCode = object.exitCode ?? 0;
+    message.portStatus = (object.portStatus !== undefined && object.portStatus !== null)
+      ? PortStatus.fromPartial(object.portStatus)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePortStatus(): PortStatus {
+  return { ports: [] };
+}
+
+export const PortStatus: MessageFns<PortStatus> = {
+  encode(message: PortStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ports) {
+      PortConfig.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PortStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePortStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ports.push(PortConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<PortStatus>): PortStatus {
+    return PortStatus.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PortStatus>): PortStatus {
+    const message = createBasePortStatus();
+    message.ports = object.ports?.map((e) => PortConfig.fromPartial(e)) || [];
     return message;
   },
 };
