@@ -88,11 +88,11 @@ describe('running a task', () => {
     expect(t.inspect()).toMatchObject({ state: 'exited', exitCode: 0, imageId: images.get(image)?.id });
   });
 
-  it('starts the container process with no signal ignored (the shim is forked by a shell, which ignores INT and QUIT in background jobs)', async () => {
+  it('starts the container process with no signal ignored or blocked (the shim undoes what its launcher ignores and blocks)', async () => {
     await executor();
-    const { status, out } = await runToEnd(task({ Command: ['grep', 'SigIgn', '/proc/1/status'] }));
+    const { status, out } = await runToEnd(task({ Command: ['grep', '-E', '^Sig(Ign|Blk)', '/proc/1/status'] }));
     expect(status.exitCode).toBe(0);
-    expect(out).toEqual(['SigIgn:\t0000000000000000']);
+    expect(out).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
   });
 
   it('reports a non-zero exit as failed with Docker message', async () => {

@@ -1,0 +1,111 @@
+// The native shim as `ps` shows it: one small process per running container (no runc stays beside
+// it), the container's init is its child, nothing (not even a zombie) is left after remove, and the
+// launcher of a closed executor ends once its last shim has ended.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ImageStore } from '../image/index.js';
+import { startRegistry, type RegistryFixture } from '../testing/registry.js';
+import { shimBinary } from './shim/build.js';
+import { ExecutorCleanup, pushTestImage, testImageLayer } from './test-support.js';
+
+let reg: RegistryFixture;
+let image: string;
+let images: ImageStore;
+const suite = new ExecutorCleanup();
+const cleanup = new ExecutorCleanup();
+
+beforeAll(async () => {
+  reg = await startRegistry();
+  image = await pushTestImage(reg, await testImageLayer(), 'shoal/shim');
+  images = await suite.imageStore();
+});
+afterAll(async () => {
+  await suite.run();
+  await reg?.stop();
+});
+afterEach(async () => {
+  await cleanup.run();
+});
+
+/** State letter and parent of a process; undefined once it is gone (reaped). */
+async function proc(pid: number): Promise<{ state: string; ppid: number; comm: string } | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return undefined;
+  const close = stat.lastIndexOf(')');
+  const [state, ppid] = stat.slice(close + 2).split(' ');
+  return { state: state as string, ppid: Number(ppid), comm: stat.slice(stat.indexOf('(') + 1, close) };
+}
+
+/** Children of pid (from /proc/PID/task/PID/children). */
+async function children(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter((s) => s.trim() !== '').map(Number);
+}
+
+async function untilGone(what: string, pid: number, attempts = 200): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if ((await proc(pid)) === undefined) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} (PID ${pid}) is still there: ${JSON.stringify(await proc(pid))}`);
+}
+
+describe('the native shim', () => {
+  it('is built once and cached under a name keyed by its source', async () => {
+    const a = await shimBinary();
+    expect(a).toMatch(/shoal-shim-[0-9a-f]{16}$/);
+    expect(await shimBinary()).toBe(a);
+  });
+
+  it('is the only helper of a running container, the parent of its init, and leaves nothing after remove', async () => {
+    const ex = await cleanup.executor({ images });
+    const t = ex.controller({ taskId: 'watched', spec: { ContainerSpec: { Image: image, Command: ['sleep', '60'] } } });
+    await t.prepare();
+    await t.start();
+    const shimPid = Number(await readFile(join(ex.opts.dataRoot, 'tasks', 'watched', 'shim.pid'), 'utf8'));
+    const init = t.inspect().pid as number;
+    expect((await proc(shimPid))?.state).toMatch(/[SR]/);
+    // runc has exited: the container's init was reparented to the shim, its only child.
+    expect(await children(shimPid)).toEqual([init]);
+    expect((await proc(init))?.ppid).toBe(shimPid);
+    // The shim is a child of the launcher, which reaps it.
+    expect((await proc(shimPid))?.ppid).toBe(ex.launcher.pid);
+    await t.remove({ removeLogs: true });
+    await untilGone('the shim after remove', shimPid);
+    await untilGone('the container init after remove', init);
+  });
+
+  it('reports the init exit code, or 128+N when signal N ended it', async () => {
+    const ex = await cleanup.executor({ images });
+    const quits = ex.controller({ taskId: 'quits', spec: { ContainerSpec: { Image: image, Command: ['sh', '-c', 'exit 42'] } } });
+    await quits.prepare();
+    await quits.start();
+    expect(await quits.wait()).toMatchObject({ state: 'failed', exitCode: 42 });
+    const killed = ex.controller({ taskId: 'killed', spec: { ContainerSpec: { Image: image, Command: ['sleep', '60'] } } });
+    await killed.prepare();
+    await killed.start();
+    await killed.terminate();
+    expect(await killed.wait()).toMatchObject({ state: 'failed', exitCode: 137, message: 'task: non-zero exit (137)' });
+    for (const t of [quits, killed]) await t.remove({ removeLogs: true });
+  });
+
+  it("a closed executor's launcher keeps reaping until its last shim has ended, then ends", async () => {
+    const first = await cleanup.executor({ images });
+    const t = first.controller({ taskId: 'outlives', spec: { ContainerSpec: { Image: image, Command: ['sleep', '60'], StopGracePeriod: 1e9 } } });
+    await t.prepare();
+    await t.start();
+    const launcher = first.launcher.pid as number;
+    const shimPid = Number(await readFile(join(first.opts.dataRoot, 'tasks', 'outlives', 'shim.pid'), 'utf8'));
+    await first.close();
+    // The daemon is gone: the container runs on, its shim too, and the launcher waits for it.
+    expect((await proc(shimPid))?.state).toMatch(/[SR]/);
+    expect((await proc(launcher))?.state).toMatch(/[SR]/);
+    const second = await cleanup.executor({ images, dataRoot: first.opts.dataRoot, cgroupParent: first.cgroupParent, netnsPrefix: first.netnsPrefix });
+    const adopted = second.controller({ taskId: 'outlives', spec: {} });
+    expect(adopted.inspect()).toMatchObject({ state: 'running', adopted: true });
+    await adopted.remove({ removeLogs: true });
+    await untilGone('the shim after remove', shimPid);
+    await untilGone('the old launcher once its shims have ended', launcher);
+  });
+});
