@@ -20,15 +20,16 @@ export interface AgentState {
   readonly managers: readonly string[];
 }
 
-type Op = { readonly type: 'put'; readonly key: string; readonly value: string } | { readonly type: 'del'; readonly key: string };
+/** A put carries the object; it is serialized when its batch is written (a put overwritten before then never is). */
+type Op = { readonly type: 'put'; readonly key: string; readonly value: unknown } | { readonly type: 'del'; readonly key: string };
 
 const PREFIX = { task: 'task/', status: 'status/', secret: 'secret/', config: 'config/' } as const;
 const MANAGERS_KEY = 'meta/managers';
 
 export class AgentDb {
   private chain: Promise<void> = Promise.resolve();
-  /** Ops written by write() and not yet handed to LevelDB (the next drain takes them all). */
-  private queued: Op[] = [];
+  /** Ops written by write() and not yet handed to LevelDB, the latest per key (the next drain takes them all). */
+  private queued = new Map<string, Op>();
   private failure: Error | null = null;
 
   private constructor(private readonly db: Level<string, string>) {}
@@ -63,7 +64,7 @@ export class AgentDb {
   }
 
   putTask(t: Task): Op {
-    return { type: 'put', key: PREFIX.task + t.ID, value: JSON.stringify(t) };
+    return { type: 'put', key: PREFIX.task + t.ID, value: t };
   }
 
   delTask(id: string): Op[] {
@@ -74,7 +75,7 @@ export class AgentDb {
   }
 
   putSecret(s: Secret): Op {
-    return { type: 'put', key: PREFIX.secret + s.ID, value: JSON.stringify(s) };
+    return { type: 'put', key: PREFIX.secret + s.ID, value: s };
   }
 
   delSecret(id: string): Op {
@@ -82,7 +83,7 @@ export class AgentDb {
   }
 
   putConfig(c: Config): Op {
-    return { type: 'put', key: PREFIX.config + c.ID, value: JSON.stringify(c) };
+    return { type: 'put', key: PREFIX.config + c.ID, value: c };
   }
 
   delConfig(id: string): Op {
@@ -90,29 +91,35 @@ export class AgentDb {
   }
 
   putStatus(taskId: string, s: TaskStatus): Op {
-    return { type: 'put', key: PREFIX.status + taskId, value: JSON.stringify(s) };
+    return { type: 'put', key: PREFIX.status + taskId, value: s };
   }
 
   putManagers(addrs: readonly string[]): Op {
-    return { type: 'put', key: MANAGERS_KEY, value: JSON.stringify(addrs) };
+    return { type: 'put', key: MANAGERS_KEY, value: [...addrs] };
   }
 
   /**
    * Queues one atomic batch after the ones before it. Batches queued while a write is in flight
-   * are merged into the next LevelDB batch (still in order, still all-or-nothing): a burst of
-   * status changes costs one write, not one per change.
+   * are merged into the next LevelDB batch (still all-or-nothing), keeping only the last op per
+   * key — what the keys hold afterwards is the same as writing them in order: a burst of status
+   * changes costs one write of each task's latest status, not one per change. Objects put are
+   * serialized when their batch is written, so they must not be changed after `write`.
    */
   write(ops: readonly Op[]): void {
     if (ops.length === 0) return;
-    const first = this.queued.length === 0;
-    for (const op of ops) this.queued.push(op);
+    const first = this.queued.size === 0;
+    for (const op of ops) {
+      this.queued.delete(op.key);
+      this.queued.set(op.key, op);
+    }
     if (first) this.chain = this.chain.then(() => this.drain());
   }
 
   private async drain(): Promise<void> {
-    const ops = this.queued;
-    this.queued = [];
-    if (ops.length === 0) return;
+    const queued = this.queued;
+    this.queued = new Map();
+    if (queued.size === 0) return;
+    const ops = [...queued.values()].map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: JSON.stringify(op.value) } : op));
     await this.db.batch(ops).catch((err: unknown) => {
       this.failure ??= err as Error;
     });

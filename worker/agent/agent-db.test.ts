@@ -1,0 +1,51 @@
+// AgentDb merges writes queued behind an in-flight one: what a reopened database holds must be
+// exactly what writing every batch in order would have left.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import type { Task, TaskStatus } from '../../manager/store/types.js';
+import { AgentDb } from './agent-db.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'shoal-agent-db-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const status = (state: TaskStatus['State']): TaskStatus => ({ Timestamp: '2026-01-01T00:00:00.000Z', State: state, Message: state });
+const task = (id: string): Task => ({ ID: id, Spec: {}, Status: status('assigned') }) as unknown as Task;
+
+describe('AgentDb merged writes', () => {
+  it('keeps the last write of every key across a burst, puts after deletes included', async () => {
+    const db = await AgentDb.open(dir);
+    try {
+      db.write([db.putTask(task('t1')), db.putStatus('t1', status('accepted'))]);
+      for (const s of ['preparing', 'ready', 'starting', 'running'] as const) db.write([db.putStatus('t1', status(s))]);
+      db.write([db.putTask(task('t2')), db.putStatus('t2', status('running'))]);
+      db.write(db.delTask('t2'));
+      db.write([db.putTask(task('t3'))]);
+      db.write(db.delTask('t3'));
+      db.write([db.putTask(task('t3')), db.putStatus('t3', status('accepted'))]);
+      db.write([db.putManagers(['127.0.0.1:1', '127.0.0.1:2'])]);
+      await db.flush();
+    } finally {
+      await db.close();
+    }
+    const again = await AgentDb.open(dir);
+    try {
+      const state = await again.load();
+      expect([...state.tasks.keys()].sort()).toEqual(['t1', 't3']);
+      expect(state.statuses.get('t1')?.State).toBe('running');
+      expect(state.statuses.has('t2')).toBe(false);
+      expect(state.statuses.get('t3')?.State).toBe('accepted');
+      expect(state.managers).toEqual(['127.0.0.1:1', '127.0.0.1:2']);
+    } finally {
+      await again.close();
+    }
+  });
+});
