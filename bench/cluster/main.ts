@@ -12,7 +12,7 @@
 //            --cpu-prof DIR (a V8 CPU profile of the leader while the service converges, + a summary)
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -166,7 +166,10 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   const followersBefore = await Promise.all(followersOf.map((m) => m.request<ManagerStats>('stats')));
   const workersBefore = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
   const runningBefore = workersBefore.reduce((a, w) => a + w.started - w.stopped, 0);
-  if (profDir !== undefined) await Promise.all([leader.request('profile-start'), procs[0]!.request('profile-start')]);
+  if (profDir !== undefined) {
+    await mkdir(profDir, { recursive: true });
+    await Promise.all([leader.request('profile-start'), procs[0]!.request('profile-start')]);
+  }
   const hbConverging: CounterSample[] = [{ ms: 0, value: before.heartbeats }];
   const samples: ProgressSample[] = [];
   let startedMs: number | null = null;
