@@ -3,6 +3,7 @@
 // and agent would drive it. Needs root, iproute2, iptables, util-linux (nsenter).
 
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildQuery, parseResponse, RCODE_NOERROR, RCODE_NXDOMAIN, TYPE_AAAA } from './dns/message.js';
 import { EncryptedOverlayUnsupportedError, OverlayDataPlane, type OverlayNetwork, type ServiceSpec } from './index.js';
@@ -31,6 +32,7 @@ let aN2: OverlayNetwork;
 let bN1: OverlayNetwork;
 let upstream: dgram.Socket | undefined;
 let upstreamPort = 0;
+let upstreamTcp: net.Server | undefined;
 
 // Where each container sits on N1 (cA3 is only on N2).
 const ips = { cA1: '10.77.1.2', cA2: '10.77.1.3', cB1: '10.77.1.4', cB2: '10.77.1.5' } as const;
@@ -42,14 +44,27 @@ function web(backends: readonly string[]): ServiceSpec {
 type Ask = readonly [name: string, type?: number];
 
 /** Asks `server` from inside `from` (one process for all questions) and returns rcode and addresses per question. */
-async function dns(from: string, server: string, asks: readonly Ask[]): Promise<Array<{ rcode: number; addresses: readonly string[] }>> {
-  const replies = await lab.dnsExchange(from, server, 53, asks.map(([name, type], i) => buildQuery(4200 + i, name, type)));
+interface Answer {
+  readonly rcode: number;
+  readonly addresses: readonly string[];
+  readonly truncated: boolean;
+  readonly sizeBytes: number;
+}
+
+/** Asks `server` from inside `from` (one process for all questions, over UDP or one TCP connection): each answer. */
+async function dnsAnswers(from: string, server: string, asks: readonly Ask[], transport: 'udp' | 'tcp' = 'udp'): Promise<Answer[]> {
+  const replies = await lab.dnsExchange(from, server, 53, asks.map(([name, type], i) => buildQuery(4200 + i, name, type)), 3_000, transport);
   return replies.map((reply, i) => {
-    if (reply === undefined) throw new Error(`no DNS answer for ${asks[i]![0]}`);
-    const { id, rcode, addresses } = parseResponse(reply);
+    if (reply === undefined) throw new Error(`no DNS answer for ${asks[i]![0]} over ${transport}`);
+    const { id, rcode, addresses, truncated } = parseResponse(reply);
     expect(id).toBe(4200 + i);
-    return { rcode, addresses };
+    return { rcode, addresses, truncated, sizeBytes: reply.length };
   });
+}
+
+/** rcode and addresses per question. */
+async function dns(from: string, server: string, asks: readonly Ask[], transport: 'udp' | 'tcp' = 'udp'): Promise<Array<{ rcode: number; addresses: readonly string[] }>> {
+  return (await dnsAnswers(from, server, asks, transport)).map(({ rcode, addresses }) => ({ rcode, addresses }));
 }
 
 async function iptablesSave(netns: string): Promise<string> {
@@ -68,6 +83,23 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => upstream!.bind(0, '127.0.0.1', resolve));
   upstreamPort = upstream.address().port;
+  // …and on TCP at the same port (a truncated answer's retry is forwarded over TCP).
+  upstreamTcp = net.createServer((conn) => {
+    conn.on('error', () => conn.destroy());
+    conn.once('data', (msg: Buffer) => {
+      const reply = Buffer.from(msg.subarray(2));
+      reply.writeUInt16BE(0x8180, 2);
+      reply.writeUInt16BE(1, 6);
+      const body = Buffer.concat([reply, Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7])]);
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(body.length, 0);
+      conn.end(Buffer.concat([len, body]));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    upstreamTcp!.once('error', reject);
+    upstreamTcp!.listen(upstreamPort, '127.0.0.1', resolve);
+  });
 
   hostA = await lab.addNetns('hA');
   hostB = await lab.addNetns('hB');
@@ -108,6 +140,7 @@ afterAll(async () => {
   const results = await Promise.allSettled([planeA?.close(), planeB?.close()]);
   await lab.cleanup();
   upstream?.close();
+  upstreamTcp?.close();
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 });
 
@@ -183,6 +216,35 @@ describe('overlay data plane across two hosts', () => {
     expect(await lab.tcpRequests(ctr.cA2!, API_VIP, PORT)).toEqual(['cA3']);
     // cA1 is not on N2: no route to it at all.
     expect(await lab.tcpRequests(ctr.cA1!, '10.77.2.2', PORT, 1, 1_000)).not.toEqual(['cA3']);
+  });
+
+  it('DNS over TCP: the same answers; a UDP answer too big for 512 bytes is cut and flagged TC, TCP gives all of it', async () => {
+    const gw = N1.gateway;
+    const asks: Ask[] = [['web'], ['tasks.web'], ['web', TYPE_AAAA], ['api'], ['www.example.test']];
+    const overTcp = await dns(ctr.cA1!, gw, asks, 'tcp');
+    expect(overTcp[0]).toEqual({ rcode: RCODE_NOERROR, addresses: [VIP] });
+    expect(new Set(overTcp[1]!.addresses)).toEqual(new Set([ips.cA2, ips.cB1, ips.cB2]));
+    expect(overTcp[2]).toEqual({ rcode: RCODE_NOERROR, addresses: [] });
+    expect(overTcp[3]!.rcode).toBe(RCODE_NXDOMAIN);
+    // Forwarded over TCP to the host's resolver (the fake one also listens on TCP).
+    expect(overTcp[4]).toEqual({ rcode: RCODE_NOERROR, addresses: ['192.0.2.7'] });
+    // A dnsrr service with 60 tasks: tasks.many does not fit a classic UDP answer.
+    const many = Array.from({ length: 60 }, (_, i) => `10.77.1.${100 + i}`);
+    await aN1.setServices([web([ips.cA2, ips.cB1, ips.cB2]), { id: 'svc-many', name: 'many', endpointMode: 'dnsrr', backends: many }]);
+    try {
+      const [udp] = await dnsAnswers(ctr.cA1!, gw, [['tasks.many']]);
+      expect(udp!.truncated).toBe(true);
+      expect(udp!.sizeBytes).toBeLessThanOrEqual(512);
+      expect(udp!.addresses.length).toBeGreaterThan(0);
+      expect(udp!.addresses.length).toBeLessThan(60);
+      const [tcp, rr] = await dnsAnswers(ctr.cA1!, gw, [['tasks.many'], ['many']], 'tcp');
+      for (const a of [tcp!, rr!]) {
+        expect(a.truncated).toBe(false);
+        expect([...a.addresses].sort()).toEqual([...many].sort());
+      }
+    } finally {
+      await aN1.setServices([web([ips.cA2, ips.cB1, ips.cB2])]);
+    }
   });
 
   it('setPeers changes only what changed', async () => {

@@ -17,14 +17,14 @@ describe('DNS wire format', () => {
     const parsed = parseQuery(q);
     expect(parsed.question).toEqual({ name: 'tasks.web', type: TYPE_A, class: 1 });
     const reply = buildResponse(q, parsed, { rcode: 0, addresses: ['10.0.1.2', '10.0.1.3'], authoritative: true });
-    expect(parseResponse(reply)).toEqual({ id: 77, rcode: 0, addresses: ['10.0.1.2', '10.0.1.3'] });
+    expect(parseResponse(reply)).toEqual({ id: 77, rcode: 0, truncated: false, addresses: ['10.0.1.2', '10.0.1.3'] });
     expect(reply.readUInt16BE(2) & 0x8000).toBe(0x8000); // a response
     expect(reply.readUInt16BE(2) & 0x0100).toBe(0x0100); // RD copied
   });
 
   it('answers NXDOMAIN with no records', () => {
     const q = buildQuery(5, 'nosuch');
-    expect(parseResponse(buildResponse(q, parseQuery(q), { rcode: RCODE_NXDOMAIN }))).toEqual({ id: 5, rcode: RCODE_NXDOMAIN, addresses: [] });
+    expect(parseResponse(buildResponse(q, parseQuery(q), { rcode: RCODE_NXDOMAIN }))).toEqual({ id: 5, rcode: RCODE_NXDOMAIN, truncated: false, addresses: [] });
   });
 
   it('keeps a UDP answer within 512 bytes however many tasks there are', () => {
@@ -33,6 +33,12 @@ describe('DNS wire format', () => {
     const reply = buildResponse(q, parseQuery(q), { rcode: 0, addresses: many });
     expect(reply.length).toBeLessThanOrEqual(UDP_PAYLOAD_LIMIT_BYTES);
     expect(parseResponse(reply).addresses.length).toBeGreaterThanOrEqual(MAX_A_RECORDS);
+    // Cut: TC tells the asker to retry over TCP, where every address fits.
+    expect(parseResponse(reply).truncated).toBe(true);
+    const full = buildResponse(q, parseQuery(q), { rcode: 0, addresses: many, transport: 'tcp' });
+    expect(parseResponse(full)).toMatchObject({ truncated: false, addresses: many });
+    // An answer that fits is not flagged.
+    expect(parseResponse(buildResponse(q, parseQuery(q), { rcode: 0, addresses: many.slice(0, 3) })).truncated).toBe(false);
   });
 
   it('rejects what is not a single-question query', () => {

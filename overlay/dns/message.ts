@@ -10,8 +10,12 @@ export const RCODE_NXDOMAIN = 3;
 export const RCODE_NOTIMP = 4;
 export const RCODE_REFUSED = 5;
 
-/** A classic UDP response must fit 512 bytes; larger answer sets are cut to fit (see MAX_A_RECORDS). */
+/** A classic UDP response must fit 512 bytes; larger answer sets are cut to fit (see MAX_A_RECORDS) and flagged TC. */
 export const UDP_PAYLOAD_LIMIT_BYTES = 512;
+/** Over TCP a message has a 2-byte length prefix: at most 65535 bytes (~4000 A records). */
+export const TCP_PAYLOAD_LIMIT_BYTES = 65_535;
+/** Header flag TC: the answer was cut to fit the transport; the asker retries over TCP. */
+export const FLAG_TRUNCATED = 0x0200;
 
 export interface DnsQuestion {
   /** Lower-cased, without the trailing dot. */
@@ -72,6 +76,8 @@ export interface ResponseOptions {
   readonly addresses?: readonly string[];
   readonly ttlSeconds?: number;
   readonly authoritative?: boolean;
+  /** How the query came (default udp): sets the size limit of the response. */
+  readonly transport?: 'udp' | 'tcp';
 }
 
 /** Answers fitting in 512 bytes with a question name of the maximal length. */
@@ -81,12 +87,14 @@ export const MAX_A_RECORDS = Math.floor((UDP_PAYLOAD_LIMIT_BYTES - 12 - (MAX_NAM
 export function buildResponse(queryBytes: Buffer, query: DnsQuery, options: ResponseOptions): Buffer {
   const question = queryBytes.subarray(12, query.questionEnd);
   const addresses = options.addresses ?? [];
-  const room = Math.floor((UDP_PAYLOAD_LIMIT_BYTES - 12 - question.length) / 16);
+  const limit = options.transport === 'tcp' ? TCP_PAYLOAD_LIMIT_BYTES : UDP_PAYLOAD_LIMIT_BYTES;
+  const room = Math.floor((limit - 12 - question.length) / 16);
   const answers = addresses.slice(0, Math.max(0, room));
+  const truncated = answers.length < addresses.length ? FLAG_TRUNCATED : 0;
   const header = Buffer.alloc(12);
   header.writeUInt16BE(query.id, 0);
   const rd = query.flags & 0x0100;
-  const flags = 0x8000 | (query.opcode << 11) | (options.authoritative ? 0x0400 : 0) | rd | 0x0080 | (options.rcode & 0xf);
+  const flags = 0x8000 | (query.opcode << 11) | (options.authoritative ? 0x0400 : 0) | truncated | rd | 0x0080 | (options.rcode & 0xf);
   header.writeUInt16BE(flags, 2);
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(answers.length, 6);
@@ -120,6 +128,8 @@ export function buildQuery(id: number, name: string, type: number = TYPE_A): Buf
 export interface ParsedResponse {
   readonly id: number;
   readonly rcode: number;
+  /** TC: the answer was cut (UDP); the full one is available over TCP. */
+  readonly truncated: boolean;
   readonly addresses: readonly string[];
 }
 
@@ -128,6 +138,7 @@ export function parseResponse(buf: Buffer): ParsedResponse {
   if (buf.length < 12) throw new DnsParseError('response shorter than a DNS header');
   const id = buf.readUInt16BE(0);
   const rcode = buf.readUInt16BE(2) & 0xf;
+  const truncated = (buf.readUInt16BE(2) & FLAG_TRUNCATED) !== 0;
   const qd = buf.readUInt16BE(4);
   const an = buf.readUInt16BE(6);
   let at = 12;
@@ -159,5 +170,5 @@ export function parseResponse(buf: Buffer): ParsedResponse {
     if (type === TYPE_A && rdlen === 4) addresses.push([...buf.subarray(at, at + 4)].join('.'));
     at += rdlen;
   }
-  return { id, rcode, addresses };
+  return { id, rcode, truncated, addresses };
 }

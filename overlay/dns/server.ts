@@ -8,7 +8,7 @@ import { OverlayError } from '../errors.js';
 import { buildResponse, DnsParseError, parseQuery, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_SERVFAIL, type DnsQuery } from './message.js';
 import { lookupName, rotate, type NetworkRecords } from './records.js';
 import { STUB_SOURCE } from './stub-source.js';
-import { forwardQuery, type Upstream } from './upstream.js';
+import { forwardQuery, forwardQueryTcp, type Upstream } from './upstream.js';
 
 export const DNS_PORT = 53;
 export const STUB_READY_TIMEOUT_MS = 10_000;
@@ -89,8 +89,12 @@ export class ContainerDns {
     await Promise.all([...this.stubs.keys()].map((id) => this.stop(id)));
   }
 
-  /** Answers one query as the stub of `networkId` received it from `sourceIp` (exposed for tests of the rules). */
-  async answer(networkId: string, sourceIp: string, queryBytes: Buffer): Promise<Buffer | undefined> {
+  /**
+   * Answers one query as the stub of `networkId` received it from `sourceIp` over `transport`
+   * (exposed for tests of the rules). A UDP answer is cut to 512 bytes with TC set, so the asker
+   * retries over TCP and gets all of it; a forwarded TCP query goes to the upstream over TCP.
+   */
+  async answer(networkId: string, sourceIp: string, queryBytes: Buffer, transport: 'udp' | 'tcp' = 'udp'): Promise<Buffer | undefined> {
     let query: DnsQuery;
     try {
       query = parseQuery(queryBytes);
@@ -102,7 +106,7 @@ export class ContainerDns {
     const result = lookupName(query.question.name, query.question.type, this.options.view(networkId, sourceIp));
     switch (result.kind) {
       case 'answer':
-        return buildResponse(queryBytes, query, { rcode: RCODE_NOERROR, addresses: rotate(result.addresses, this.answerCount++), authoritative: true });
+        return buildResponse(queryBytes, query, { rcode: RCODE_NOERROR, addresses: rotate(result.addresses, this.answerCount++), authoritative: true, transport });
       case 'nodata':
         return buildResponse(queryBytes, query, { rcode: RCODE_NOERROR, authoritative: true });
       case 'nxdomain':
@@ -113,7 +117,8 @@ export class ContainerDns {
         }
         this.forwardsInFlight++;
         try {
-          const reply = await forwardQuery(queryBytes, this.options.upstreams, this.options.upstreamTimeoutMs);
+          const forward = transport === 'tcp' ? forwardQueryTcp : forwardQuery;
+          const reply = await forward(queryBytes, this.options.upstreams, this.options.upstreamTimeoutMs);
           return reply ?? buildResponse(queryBytes, query, { rcode: RCODE_SERVFAIL });
         } finally {
           this.forwardsInFlight--;
@@ -142,7 +147,7 @@ export class ContainerDns {
       }, STUB_READY_TIMEOUT_MS);
       const lines = readline.createInterface({ input: child.stdout });
       lines.on('line', (line) => {
-        let msg: { ready?: boolean; error?: string; id?: number; src?: string; q?: string };
+        let msg: { ready?: boolean; error?: string; id?: number; src?: string; q?: string; tcp?: boolean };
         try {
           msg = JSON.parse(line) as typeof msg;
         } catch {
@@ -162,7 +167,7 @@ export class ContainerDns {
         }
         if (typeof msg.id === 'number' && typeof msg.src === 'string' && typeof msg.q === 'string') {
           const id = msg.id;
-          this.answer(stub.networkId, msg.src, Buffer.from(msg.q, 'base64')).then(
+          this.answer(stub.networkId, msg.src, Buffer.from(msg.q, 'base64'), msg.tcp === true ? 'tcp' : 'udp').then(
             (reply) => {
               if (reply !== undefined && child.stdin.writable) child.stdin.write(JSON.stringify({ id, r: reply.toString('base64') }) + '\n');
             },

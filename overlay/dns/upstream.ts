@@ -2,6 +2,7 @@
 
 import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { isIpv4 } from '../addresses.js';
 
 export interface Upstream {
@@ -75,6 +76,47 @@ function askOne(query: Buffer, id: number, upstream: Upstream, timeoutMs: number
     });
     sock.send(query, upstream.port, upstream.address, (err) => {
       if (err) finish(undefined);
+    });
+  });
+}
+
+/** forwardQuery over TCP (a query that came over TCP: typically a retry after a truncated UDP answer). */
+export async function forwardQueryTcp(query: Buffer, upstreams: readonly Upstream[], timeoutMs = UPSTREAM_TIMEOUT_MS): Promise<Buffer | undefined> {
+  const id = query.readUInt16BE(0);
+  for (const upstream of upstreams) {
+    const answer = await askOneTcp(query, id, upstream, timeoutMs);
+    if (answer !== undefined) return answer;
+  }
+  return undefined;
+}
+
+function askOneTcp(query: Buffer, id: number, upstream: Upstream, timeoutMs: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const conn = net.connect({ host: upstream.address, port: upstream.port });
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const finish = (value: Buffer | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      conn.destroy();
+      resolve(value);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    conn.on('error', () => finish(undefined));
+    conn.on('close', () => finish(undefined));
+    conn.on('connect', () => {
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(query.length, 0);
+      conn.write(Buffer.concat([len, query]));
+    });
+    conn.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      if (buf.length < 2) return;
+      const len = buf.readUInt16BE(0);
+      if (buf.length < 2 + len) return;
+      const msg = buf.subarray(2, 2 + len);
+      finish(msg.length >= 12 && msg.readUInt16BE(0) === id ? Buffer.from(msg) : undefined);
     });
   });
 }

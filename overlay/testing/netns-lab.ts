@@ -73,9 +73,12 @@ export class NetnsLab {
     return out.split('\n').filter((l) => l.length > 0);
   }
 
-  /** Sends DNS queries in turn from inside `netnsPath` to server:port; each response, or undefined on timeout. */
-  async dnsExchange(netnsPath: string, server: string, port: number, queries: readonly Buffer[], timeoutMs = 3_000): Promise<Array<Buffer | undefined>> {
-    const out = await run(['nsenter', `--net=${netnsPath}`, process.execPath, '-e', DNS_CLIENT, server, String(port), String(timeoutMs), ...queries.map((q) => q.toString('base64'))], {
+  /**
+   * Sends DNS queries in turn from inside `netnsPath` to server:port (UDP, or over one TCP
+   * connection with length prefixes); each response, or undefined on timeout.
+   */
+  async dnsExchange(netnsPath: string, server: string, port: number, queries: readonly Buffer[], timeoutMs = 3_000, transport: 'udp' | 'tcp' = 'udp'): Promise<Array<Buffer | undefined>> {
+    const out = await run(['nsenter', `--net=${netnsPath}`, process.execPath, '-e', transport === 'tcp' ? DNS_TCP_CLIENT : DNS_CLIENT, server, String(port), String(timeoutMs), ...queries.map((q) => q.toString('base64'))], {
       timeoutMs: queries.length * timeoutMs + 10_000,
     });
     return out
@@ -136,4 +139,32 @@ function ask(q) {
   });
 }
 (async () => { for (const q of queries) console.log(await ask(q)); s.close(); })();
+`;
+
+const DNS_TCP_CLIENT = String.raw`
+const [server, port, timeoutMs, ...queries] = process.argv.slice(1);
+const s = require('node:net').connect(Number(port), server);
+let buf = Buffer.alloc(0);
+let waiting = null;
+s.on('data', (d) => { buf = Buffer.concat([buf, d]); check(); });
+s.on('error', () => { if (waiting) waiting('TIMEOUT'); });
+function check() {
+  if (!waiting || buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+  const len = buf.readUInt16BE(0);
+  const m = buf.subarray(2, 2 + len);
+  buf = buf.subarray(2 + len);
+  waiting(m.toString('base64'));
+}
+function ask(q) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { waiting = null; resolve('TIMEOUT'); }, Number(timeoutMs));
+    waiting = (r) => { clearTimeout(t); waiting = null; resolve(r); };
+    const m = Buffer.from(q, 'base64');
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(m.length, 0);
+    s.write(Buffer.concat([len, m]));
+    check();
+  });
+}
+(async () => { for (const q of queries) console.log(await ask(q)); s.end(); })();
 `;
