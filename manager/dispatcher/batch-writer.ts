@@ -1,8 +1,12 @@
 // The dispatcher's only way to write: node state changes and task status reports from many
 // sessions are queued, merged (latest per node, furthest per task) and committed together — one
 // store transaction (one Raft entry) per batch of at most `maxBatchItems` — after at most
-// `maxBatchIntervalMs`, or at once when a batch is full. One commit is in flight at a time; what
-// arrives meanwhile forms the next batch (group commit). Callers await their item's commit.
+// `maxBatchIntervalMs`, or at once when a batch is full. What arrives while a commit is in flight
+// forms the next batch (group commit), written as soon as that commit ends. Under load (a full
+// batch waiting, or the window ended while commits are in flight) up to `maxInflightCommits`
+// batches are in flight at once, so Raft round trips overlap instead of queueing; an item whose
+// node or task is in a commit in flight waits for it (batches in flight never touch one object
+// twice, so they cannot conflict with each other). Callers await their item's commit.
 import type { Logger } from 'pino';
 
 import { SequenceConflictError, TransactionTooLargeError } from '../store/errors.js';
@@ -24,6 +28,8 @@ export interface BatchWriterOptions {
   readonly maxBatchIntervalMs: number;
   /** Most items queued (not yet in a commit); beyond it enqueueTaskStatus throws ERR_DISPATCHER_BUSY. */
   readonly maxPendingItems: number;
+  /** Most batches committing at once (default 1: one at a time). */
+  readonly maxInflightCommits?: number;
 }
 
 interface Waiters<T> {
@@ -64,7 +70,9 @@ export class BatchWriter {
   private readonly nodes = new Map<string, PendingNode>();
   private readonly tasks = new Map<string, PendingTask>();
   private timer: NodeJS.Timeout | null = null;
-  private flushing = false;
+  private inflight = 0;
+  /** Nodes ('n' + ID) and tasks ('t' + ID) in a commit in flight: not taken into another batch until it ends. */
+  private readonly busy = new Set<string>();
   private closed = false;
   /** Transactions committed and items written, for tests and benchmarks. */
   readonly stats = { commits: 0, items: 0, refused: 0 };
@@ -125,40 +133,60 @@ export class BatchWriter {
     }
   }
 
-  private schedule(): void {
-    if (this.flushing) return;
-    if (this.pending >= this.opts.maxBatchItems) {
-      void this.flush();
-      return;
-    }
-    this.timer ??= setTimeout(() => void this.flush(), this.opts.maxBatchIntervalMs);
+  private get maxInflight(): number {
+    return Math.max(1, this.opts.maxInflightCommits ?? 1);
   }
 
+  private schedule(): void {
+    if (this.closed) return;
+    // A commit in flight flushes what is queued when it ends; a full batch may go beside it.
+    if (this.pending >= this.opts.maxBatchItems && this.inflight < this.maxInflight) {
+      this.flush();
+      return;
+    }
+    if (this.inflight > 0) return;
+    this.timer ??= setTimeout(() => this.flush(), this.opts.maxBatchIntervalMs);
+  }
+
+  /** Up to maxBatchItems queued items whose node or task is not in a commit in flight. */
   private take(): Item[] {
     const out: Item[] = [];
     for (const [id, p] of this.nodes) {
       if (out.length >= this.opts.maxBatchItems) break;
+      if (this.busy.has(`n${id}`)) continue;
       out.push({ type: 'node', id, p });
       this.nodes.delete(id);
     }
     for (const [id, p] of this.tasks) {
       if (out.length >= this.opts.maxBatchItems) break;
+      if (this.busy.has(`t${id}`)) continue;
       out.push({ type: 'task', id, p });
       this.tasks.delete(id);
     }
     return out;
   }
 
-  private async flush(): Promise<void> {
+  /** Starts commits of what is queued, while fewer than maxInflightCommits are in flight. */
+  private flush(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      // Bounded: each pass takes at least one item, and enqueue refuses beyond maxPendingItems.
-      while (this.pending > 0 && !this.closed) await this.commit(this.take(), 0);
-    } finally {
-      this.flushing = false;
+    // Bounded: each round starts a commit of at least one item or stops.
+    while (!this.closed && this.pending > 0 && this.inflight < this.maxInflight) {
+      const batch = this.take();
+      if (batch.length === 0) break; // everything queued waits for a commit in flight
+      const keys = batch.map((item) => (item.type === 'node' ? `n${item.id}` : `t${item.id}`));
+      for (const k of keys) this.busy.add(k);
+      this.inflight++;
+      void this.commit(batch, 0)
+        .catch((err: unknown) => this.opts.logger.error({ err }, 'dispatcher: a status batch failed unexpectedly'))
+        .finally(() => {
+          for (const k of keys) this.busy.delete(k);
+          this.inflight--;
+          // What arrived meanwhile forms the next batch, at once (group commit).
+          if (this.pending > 0) this.flush();
+        });
+      // One commit at a time unless a full batch is waiting (load): then they overlap.
+      if (this.pending < this.opts.maxBatchItems) break;
     }
   }
 

@@ -76,6 +76,8 @@ export interface DispatcherConfig {
   readonly maxBatchItems: number;
   /** Longest a change waits for its batch (swarmkit: 100 ms). */
   readonly maxBatchIntervalMs: number;
+  /** Most batches committing at once when full batches are waiting (load): their Raft round trips overlap. */
+  readonly maxInflightCommits: number;
   /** Most changes queued before UpdateTaskStatus answers RESOURCE_EXHAUSTED. */
   readonly maxPendingItems: number;
   /** How often leadership and the manager list are checked. */
@@ -92,6 +94,7 @@ export const DEFAULT_DISPATCHER_CONFIG: DispatcherConfig = {
   gracePeriodMultiplier: 3,
   maxBatchItems: 500,
   maxBatchIntervalMs: 100,
+  maxInflightCommits: 4,
   maxPendingItems: 50_000,
   leadershipCheckMs: 200,
   maxStreamBufferedMessages: 1000,
@@ -259,6 +262,7 @@ export class Dispatcher {
       logger: this.log,
       maxBatchItems: this.config.maxBatchItems,
       maxBatchIntervalMs: this.config.maxBatchIntervalMs,
+      maxInflightCommits: this.config.maxInflightCommits,
       maxPendingItems: this.config.maxPendingItems,
     });
     this.startWatch();
