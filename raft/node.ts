@@ -6,14 +6,25 @@
 // setImmediate, so a burst of events within one event-loop turn becomes one Ready. Each Ready
 // is handled strictly in this order, as types.ts's Ready contract requires:
 //
-//   ready() ─► log.save(snapshot, entries, hardState)  (one LevelDB batch, one fsync)
-//           ─► transport.send(messages)                  (only after the save is durable;
-//                                                         a commit-index-only save is not waited for)
-//           ─► apply snapshot, then committed entries    (resolves proposals and reads)
+//   ready() ─► apply committed entries already durable here  (see below)
+//           ─► log.save(snapshot, entries, hardState)  (one LevelDB batch, one fsync)
+//           ─► transport.send(messages)                  (only after the save is durable)
+//           ─► apply snapshot, then the rest of the committed entries (resolves proposals and reads)
 //           ─► advance()
 //
 // While a save is in flight the loop is suspended but events keep being stepped, so the next
 // Ready carries everything that arrived meanwhile: group commit, one fsync per batch.
+//
+// Two things keep the write path short under load:
+// - Committed entries that were already on this node's disk before the Ready (every committed
+//   entry of a leader's Ready: it counts itself toward a commit only once its entries are durable)
+//   are applied before the Ready's own save, not after it. Otherwise a batch's answers would wait
+//   for the next batch's fsync. Committed means durable on a quorum, so nothing acknowledged here
+//   can be lost; applying touches only the local state machine and sends nothing to peers.
+// - A Ready whose only durable change is the commit index (term and vote unchanged, no entries,
+//   no snapshot) writes nothing: the new hard state is kept and written with the next save (or
+//   at close). A lost commit index is re-learned from the leader (or, for a lone voter, by
+//   committing its next term's no-op), and the entries it covers were synced by earlier Readys.
 import { pino, type Logger } from 'pino';
 import type { MemoryStorage } from './log-storage.js';
 import { RawNode, type ProgressStatus, type ProposeRefusal, type ProposeResult, type RaftConfig } from './raft.js';
@@ -174,8 +185,11 @@ export class RaftNode {
   private running = false;
   /** The latest `run`, for close() to wait on. */
   private loop: Promise<void> = Promise.resolve();
-  /** The latest commit-only save, which the loop does not wait for (close() does). */
-  private pendingCommitSave: Promise<void> = Promise.resolve();
+  /**
+   * A hard state whose only change was the commit index, not written yet: it goes to disk with
+   * the next save (a newer hard state replaces it) or at close.
+   */
+  private unsavedHardState: HardState | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
   private fatal: Error | undefined;
@@ -341,7 +355,15 @@ export class RaftNode {
     this.fatal = cause;
     clearInterval(this.ticker);
     await this.loop.catch(() => {});
-    await this.pendingCommitSave.catch(() => {});
+    const hs = this.unsavedHardState;
+    this.unsavedHardState = null;
+    if (hs !== null && cause === undefined) {
+      // Not required for safety (see the top of this file), but a clean restart then resumes
+      // with every applied entry committed instead of waiting for a leader to say so again.
+      await this.log.save({ hardState: hs, entries: [], snapshot: null, mustSync: false }).catch((err: unknown) => {
+        this.logger.warn({ err }, 'could not write the last commit index at close');
+      });
+    }
     const err = new RaftNodeClosedError(cause);
     for (const p of this.proposals.values()) p.reject(err);
     this.proposals.clear();
@@ -385,9 +407,25 @@ export class RaftNode {
       this.counters.messagesSent += rd.earlyMessages.length;
       this.transport.send(rd.earlyMessages);
     }
+    let committed = rd.committedEntries;
     if (rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && rd.mustSync)) {
+      // Committed entries at or below what was durable before this Ready need nothing from its
+      // save: apply them now, while the save is in flight. (With a snapshot in the Ready the
+      // snapshot must be applied first, so everything waits.)
+      if (rd.snapshot === null && committed.length > 0) {
+        const durableLast = this.log.memory.lastIndex();
+        let n = 0;
+        while (n < committed.length && committed[n]!.index <= durableLast) n++;
+        if (n > 0) {
+          this.counters.entriesApplied += n;
+          for (let i = 0; i < n; i++) this.applyEntry(committed[i]!);
+          committed = n === committed.length ? [] : committed.slice(n);
+        }
+      }
+      const hardState = rd.hardState ?? this.unsavedHardState;
+      this.unsavedHardState = null;
       const startMs = performance.now();
-      await this.log.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
+      await this.log.save({ hardState, entries: rd.entries, snapshot: rd.snapshot, mustSync: rd.mustSync });
       if (rd.mustSync) {
         this.counters.syncedSaves++;
         this.counters.syncedSaveMs += performance.now() - startMs;
@@ -397,20 +435,15 @@ export class RaftNode {
       // durable, but nothing more may happen on a closed node.
       if (this.closed) return;
     } else if (rd.hardState !== null) {
-      // Only the commit index moved (term and vote did not, so mustSync is false): nothing
-      // promised to anyone depends on it, a lost commit index is re-learned from the leader,
-      // and the entries being applied were synced by earlier Readys. So the write is not
-      // waited for — it is the one save on the commit → apply → reply path. The log runs its
-      // writes in call order, so later Readys still land after it; a failure stops the node.
-      this.pendingCommitSave = this.log.save({ hardState: rd.hardState, entries: [], snapshot: null, mustSync: false });
-      this.pendingCommitSave.catch((err: unknown) => this.die(err as Error));
+      // Only the commit index moved: kept for the next save (see the top of this file).
+      this.unsavedHardState = rd.hardState;
     }
     this.counters.readys++;
     this.counters.messagesSent += rd.messages.length;
-    this.counters.entriesApplied += rd.committedEntries.length;
+    this.counters.entriesApplied += committed.length;
     this.transport.send(rd.messages);
     if (rd.snapshot !== null) this.applySnapshot(rd.snapshot);
-    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const e of committed) this.applyEntry(e);
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.context);
       if (r !== undefined) r.index = rs.index;

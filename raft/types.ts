@@ -168,7 +168,11 @@ export interface SoftState {
  *    Ready that changes neither term nor vote: thesis §10.2.1 — the leader counts its own entries
  *    toward a commit only once they are durable, in advance());
  * 3. apply `snapshot` and then `committedEntries` to the state machine, and serve `readStates`
- *    once applied ≥ their index;
+ *    once applied ≥ their index. Committed entries at or below the last index that was durable
+ *    before this Ready (all of them on a leader, which counts itself toward a commit only for
+ *    what it persisted) may be applied while step 1 is in flight, when the Ready has no snapshot;
+ *    a commit-index-only hard state (`mustSync` false, no entries) may be written with a later
+ *    Ready instead of its own (a lost commit index is learned again);
  * 4. call `advance()` before asking for the next Ready.
  */
 export interface Ready {

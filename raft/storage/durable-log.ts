@@ -11,7 +11,6 @@
 //   from the state the previous one left.
 // - After a failed write the log refuses further use: after a failed fsync the kernel's page
 //   cache may no longer say what the disk holds, so continuing could acknowledge lost data.
-import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import { pino, type Logger } from 'pino';
 import { CodecError, decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot } from '../codec.js';
@@ -19,6 +18,7 @@ import { MemoryStorage } from '../log-storage.js';
 import type { ConfState, Entry, HardState, Snapshot } from '../types.js';
 import { CorruptionError, StorageError, WrongKeyError, type RecordKind } from './errors.js';
 import { ENTRIES_GTE, ENTRIES_LT, KEY_CHECK, KEY_HARD_STATE, KEY_SNAPSHOT, entryIndex, entryKey } from './keys.js';
+import { randomPool } from './random-pool.js';
 import { DEK_BYTES, NONCE_BYTES, describeOpenFailure, open as openSealed, seal } from './seal.js';
 
 export interface DurableLogOptions {
@@ -133,7 +133,7 @@ export class DurableLog {
         const last = entries[entries.length - 1]!.index;
         // Truncation: stored entries after the new last one go; those in [first, last] are overwritten.
         if (diskLast !== null) for (let i = Math.max(first, last + 1); i <= diskLast; i++) ops.push({ type: 'del', key: entryKey(i) });
-        const nonces = randomBytes(NONCE_BYTES * entries.length);
+        const nonces = randomPool.bytes(NONCE_BYTES * entries.length);
         for (let j = 0; j < entries.length; j++) {
           const e = entries[j]!;
           const key = entryKey(e.index);
@@ -213,7 +213,7 @@ export class DurableLog {
       for await (const [key, value] of this.db.iterator()) {
         const plain = openSealed(this.dek, key, value);
         if (typeof plain === 'string') throw corruptAt(this.dir, key, describeOpenFailure(plain, value.byteLength));
-        ops.push({ type: 'put', key, value: seal(next, randomBytes(NONCE_BYTES), key, plain) });
+        ops.push({ type: 'put', key, value: seal(next, randomPool.bytes(NONCE_BYTES), key, plain) });
       }
       await this.write(ops, true);
       this.dek = next;
@@ -231,7 +231,7 @@ export class DurableLog {
   }
 
   private sealRecord(key: Uint8Array, plain: Uint8Array): Buffer {
-    return seal(this.dek, randomBytes(NONCE_BYTES), key, plain);
+    return seal(this.dek, randomPool.bytes(NONCE_BYTES), key, plain);
   }
 
   private async write(ops: BatchOp[], sync: boolean): Promise<void> {
@@ -325,7 +325,7 @@ async function checkKey(db: Db, dir: string, dek: Buffer): Promise<void> {
     for await (const _ of db.keys({ limit: 1 })) {
       throw new CorruptionError(dir, 'keyCheck', null, 'the key-check record is missing from a non-empty log');
     }
-    await db.put(KEY_CHECK, seal(dek, randomBytes(NONCE_BYTES), KEY_CHECK, KEY_CHECK_PLAINTEXT), { sync: true });
+    await db.put(KEY_CHECK, seal(dek, randomPool.bytes(NONCE_BYTES), KEY_CHECK, KEY_CHECK_PLAINTEXT), { sync: true });
     return;
   }
   const plain = openSealed(dek, KEY_CHECK, stored);

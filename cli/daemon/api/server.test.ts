@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -29,6 +30,8 @@ describe('ApiServer', () => {
   let sock: string;
   let api: ApiServer;
   let swarm: SwarmInfo = INACTIVE_SWARM;
+  let waitStarted = false;
+  let waitAborted = false;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-api-'));
@@ -45,6 +48,17 @@ describe('ApiServer', () => {
     });
     api.route('GET', '/plugins/{name*}/json', (req) => reply.json({ name: req.params['name'], version: req.apiVersion }));
     api.route('DELETE', '/secrets/{id}', () => reply.empty(204));
+    api.route('GET', '/echo/{id}', (req) => reply.json({ id: req.params['id'], path: req.path, version: req.apiVersion, query: [...req.query.entries()] }));
+    api.route('GET', '/wait', (req) => {
+      // Answers only when the client has gone: what a follow stream does.
+      return new Promise<ReturnType<typeof reply.empty>>((resolve) => {
+        waitStarted = true;
+        req.signal.addEventListener('abort', () => {
+          waitAborted = true;
+          resolve(reply.empty(204));
+        });
+      });
+    });
     api.addErrorMapper((err) => (err instanceof TeapotError ? new ConflictError(`mapped: ${err.message}`) : undefined));
     registerSwarmGate(api);
     await api.listenUnix(sock);
@@ -180,6 +194,32 @@ describe('ApiServer', () => {
     const r = await unixRequest(sock, 'POST', '/services/create', JSON.stringify({ pad: 'x'.repeat(2000) }), { 'Content-Type': 'application/json' });
     expect(r.status).toBe(413);
     expect(JSON.parse(r.text)).toEqual({ message: 'request body is larger than the limit of 1024 bytes' });
+  });
+
+  it('paths and queries read as URL parsing gives them: percent-decoding, dot segments, raw and encoded queries', async () => {
+    const get = async (target: string): Promise<unknown> => {
+      const r = await unixRequest(sock, 'GET', target);
+      expect(r.status, target).toBe(200);
+      expect(Number(r.headers['content-length']), target).toBe(Buffer.byteLength(r.text, 'utf8'));
+      return JSON.parse(r.text);
+    };
+    const filters = '{"name":{"web":true}}';
+    expect(await get(`/v1.41/echo/a?filters=${encodeURIComponent(filters)}&all=1`)).toEqual({ id: 'a', path: '/echo/a', version: '1.41', query: [['filters', filters], ['all', '1']] });
+    expect(await get(`/echo/b?filters=${filters}&x=a+b&y=%2B`)).toEqual({ id: 'b', path: '/echo/b', version: '1.50', query: [['filters', filters], ['x', 'a b'], ['y', '+']] });
+    expect(await get('/echo/caf%C3%A9')).toEqual({ id: 'café', path: '/echo/caf%C3%A9', version: '1.50', query: [] });
+    expect(await get('/v1.41/nothing/../echo/d')).toEqual({ id: 'd', path: '/echo/d', version: '1.41', query: [] });
+    expect(await get('/v1.41/nothing/%2e%2E/echo/e?')).toEqual({ id: 'e', path: '/echo/e', version: '1.41', query: [] });
+  });
+
+  it("a handler's abort signal fires when the client goes away before the answer", async () => {
+    const req = request({ socketPath: sock, path: '/wait', method: 'GET' });
+    req.on('error', () => undefined); // the destroy below
+    req.end();
+    for (let i = 0; i < 200 && !waitStarted; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(waitStarted).toBe(true);
+    req.destroy();
+    for (let i = 0; i < 200 && !waitAborted; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(waitAborted).toBe(true);
   });
 
   it('an empty body reads as no JSON', async () => {

@@ -139,15 +139,9 @@ export class ApiServer {
     const started = process.hrtime.bigint();
     const method = (req.method ?? 'GET').toUpperCase();
     setCommonHeaders(res);
-    const abort = new AbortController();
-    // Only a client that went away before the answer was complete aborts (an abort builds a
-    // DOMException and dispatches an event: a tenth of a plain request's cost, paid on every one).
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    let url: URL;
+    let url: ParsedUrl;
     try {
-      url = new URL(req.url ?? '/', 'http://shoal.local');
+      url = parseUrl(req.url ?? '/');
     } catch {
       this.sendError(res, new InvalidArgumentError(`malformed request URL: ${req.url ?? ''}`));
       return;
@@ -156,7 +150,7 @@ export class ApiServer {
     try {
       if (version !== undefined) checkVersion(version);
       const found = this.find(method, rest);
-      const request = this.makeRequest(req, res, method, rest, version ?? API_VERSION, found.params, url.searchParams, found.route.maxBodyBytes, abort.signal);
+      const request = this.makeRequest(req, res, method, rest, version ?? API_VERSION, found.params, url.search, found.route.maxBodyBytes);
       const result = await found.route.handler(request);
       this.send(res, method, result);
     } catch (err) {
@@ -195,22 +189,40 @@ export class ApiServer {
     path: string,
     apiVersion: string,
     params: Readonly<Record<string, string>>,
-    query: URLSearchParams,
+    search: string,
     maxBodyBytes: number,
-    signal: AbortSignal,
   ): ApiRequest {
     let bodyPromise: Promise<Buffer> | undefined;
     const body = (): Promise<Buffer> => (bodyPromise ??= readBody(raw, maxBodyBytes));
+    // The query and the abort signal are made when a handler first asks: most requests need
+    // neither, and an AbortController plus a 'close' listener cost a tenth of a small request.
+    let query: URLSearchParams | undefined;
+    let abort: AbortController | undefined;
     return {
       method,
       path,
       apiVersion,
       params,
-      query,
+      get query(): URLSearchParams {
+        return (query ??= new URLSearchParams(search));
+      },
       headers: raw.headers,
       raw,
       response,
-      signal,
+      get signal(): AbortSignal {
+        if (abort === undefined) {
+          const a = (abort = new AbortController());
+          // Only a client that went away before the answer was complete aborts.
+          if (response.closed) {
+            if (!response.writableFinished) a.abort();
+          } else {
+            response.once('close', () => {
+              if (!response.writableFinished) a.abort();
+            });
+          }
+        }
+        return abort.signal;
+      },
       body,
       json: async () => {
         const buf = await body();
@@ -230,9 +242,11 @@ export class ApiServer {
     if (r.headers) for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
     switch (r.kind) {
       case 'json': {
-        const data = Buffer.from(`${JSON.stringify(r.body)}\n`, 'utf8');
-        res.writeHead(r.status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
-        res.end(method === 'HEAD' ? undefined : data);
+        // A string body goes out in one write with the head (a Buffer is written beside it).
+        const text = `${JSON.stringify(r.body)}\n`;
+        res.writeHead(r.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text, 'utf8') });
+        if (method === 'HEAD') res.end();
+        else res.end(text, 'utf8');
         return;
       }
       case 'text': {
@@ -250,9 +264,9 @@ export class ApiServer {
 
   private sendError(res: ServerResponse, err: ApiError): void {
     // Exactly `application/json`: the docker CLI compares the string (docker-api.md §1.3).
-    const data = Buffer.from(`${JSON.stringify({ message: err.message })}\n`, 'utf8');
-    res.writeHead(err.status, { 'Content-Type': 'application/json', 'Content-Length': data.length });
-    res.end(data);
+    const text = `${JSON.stringify({ message: err.message })}\n`;
+    res.writeHead(err.status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text, 'utf8') });
+    res.end(text, 'utf8');
   }
 }
 
@@ -263,15 +277,50 @@ function setCommonHeaders(res: ServerResponse): void {
   res.setHeader('Server', `Shoal/${SHOAL_VERSION} (linux)`);
 }
 
+interface ParsedUrl {
+  /** Percent-encoded, as `URL.pathname` gives it. */
+  readonly pathname: string;
+  /** The query without `?` (may be empty). */
+  readonly search: string;
+}
+
+const URL_BASE = 'http://shoal.local';
+/** What a request target needs to be taken as is: an absolute path of plain characters. */
+const PLAIN_PATH = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/;
+
+/** `new URL(target)`'s pathname and search, without building a URL for the plain paths clients send. */
+function parseUrl(target: string): ParsedUrl {
+  const q = target.indexOf('?');
+  const path = q < 0 ? target : target.slice(0, q);
+  // Dot segments ("/a/../b") and double slashes are what URL would rewrite: let it.
+  if (PLAIN_PATH.test(path) && !path.includes('/.') && !path.includes('//') && !/%2e/i.test(path) && !target.includes('#')) {
+    return { pathname: path, search: q < 0 ? '' : target.slice(q + 1) };
+  }
+  const url = new URL(target, URL_BASE);
+  return { pathname: url.pathname, search: url.search.slice(1) };
+}
+
+/** Versions seen in request paths and why each is refused (null: served); a client sends the same one each time. */
+const checkedVersions = new Map<string, string | null>();
+const MAX_CHECKED_VERSIONS = 64;
+
 function checkVersion(version: string): void {
+  let refusal = checkedVersions.get(version);
+  if (refusal === undefined) {
+    refusal = versionRefusal(version);
+    if (checkedVersions.size < MAX_CHECKED_VERSIONS) checkedVersions.set(version, refusal);
+  }
+  if (refusal !== null) throw new InvalidArgumentError(refusal);
+}
+
+function versionRefusal(version: string): string | null {
   if (compareApiVersions(version, MIN_API_VERSION) < 0) {
-    throw new InvalidArgumentError(
-      `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
-    );
+    return `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`;
   }
   if (compareApiVersions(version, API_VERSION) > 0) {
-    throw new InvalidArgumentError(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
+    return `client version ${version} is too new. Maximum supported API version is ${API_VERSION}`;
   }
+  return null;
 }
 
 function checkJsonContentType(contentType: string | undefined): void {

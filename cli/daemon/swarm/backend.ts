@@ -22,8 +22,11 @@ export class ControlBackend {
     readonly api: ControlApi,
   ) {}
 
-  /** Runs `local`; on a follower, repeats the call on the leader's Control service instead. */
-  private async write<T>(local: () => Promise<T>, method: string, request: Record<string, unknown>, field: string | null): Promise<T> {
+  /**
+   * Runs `local`; on a follower, repeats the call on the leader's Control service instead (`request`
+   * builds its message only then: the leader, where writes land, never pays for it).
+   */
+  private async write<T>(local: () => Promise<T>, method: string, request: () => Record<string, unknown>, field: string | null): Promise<T> {
     try {
       return await local();
     } catch (err) {
@@ -31,7 +34,7 @@ export class ControlBackend {
       if (e.code !== 'ERR_CONTROL_NOT_LEADER' || e.leaderId === null) throw e;
       const addr = this.manager.membership.addrOf(e.leaderId);
       if (addr === null) throw new ControlError('ERR_CONTROL_NO_LEADER', `no leader: the leader ${e.leaderId}'s address is not known here yet; retry`);
-      const res = await this.forward(addr, method, request);
+      const res = await this.forward(addr, method, request());
       if (field === null) return undefined as T;
       const text = res[field];
       if (typeof text !== 'string') throw new ControlError('ERR_CONTROL_INTERNAL', `the leader's ${method} answer carried no ${field}`);
@@ -60,52 +63,52 @@ export class ControlBackend {
 
   // ---- services
   createService(spec: unknown): Promise<Service> {
-    return this.write(() => this.api.createService(spec), 'createService', { specJson: JSON.stringify(spec) }, 'serviceJson');
+    return this.write(() => this.api.createService(spec), 'createService', () => ({ specJson: JSON.stringify(spec) }), 'serviceJson');
   }
   updateService(ref: string, version: number, spec: unknown, rollback: boolean): Promise<Service> {
     return this.write(
       () => this.api.updateService(ref, version, spec, { rollback }),
       'updateService',
-      { serviceId: ref, serviceVersion: version, specJson: JSON.stringify(spec ?? {}), rollback },
+      () => ({ serviceId: ref, serviceVersion: version, specJson: JSON.stringify(spec ?? {}), rollback }),
       'serviceJson',
     );
   }
   removeService(ref: string): Promise<void> {
-    return this.write(() => this.api.removeService(ref), 'removeService', { serviceId: ref }, null);
+    return this.write(() => this.api.removeService(ref), 'removeService', () => ({ serviceId: ref }), null);
   }
 
   // ---- nodes
   updateNode(ref: string, version: number, spec: unknown): Promise<Node> {
-    return this.write(() => this.api.updateNode(ref, version, spec), 'updateNode', { nodeId: ref, nodeVersion: version, specJson: JSON.stringify(spec) }, 'nodeJson');
+    return this.write(() => this.api.updateNode(ref, version, spec), 'updateNode', () => ({ nodeId: ref, nodeVersion: version, specJson: JSON.stringify(spec) }), 'nodeJson');
   }
   removeNode(ref: string, force: boolean): Promise<void> {
-    return this.write(() => this.api.removeNode(ref, { force }), 'removeNode', { nodeId: ref, force }, null);
+    return this.write(() => this.api.removeNode(ref, { force }), 'removeNode', () => ({ nodeId: ref, force }), null);
   }
 
   // ---- secrets, configs, networks
   createSecret(spec: unknown): Promise<Secret> {
-    return this.write(() => this.api.createSecret(spec), 'createSecret', { specJson: JSON.stringify(spec) }, 'secretJson');
+    return this.write(() => this.api.createSecret(spec), 'createSecret', () => ({ specJson: JSON.stringify(spec) }), 'secretJson');
   }
   updateSecret(ref: string, version: number, spec: unknown): Promise<Secret> {
-    return this.write(() => this.api.updateSecret(ref, version, spec), 'updateSecret', { secretId: ref, secretVersion: version, specJson: JSON.stringify(spec) }, 'secretJson');
+    return this.write(() => this.api.updateSecret(ref, version, spec), 'updateSecret', () => ({ secretId: ref, secretVersion: version, specJson: JSON.stringify(spec) }), 'secretJson');
   }
   removeSecret(ref: string): Promise<void> {
-    return this.write(() => this.api.removeSecret(ref), 'removeSecret', { secretId: ref }, null);
+    return this.write(() => this.api.removeSecret(ref), 'removeSecret', () => ({ secretId: ref }), null);
   }
   createConfig(spec: unknown): Promise<Config> {
-    return this.write(() => this.api.createConfig(spec), 'createConfig', { specJson: JSON.stringify(spec) }, 'configJson');
+    return this.write(() => this.api.createConfig(spec), 'createConfig', () => ({ specJson: JSON.stringify(spec) }), 'configJson');
   }
   updateConfig(ref: string, version: number, spec: unknown): Promise<Config> {
-    return this.write(() => this.api.updateConfig(ref, version, spec), 'updateConfig', { configId: ref, configVersion: version, specJson: JSON.stringify(spec) }, 'configJson');
+    return this.write(() => this.api.updateConfig(ref, version, spec), 'updateConfig', () => ({ configId: ref, configVersion: version, specJson: JSON.stringify(spec) }), 'configJson');
   }
   removeConfig(ref: string): Promise<void> {
-    return this.write(() => this.api.removeConfig(ref), 'removeConfig', { configId: ref }, null);
+    return this.write(() => this.api.removeConfig(ref), 'removeConfig', () => ({ configId: ref }), null);
   }
   createNetwork(spec: unknown): Promise<Network> {
-    return this.write(() => this.api.createNetwork(spec), 'createNetwork', { specJson: JSON.stringify(spec) }, 'networkJson');
+    return this.write(() => this.api.createNetwork(spec), 'createNetwork', () => ({ specJson: JSON.stringify(spec) }), 'networkJson');
   }
   removeNetwork(ref: string): Promise<void> {
-    return this.write(() => this.api.removeNetwork(ref), 'removeNetwork', { networkId: ref }, null);
+    return this.write(() => this.api.removeNetwork(ref), 'removeNetwork', () => ({ networkId: ref }), null);
   }
 
   // ---- cluster
@@ -113,14 +116,14 @@ export class ControlBackend {
     return this.write(
       () => this.api.updateCluster(ref, version, spec, rotate),
       'updateCluster',
-      {
+      () => ({
         clusterId: ref ?? '',
         clusterVersion: version,
         specJson: JSON.stringify(spec),
         rotateWorkerToken: rotate.workerToken ?? false,
         rotateManagerToken: rotate.managerToken ?? false,
         rotateManagerUnlockKey: rotate.unlockKey ?? false,
-      },
+      }),
       'clusterJson',
     );
   }
