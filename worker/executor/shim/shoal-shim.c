@@ -148,16 +148,17 @@ static void shim(const char *dir, const char *id, const char *mode, const char *
 	static const char *const fifos[3] = {"stdout.fifo", "stderr.fifo", "ack.fifo"};
 
 	/* 1. stdio: nothing from the launcher's pipes stays open here. */
-	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	fmt(path, sizeof path, "%s/shim.log", dir);
 	int logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0) logfd = devnull; /* never keep the launcher's pipe to the daemon */
 	if (devnull >= 0) dup2(devnull, 0);
 	if (logfd >= 0) {
 		dup2(logfd, 1);
 		dup2(logfd, 2);
 	}
+	if (logfd > 2 && logfd != devnull) close(logfd);
 	if (devnull > 2) close(devnull);
-	if (logfd > 2) close(logfd);
 	if (chdir("/") < 0) { /* keep going: only the mount below needs a directory */ }
 
 	/* 2. the FIFOs, held read-write (opening read-write never blocks). */
