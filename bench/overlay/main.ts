@@ -1,4 +1,4 @@
-// npm run bench:overlay [-- --json] [-- --runs 3 --seconds 3 --pings 200]
+// npm run bench:overlay [-- --json] [-- --runs 3 --seconds 3 --pings 200 --cluster-runs 5 | --no-cluster | --cluster-only]
 // Two "hosts" (network namespaces on a veth underlay), one container on each, joined two ways:
 //   overlay — the Shoal data plane: veth → sandbox bridge → vxlan (UDP 4789) → underlay → … → container
 //   veth    — a plain veth between the same two container namespaces
@@ -9,6 +9,9 @@
 // saying a new task on host B is RUNNING (what the dispatcher sends once the task reports RUNNING);
 // time from handing it the view until a client on host A, connecting to the service VIP every ms
 // (refused while the service has no running task), first gets an answer from the new task.
+// cluster (cluster.ts, skipped with --no-cluster): the same end to end through a lab of 3 shoalds —
+// from `service create` / a scale-up at the manager's API until the new task answers through the
+// VIP, split at its RUNNING report.
 
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
@@ -19,6 +22,7 @@ import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
 import type { Network, Task } from '../../manager/store/types.js';
 import { VNI_OPTION, WorkerNetworks } from '../../worker/network/worker-networks.js';
 import { median, round } from '../stats.js';
+import { clusterToVip } from './cluster.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -29,6 +33,7 @@ const json = process.argv.includes('--json');
 const runs = Number(option('runs', '3'));
 const seconds = Number(option('seconds', '3'));
 const pings = Number(option('pings', '200'));
+const clusterRuns = process.argv.includes('--no-cluster') ? 0 : Number(option('cluster-runs', '5'));
 const IPERF_PORT = 5201;
 const IPERF_READY_TIMEOUT_MS = 10_000;
 
@@ -56,6 +61,20 @@ interface ControlRow {
   readonly p50_ms: number;
   readonly p99_ms: number;
 }
+
+/** End to end through a lab (cluster.ts). */
+interface ClusterRow {
+  readonly bench: 'overlay';
+  readonly system: 'shoal';
+  readonly path: 'cluster';
+  readonly op: 'create-to-vip' | 'create-to-running' | 'scale-to-vip' | 'scale-to-running' | 'running-to-vip';
+  readonly nodes: number;
+  readonly ops: number;
+  readonly p50_ms: number;
+  readonly p99_ms: number;
+}
+
+type Row = PathRow | ControlRow | ClusterRow;
 
 function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
@@ -97,7 +116,22 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
+function clusterRows(c: Awaited<ReturnType<typeof clusterToVip>>): ClusterRow[] {
+  const ops = [
+    ['create-to-vip', c.createToVipMs], ['create-to-running', c.createToRunningMs], ['scale-to-vip', c.scaleToVipMs],
+    ['scale-to-running', c.scaleToRunningMs], ['running-to-vip', c.runningToVipMs],
+  ] as const;
+  return ops.map(([op, values]) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    return { bench: 'overlay', system: 'shoal', path: 'cluster', op, nodes: c.nodes, ops: values.length, p50_ms: round(quantile(sorted, 0.5), 1), p99_ms: round(quantile(sorted, 0.99), 1) };
+  });
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--cluster-only')) {
+    print(clusterRows(await clusterToVip(clusterRuns, (line) => console.error(line))));
+    return;
+  }
   const lab = new NetnsLab(`shoalbench-ov${process.pid}`);
   const planes: OverlayDataPlane[] = [];
   let stopIperf: (() => void) | undefined;
@@ -150,7 +184,7 @@ async function main(): Promise<void> {
 
     const vethMbit = median(mbit.veth);
     const vethP50 = median(rtts.veth);
-    const rows: Array<PathRow | ControlRow> = (['overlay', 'veth'] as const).map((path) => {
+    const rows: Row[] = (['overlay', 'veth'] as const).map((path) => {
       const sorted = [...rtts[path]].sort((x, y) => x - y);
       const m = median(mbit[path]);
       const p50 = quantile(sorted, 0.5);
@@ -162,6 +196,14 @@ async function main(): Promise<void> {
     for (const [op, values] of [['attach', attachMs], ['setServices', servicesMs], ['setPeers', peersMs], ['running-to-vip', runningToVipMs]] as const) {
       const sorted = [...values].sort((x, y) => x - y);
       rows.push({ bench: 'overlay', system: 'shoal', path: 'control', op, ops: values.length, p50_ms: round(quantile(sorted, 0.5), 1), p99_ms: round(quantile(sorted, 0.99), 1) });
+    }
+    if (clusterRuns > 0) {
+      // The two-host fixture is not needed any more: free it before the lab starts.
+      stopIperf();
+      stopIperf = undefined;
+      for (const plane of planes.splice(0)) await plane.close();
+      await lab.cleanup();
+      rows.push(...clusterRows(await clusterToVip(clusterRuns, (line) => console.error(line))));
     }
     print(rows);
   } finally {
@@ -247,16 +289,25 @@ async function runningToVip(lab: NetnsLab, hA: string, hB: string): Promise<numb
   return samples;
 }
 
-function print(rows: ReadonlyArray<PathRow | ControlRow>): void {
+function print(rows: readonly Row[]): void {
   if (json) {
     console.log(JSON.stringify(rows));
     return;
   }
+  if (rows.some((r) => r.path !== 'cluster')) printPaths(rows);
+  const cluster = rows.filter((r): r is ClusterRow => r.path === 'cluster');
+  if (cluster.length > 0) {
+    console.log(`\nend to end on a lab of ${cluster[0]!.nodes} shoalds: API call → the new task answers through the VIP (ms)`);
+    table([['op', 'samples', 'p50 ms', 'p99 ms'], ...cluster.map((r) => [r.op, String(r.ops), String(r.p50_ms), String(r.p99_ms)])]);
+  }
+}
+
+function printPaths(rows: readonly Row[]): void {
   console.log(`overlay: TCP throughput (iperf3, ${seconds} s × ${runs}, median) and ICMP RTT (${pings} echoes) between two containers on two hosts`);
   const head = ['path', 'Mbit/s', 'p50 ms', 'p99 ms', 'Mbit/s ÷ veth', 'p50 ÷ veth'];
   const cells = [head];
   for (const r of rows) {
-    if (r.path === 'control') continue;
+    if (r.path === 'control' || r.path === 'cluster') continue;
     cells.push([r.path, String(r.mbit_s), String(r.p50_ms), String(r.p99_ms), String(r.mbit_ratio_vs_veth), String(r.p50_ratio_vs_veth)]);
   }
   table(cells);
