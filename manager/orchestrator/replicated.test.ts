@@ -110,6 +110,16 @@ describe('replicated services', () => {
     await h.store.update((tx) => tx.delete('service', svc.ID));
     await waitFor('all desired remove and shut down', () => tasksOf(h.store, svc.ID).every((t) => t.DesiredState === 'remove' && t.Status.State === 'shutdown'));
   });
+
+  it('a scale-up larger than one transaction (several in flight at once) fills every slot exactly once', async () => {
+    const n = 2_500; // 1,000 new tasks per transaction: three transactions
+    const svc = await createService(h.store, spec('big', { replicas: n, image: 'busybox:hang' }));
+    await waitFor(`${n} live`, () => live(h.store, svc.ID).length >= n, 30_000);
+    const slots = live(h.store, svc.ID).map((t) => t.Slot).sort((a, b) => a - b);
+    expect(slots).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    await h.store.update((tx) => tx.delete('service', svc.ID));
+    await waitFor('all desired remove', () => tasksOf(h.store, svc.ID).every((t) => t.DesiredState === 'remove'), 30_000);
+  }, 60_000);
 });
 
 describe('restart policy and node failure', () => {

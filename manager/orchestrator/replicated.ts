@@ -9,6 +9,12 @@
 //   tasks of the service, then the highest slot numbers.
 // - Service deleted: all its tasks get desired REMOVE.
 // Replacing failed tasks is the restart supervisor's job, replacing outdated ones the updater's.
+//
+// A big scale-up (more than one transaction's worth of new tasks) is proposed as up to
+// MAX_TX_IN_FLIGHT transactions at once, so their Raft round trips overlap: the later ones are
+// built against the same committed state plus the slots the earlier ones of this pass are
+// creating, and do scale-ups only (anything else waits for the next pass). If one fails, the
+// pass fails and the next one decides from committed state, as after any failed pass.
 import type { ReadTx, Tx } from '../store/memory-store.js';
 import { byServiceId } from '../store/query.js';
 import type { Service, Task } from '../store/types.js';
@@ -16,6 +22,9 @@ import type { ChangeEvent } from '../store/watch.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
 import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, stableJson } from './service-model.js';
 import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
+
+/** Transactions one pass may have in flight for a large scale-up. */
+const MAX_TX_IN_FLIGHT = 4;
 
 export class ReplicatedOrchestrator extends ReconcileLoop {
   /** Services this loop owns, so a deleted one is recognised from its ID alone. */
@@ -48,22 +57,41 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
   }
 
   protected async pass(keys: ReadonlySet<string>, all: boolean): Promise<void> {
-    const ids = all ? [...this.known, ...keys] : [...keys];
+    let todo = [...new Set(all ? [...this.known, ...keys] : keys)];
     const nowIso = new Date(this.clock.now()).toISOString();
-    const left = { writes: MAX_WRITES_PER_TX };
-    const unfinished: string[] = [];
-    await this.store.update((tx) => {
-      for (const id of new Set(ids)) {
-        if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left)) unfinished.push(id);
-      }
-    });
-    for (const id of unfinished) this.markDirty(id);
+    /** Slots per service that this pass's transactions in flight are filling. */
+    const creating = new Map<string, Set<number>>();
+    const commits: Promise<unknown>[] = [];
+    for (let round = 0; round < MAX_TX_IN_FLIGHT && todo.length > 0; round++) {
+      const left = { writes: MAX_WRITES_PER_TX };
+      const unfinished: string[] = [];
+      let built = false;
+      const ids = todo;
+      const commit = this.store.update((tx) => {
+        for (const id of ids) {
+          if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, round > 0)) unfinished.push(id);
+        }
+        built = true;
+      });
+      commits.push(commit);
+      todo = unfinished;
+      // The store builds a transaction when update() is called; should it ever defer that, one at a time.
+      if (!built) break;
+      if (creating.size === 0) break; // nothing of this round can overlap with the next
+    }
+    const failed = (await Promise.allSettled(commits)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    for (const id of todo) this.markDirty(id);
   }
 
-  /** Returns false when the write budget ran out before the service was done. */
-  private reconcileService(tx: Tx, serviceId: string, nowIso: string, left: { writes: number }): boolean {
+  /**
+   * Returns false when the write budget ran out before the service was done, or (`scaleUpOnly`:
+   * a pipelined transaction) when the service needs anything but new tasks.
+   */
+  private reconcileService(tx: Tx, serviceId: string, nowIso: string, left: { writes: number }, creating: Map<string, Set<number>>, scaleUpOnly: boolean): boolean {
     const svc = tx.get('service', serviceId);
     const tasks = tx.find('task', byServiceId(serviceId));
+    if (scaleUpOnly && (svc === undefined || serviceMode(svc.Spec) !== 'replicated')) return false;
     if (svc === undefined || serviceMode(svc.Spec) !== 'replicated') {
       this.known.delete(serviceId);
       // Deleted (or now another mode, whose orchestrator creates its own tasks): retire ours.
@@ -74,34 +102,46 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     }
     const templateKey = stableJson(svc.Spec.TaskTemplate);
     const slots = groupBySlot(tasks.filter((t) => t.Slot > 0));
+    const inFlight = creating.get(serviceId) ?? new Set<number>();
     const occupied: { slot: number; tasks: Task[] }[] = [];
     const reusable: number[] = [];
     for (const [key, list] of slots) {
       const slot = Number(key.slice(5));
       const c = slotCondition(svc, list, templateKey);
       if (c === 'empty') {
-        if (!list.every((t) => t.DesiredState === 'remove')) reusable.push(slot);
+        if (!list.every((t) => t.DesiredState === 'remove') && !inFlight.has(slot)) reusable.push(slot);
       } else occupied.push({ slot, tasks: list });
     }
     const want = replicasOf(svc.Spec);
+    const filled = occupied.length + inFlight.size;
+    if (scaleUpOnly && filled > want) return false;
     if (occupied.length > want) return this.scaleDown(tx, svc, tasks, occupied, occupied.length - want, left);
-    if (occupied.length < want) return this.scaleUp(svc, tx, occupied, reusable, want - occupied.length, nowIso, left);
+    if (filled < want) {
+      const used = new Set([...occupied.map((o) => o.slot), ...inFlight]);
+      return this.scaleUp(svc, tx, used, reusable, want - filled, nowIso, left, (slot) => {
+        if (!creating.has(serviceId)) creating.set(serviceId, inFlight);
+        inFlight.add(slot);
+      });
+    }
     return true;
   }
 
-  private scaleUp(svc: Service, tx: Tx, occupied: { slot: number }[], reusable: number[], n: number, nowIso: string, left: { writes: number }): boolean {
-    const used = new Set(occupied.map((o) => o.slot));
+  /** `used`: slots taken (it grows); `created` hears every slot filled. */
+  private scaleUp(svc: Service, tx: Tx, used: Set<number>, reusable: number[], n: number, nowIso: string, left: { writes: number }, created: (slot: number) => void): boolean {
+    const reusableSet = new Set(reusable);
     const free = reusable.sort((a, b) => a - b).filter((s) => !used.has(s));
     let next = 1;
+    let f = 0;
     for (let i = 0; i < n; i++) {
       if (left.writes <= 0) return false;
-      let slot = free.shift();
+      let slot = free[f++];
       if (slot === undefined) {
-        while (used.has(next) || reusable.includes(next)) next++;
+        while (used.has(next) || reusableSet.has(next)) next++;
         slot = next;
       }
       used.add(slot);
       tx.create('task', newTask(svc, { slot, desired: 'running', nowIso }));
+      created(slot);
       left.writes--;
     }
     return true;

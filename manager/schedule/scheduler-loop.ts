@@ -120,12 +120,19 @@ export class SchedulerLoop extends ReconcileLoop {
       if (t.Status.Err === reason) continue;
       writes.push({ task: t, next: { ...t, Status: { ...t.Status, Err: reason, Message: 'pending task scheduling' } } });
     }
+    // The chunks touch distinct tasks, decided against one view: proposed together, their Raft
+    // round trips overlap. A failed chunk fails the pass (its tasks stay pending for the next one).
+    const commits: Promise<unknown>[] = [];
     for (let i = 0; i < writes.length; i += MAX_WRITES_PER_TX) {
       const chunk = writes.slice(i, i + MAX_WRITES_PER_TX);
-      await this.store.update((tx) => {
-        for (const w of chunk) tx.update('task', w.next);
-      });
+      commits.push(
+        this.store.update((tx) => {
+          for (const w of chunk) tx.update('task', w.next);
+        }),
+      );
     }
+    const failed = (await Promise.allSettled(commits)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     this.leftOver = plan.result.unplaced.size;
     this.last = { admitted, assigned: plan.result.assignments.size, unplaced: plan.result.unplaced.size };
     if (plan.result.assignments.size > 0 || plan.result.unplaced.size > 0) {
