@@ -1,4 +1,4 @@
-// `node --import tsx bench/store/api-writes.ts --target NAME=SOCKET [--target NAME=SOCKET ...]
+// `node --import tsx bench/store/api-writes.ts --target NAME=SOCKET[@PID] [--target ...]
 //    [--rounds N] [--configs N] [--services N] [--json]`
 //
 // Control-API writes against running daemons (e.g. two `shoal lab`s: one built from the code
@@ -8,7 +8,10 @@
 // `config-writes` and `service-writes`: `configs` × POST /configs/create at concurrency 1 and 16,
 // `services` × POST /services/create (0 replicas) at 1 and 16. The table shows per-target medians
 // over rounds of ops/s, p50 and p99 (each round's own percentiles), plus the 1-minute load average.
+// With `@PID` (the daemon's process), also the daemon's CPU time (user + system, from /proc) per
+// operation: on a busy machine the steadier figure of the two.
 // Everything created is removed at the end of each round.
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { EngineApi } from '../vs-swarm/api.js';
 import { median, percentile, round, sortedAsc } from '../stats.js';
@@ -16,6 +19,7 @@ import { median, percentile, round, sortedAsc } from '../stats.js';
 interface Target {
   readonly name: string;
   readonly socket: string;
+  readonly pid: number | undefined;
 }
 
 interface Args {
@@ -35,6 +39,7 @@ interface Row {
   ops_per_s: number;
   p50_ms: number;
   p99_ms: number;
+  cpu_ms_per_op: number | null;
   load1: number;
 }
 
@@ -49,8 +54,9 @@ function parseArgs(argv: readonly string[]): Args {
     if (arg === '--target') {
       const v = argv[++i] ?? '';
       const eq = v.indexOf('=');
-      if (eq <= 0) throw new Error(`--target wants NAME=SOCKET, got ${v}`);
-      a.targets.push({ name: v.slice(0, eq), socket: v.slice(eq + 1) });
+      if (eq <= 0) throw new Error(`--target wants NAME=SOCKET[@PID], got ${v}`);
+      const [socket, pid] = v.slice(eq + 1).split('@') as [string, string | undefined];
+      a.targets.push({ name: v.slice(0, eq), socket, pid: pid === undefined ? undefined : Number.parseInt(pid, 10) });
     } else if (arg === '--rounds') a.rounds = num(argv[++i], MAX_ROUNDS);
     else if (arg === '--configs') a.configs = num(argv[++i], MAX_OPS);
     else if (arg === '--services') a.services = num(argv[++i], MAX_OPS);
@@ -83,11 +89,23 @@ interface One {
   readonly ops_per_s: number;
   readonly p50_ms: number;
   readonly p99_ms: number;
+  readonly cpu_ms_per_op: number | null;
 }
 
-function summarize(count: number, r: { ms: number[]; seconds: number }): One {
+/** User + system CPU time of a process so far, in ms (/proc/PID/stat, clock ticks of 10 ms). */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function measured(pid: number | undefined, count: number, concurrency: number, one: (i: number) => Promise<void>): Promise<One> {
+  const c0 = cpuMs(pid);
+  const r = await timed(count, concurrency, one);
+  const c1 = cpuMs(pid);
   const s = sortedAsc(r.ms);
-  return { ops_per_s: count / r.seconds, p50_ms: percentile(s, 50), p99_ms: percentile(s, 99) };
+  return { ops_per_s: count / r.seconds, p50_ms: percentile(s, 50), p99_ms: percentile(s, 99), cpu_ms_per_op: c0 === null || c1 === null ? null : (c1 - c0) / count };
 }
 
 let seq = 0;
@@ -95,21 +113,21 @@ function unique(prefix: string): string {
   return `${prefix}${process.pid.toString(36)}${Date.now().toString(36)}${(seq++).toString(36)}`;
 }
 
-async function round1(api: EngineApi, args: Args): Promise<Map<string, One>> {
+async function round1(api: EngineApi, pid: number | undefined, args: Args): Promise<Map<string, One>> {
   const out = new Map<string, One>();
   const configIds: string[] = [];
   const serviceIds: string[] = [];
   for (const c of [1, 16]) {
     const prefix = unique(`abc${c}-`);
-    const r = await timed(args.configs, c, async (i) => {
+    const r = await measured(pid, args.configs, c, async (i) => {
       const res = await api.json<{ ID: string }>('POST', '/configs/create', { Name: `${prefix}-${i}`, Data: Buffer.from(`value ${i}`).toString('base64') });
       configIds.push(res.ID);
     });
-    out.set(`config-writes/${c}`, summarize(args.configs, r));
+    out.set(`config-writes/${c}`, r);
   }
   for (const c of [1, 16]) {
     const prefix = unique(`abs${c}-`);
-    const r = await timed(args.services, c, async (i) => {
+    const r = await measured(pid, args.services, c, async (i) => {
       const res = await api.json<{ ID: string }>('POST', '/services/create', {
         Name: `${prefix}-${i}`,
         TaskTemplate: { ContainerSpec: { Image: 'busybox:latest', Args: ['/bin/sleep', '86400'] } },
@@ -117,7 +135,7 @@ async function round1(api: EngineApi, args: Args): Promise<Map<string, One>> {
       });
       serviceIds.push(res.ID);
     });
-    out.set(`service-writes/${c}`, summarize(args.services, r));
+    out.set(`service-writes/${c}`, r);
   }
   for (const id of serviceIds) await api.json('DELETE', `/services/${id}`);
   for (const id of configIds) await api.json('DELETE', `/configs/${id}`);
@@ -133,7 +151,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < args.rounds; r++) {
       const order = r % 2 === 0 ? args.targets : [...args.targets].reverse();
       for (const t of order) {
-        const got = await round1(apis.get(t.name)!, args);
+        const got = await round1(apis.get(t.name)!, t.pid, args);
         loads.push(loadavg()[0]!);
         for (const [k, v] of got) {
           const key = `${t.name}|${k}`;
@@ -158,6 +176,7 @@ async function main(): Promise<void> {
       ops_per_s: round(median(list.map((x) => x.ops_per_s)), 1),
       p50_ms: round(median(list.map((x) => x.p50_ms)), 2),
       p99_ms: round(median(list.map((x) => x.p99_ms)), 2),
+      cpu_ms_per_op: list[0]!.cpu_ms_per_op === null ? null : round(median(list.map((x) => x.cpu_ms_per_op!)), 3),
       load1: round(median(loads), 2),
     });
   }
@@ -166,8 +185,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(rows)}\n`);
     return;
   }
-  const head = ['bench', 'c', 'system', 'ops', 'ops/s', 'p50 ms', 'p99 ms'];
-  const lines = rows.map((x) => [x.bench, String(x.concurrency), x.system, String(x.ops), String(x.ops_per_s), String(x.p50_ms), String(x.p99_ms)]);
+  const head = ['bench', 'c', 'system', 'ops', 'ops/s', 'p50 ms', 'p99 ms', 'daemon cpu ms/op'];
+  const lines = rows.map((x) => [x.bench, String(x.concurrency), x.system, String(x.ops), String(x.ops_per_s), String(x.p50_ms), String(x.p99_ms), x.cpu_ms_per_op === null ? '-' : String(x.cpu_ms_per_op)]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   for (const l of [head, ...lines]) process.stdout.write(`${l.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
   process.stdout.write(`medians over ${args.rounds} round(s); load average (1 min, median after each target): ${round(median(loads), 2)}\n`);
