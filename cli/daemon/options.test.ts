@@ -34,6 +34,14 @@ describe('shoald arguments', () => {
     await expect(parseDaemonArgs(['--registry-mirror', 'ftp://x'])).rejects.toThrow(/--registry-mirror ftp:\/\/x/);
     await expect(parseDaemonArgs(['--data-root', 'relative'])).rejects.toThrow(/--data-root must be an absolute path/);
     await expect(parseDaemonArgs(['--socket', `/${'x'.repeat(120)}`])).rejects.toThrow(/too long/);
+    await expect(parseDaemonArgs(['--bogus'])).rejects.toThrow(/--bogus/);
+    await expect(parseDaemonArgs(['--socket'])).rejects.toThrow(/--socket/);
+    await expect(parseDaemonArgs(['start'])).rejects.toThrow(DaemonUsageError);
+  });
+
+  it('takes --flag=value as well as --flag value', async () => {
+    const o = await parseDaemonArgs(['--data-root=/d2', '--log-level=warn', '--insecure-registry=r:5000']);
+    expect(o).toMatchObject({ dataRoot: '/d2', logLevel: 'warn', insecureRegistries: ['r:5000'] });
   });
 
   it('--help prints usage and asks not to start', async () => {
@@ -44,6 +52,8 @@ describe('shoald arguments', () => {
     expect(o).toBeUndefined();
     expect(printed).toContain('--data-root');
     expect(printed).toContain('--registry-mirror');
+    expect(printed).toContain('--log-level');
+    expect(printed).toMatch(/^Usage: shoald \[OPTIONS\]/);
   });
 
   it('adds the swarm port to a bare listen address', () => {
