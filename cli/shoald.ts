@@ -1,5 +1,11 @@
-// Entry point of `shoald` (bin/shoald loads the compiled form of this file).
-import { runDaemon } from './daemon/main.js';
+// Entry point of `shoald` (bin/shoald loads the compiled form of this file). V8 settings first
+// (daemon/v8-flags.ts), then the daemon: loaded after them so they cover its start-up too.
+import { setFlagsFromString } from 'node:v8';
+import { shoaldV8Flags } from './daemon/v8-flags.js';
+
+for (const flag of shoaldV8Flags(process.execArgv)) setFlagsFromString(flag);
+
+const { runDaemon } = await import('./daemon/main.js');
 
 runDaemon(process.argv.slice(2)).then(
   (code) => process.exit(code),

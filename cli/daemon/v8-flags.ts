@@ -1,0 +1,22 @@
+// V8 settings shoald applies to itself before it loads anything else (cli/shoald.ts), so they hold
+// whichever way the daemon is started (bin/shoald, systemd, `shoal lab`, tests).
+//
+// The young generation: V8 grows each of new space's two semi-spaces from 1 MiB up to 16 MiB
+// (Node 20, 64-bit) under allocation, and keeps them until its memory reducer notices the process
+// is idle. For shoald that was 16–32 MiB of a ~90 MiB PSS right after any burst of work (a task
+// start, a batch of writes), and at 50 or 150 running tasks. With a growth factor of 1 they stay at
+// 1 MiB: more frequent (and shorter) scavenges; bench:vs-swarm's task start, convergence and
+// config writes showed no CPU or latency cost beyond the noise (cli/README.md, "Memory").
+// The old generation is left at V8's default limit (a quarter of RAM, at most 4 GiB here), so a big
+// cluster's store never meets an artificially low ceiling.
+
+/** Flags the node command line may already carry that size the young generation: then we leave it alone. */
+const YOUNG_GENERATION_FLAGS = ['--max-semi-space-size', '--min-semi-space-size', '--semi-space-growth-factor', '--max-new-space-size'];
+
+/** The V8 flags to set at run time, given the node command line's own (`process.execArgv`). */
+export function shoaldV8Flags(execArgv: readonly string[]): string[] {
+  // V8 takes `--max_semi_space_size` as well as `--max-semi-space-size`.
+  const names = execArgv.map((a) => a.split('=')[0]!.replace(/_/g, '-'));
+  const sized = names.some((n) => YOUNG_GENERATION_FLAGS.includes(n));
+  return sized ? [] : ['--semi-space-growth-factor=1'];
+}
