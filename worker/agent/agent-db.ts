@@ -11,6 +11,8 @@ import type { Config, Secret, Task, TaskStatus } from '../../manager/store/types
 import { AgentError } from './errors.js';
 
 export const AGENT_DB_DIR = path.join('worker', 'tasks.db');
+const AGENT_DB_WRITE_BUFFER_BYTES = 512 * 1024;
+const AGENT_DB_CACHE_BYTES = 512 * 1024;
 
 export interface AgentState {
   readonly tasks: ReadonlyMap<string, Task>;
@@ -37,7 +39,9 @@ export class AgentDb {
   static async open(dataRoot: string): Promise<AgentDb> {
     const dir = path.join(dataRoot, AGENT_DB_DIR);
     await mkdir(path.dirname(dir), { recursive: true });
-    const db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    // Small native buffers: the agent's state is a few hundred KiB, read once at start; LevelDB's
+    // defaults (4 MiB memtable, 8 MiB block cache) would let a busy node's status writes hold MiBs.
+    const db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: AGENT_DB_WRITE_BUFFER_BYTES, cacheSize: AGENT_DB_CACHE_BYTES });
     try {
       await db.open();
     } catch (err) {
