@@ -1,12 +1,12 @@
 // The native shim as `ps` shows it: one small process per running container (no runc stays beside
 // it), the container's init is its child, nothing (not even a zombie) is left after remove, and the
 // launcher of a closed executor ends once its last shim has ended.
-import { readFile } from 'node:fs/promises';
+import { access, constants, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStore } from '../image/index.js';
 import { startRegistry, type RegistryFixture } from '../testing/registry.js';
-import { shimBinary } from './shim/build.js';
+import { compileShim, ShimBuildError, shimBinary, shimSourcePath } from './shim/build.js';
 import { ExecutorCleanup, pushTestImage, testImageLayer } from './test-support.js';
 
 let reg: RegistryFixture;
@@ -56,6 +56,31 @@ describe('the native shim', () => {
     const a = await shimBinary();
     expect(a).toMatch(/shoal-shim-[0-9a-f]{16}$/);
     expect(await shimBinary()).toBe(a);
+    await access(a, constants.X_OK);
+  });
+
+  it('builds into a fresh directory with nothing left but the binary; a changed source gets a new name', async () => {
+    const dir = await cleanup.tempDir('shim-build');
+    const first = await compileShim(shimSourcePath(), dir);
+    await access(first, constants.X_OK);
+    expect(await readdir(dir)).toEqual([first.slice(dir.length + 1)]);
+    const changed = join(dir, 'changed.c');
+    await writeFile(changed, `${await readFile(shimSourcePath(), 'utf8')}\n/* changed */\n`);
+    const second = await compileShim(changed, dir);
+    expect(second).not.toBe(first);
+    expect(await compileShim(changed, dir)).toBe(second);
+  });
+
+  it('fails with a ShimBuildError naming the compiler when it is missing or the source does not compile', async () => {
+    const dir = await cleanup.tempDir('shim-build');
+    const missing = compileShim(shimSourcePath(), dir, 'shoal-no-such-gcc');
+    await expect(missing).rejects.toBeInstanceOf(ShimBuildError);
+    await expect(missing).rejects.toThrow(/needs shoal-no-such-gcc, which is not installed .*apt-get install gcc libc6-dev/);
+    const broken = join(dir, 'broken.c');
+    await writeFile(broken, 'int main(void) { return nope; }\n');
+    await expect(compileShim(broken, dir)).rejects.toThrow(/gcc could not build the container shim .*nope/s);
+    // No half-written binary or temporary file stays behind.
+    expect((await readdir(dir)).sort()).toEqual(['broken.c']);
   });
 
   it('is the only helper of a running container, the parent of its init, and leaves nothing after remove', async () => {

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { access, constants, mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const SOURCE_NAME = 'shoal-shim.c';
@@ -37,9 +37,9 @@ export function shimSourcePath(): string {
   return found;
 }
 
-function compile(args: readonly string[]): Promise<{ ok: boolean; output: string; missing: boolean }> {
+function compile(compiler: string, args: readonly string[]): Promise<{ ok: boolean; output: string; missing: boolean }> {
   return new Promise((resolve) => {
-    execFile(COMPILER, args, { timeout: BUILD_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(compiler, args, { timeout: BUILD_TIMEOUT_MS, encoding: 'utf8' }, (err, stdout, stderr) => {
       const missing = (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
       resolve({ ok: err === null, output: `${stdout}${stderr}`.trim() || (err?.message ?? ''), missing });
     });
@@ -56,16 +56,25 @@ async function writable(dir: string): Promise<boolean> {
   }
 }
 
-async function build(source: string, dir: string, hash: string): Promise<string> {
-  const target = join(dir, `shoal-shim-${hash}`);
+/** The cache key of a source: its hash and the flags', 16 hex digits. */
+function shimHash(text: string): string {
+  return createHash('sha256').update(text).update(FLAGS.join(' ')).digest('hex').slice(0, 16);
+}
+
+/**
+ * Compiles `source` into `dir/shoal-shim-<hash>` unless that exists (under a temporary name, then
+ * renamed) and returns its path. ShimBuildError when the compiler is missing or fails.
+ */
+export async function compileShim(source: string, dir: string, compiler: string = COMPILER): Promise<string> {
+  const target = join(dir, `shoal-shim-${shimHash(readFileSync(source, 'utf8'))}`);
   if (existsSync(target)) return target;
-  const tmp = join(dir, `.shoal-shim-${hash}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     // Static first (no loader, fewer pages); glibc without libc.a still builds it dynamically.
-    let r = await compile([...FLAGS, '-static', '-o', tmp, source]);
-    if (!r.ok && !r.missing) r = await compile([...FLAGS, '-o', tmp, source]);
-    if (r.missing) throw new ShimBuildError(`building the container shim needs ${COMPILER}, which is not installed (Debian: apt-get install gcc libc6-dev; scripts/setup.sh installs it)`);
-    if (!r.ok) throw new ShimBuildError(`${COMPILER} could not build the container shim from ${source} (Debian: apt-get install gcc libc6-dev): ${r.output}`);
+    let r = await compile(compiler, [...FLAGS, '-static', '-o', tmp, source]);
+    if (!r.ok && !r.missing) r = await compile(compiler, [...FLAGS, '-o', tmp, source]);
+    if (r.missing) throw new ShimBuildError(`building the container shim needs ${compiler}, which is not installed (Debian: apt-get install gcc libc6-dev; scripts/setup.sh installs them)`);
+    if (!r.ok) throw new ShimBuildError(`${compiler} could not build the container shim from ${source} (Debian: apt-get install gcc libc6-dev): ${r.output}`);
     await rename(tmp, target);
     return target;
   } finally {
@@ -82,8 +91,7 @@ const built = new Map<string, Promise<string>>();
  */
 export function shimBinary(fallbackDir?: string): Promise<string> {
   const source = shimSourcePath();
-  const text = readFileSync(source, 'utf8');
-  const hash = createHash('sha256').update(text).update(FLAGS.join(' ')).digest('hex').slice(0, 16);
+  const hash = shimHash(readFileSync(source, 'utf8'));
   const key = `${source}\0${hash}\0${fallbackDir ?? ''}`;
   let p = built.get(key);
   if (p === undefined) {
@@ -93,7 +101,7 @@ export function shimBinary(fallbackDir?: string): Promise<string> {
       if (existsSync(cached)) return cached;
       const dir = (await writable(primary)) ? primary : fallbackDir;
       if (dir === undefined || !(await writable(dir))) throw new ShimBuildError(`no writable directory to build the container shim in (${[primary, fallbackDir].filter((d) => d !== undefined).join(', ')})`);
-      return build(source, dir, hash);
+      return compileShim(source, dir);
     })();
     // A failed build is tried again at the next call (gcc may be installed meanwhile).
     p.catch(() => built.delete(key));

@@ -50,7 +50,12 @@
 
 #define FIELD_SEP '\037'
 #define LINE_MAX_BYTES 65536 /* a request longer than this is answered with an error */
-#define PATH_BYTES 4096
+/*
+ * Path buffers live on the stack; each page of it a shim writes becomes its own copy, so they are
+ * small: a task directory longer than DIR_MAX_BYTES is refused by the launcher.
+ */
+#define PATH_BYTES 1024
+#define DIR_MAX_BYTES (PATH_BYTES - 64)
 
 static const char *runc_binary;
 static const char *runc_root;
@@ -304,6 +309,10 @@ static void launch(char *line, sigset_t *chld) {
 	char reply[PATH_BYTES + 64];
 	if (split(line, f, 5) < 0 || f[1][0] != '/' || f[2][0] == '\0') {
 		answer("error: malformed request\n");
+		return;
+	}
+	if (strlen(f[1]) > DIR_MAX_BYTES || strlen(f[2]) > 128) {
+		answer("error: task directory or container id too long\n");
 		return;
 	}
 	/* SIGCHLD waits until the shim's handler is reset in the child. */
