@@ -13,7 +13,7 @@ import { GONE, run, runTolerating } from './exec.js';
 import { BRIDGE_NAME, hostVxlanName, netnsPath, sandboxName, sandboxVethName, VXLAN_NAME } from './names.js';
 import { diffMaps, normalizePeer, parseFdb, parseNeighbours, type Peer } from './peers.js';
 import { OVERLAY_MTU, VXLAN_PORT, type AttachedEndpoint, type EndpointSpec, type OverlayNetworkSpec, type PeerSpec, type ServiceSpec } from './spec.js';
-import { parseRuleState, renderNetworkRemoval, renderNetworkRules } from './vip-rules.js';
+import { parseRuleState, renderNetworkRemoval, renderNetworkRules, ruleStateAfter, type NetnsRuleState } from './vip-rules.js';
 
 /** What a network needs from the host it lives on. */
 export interface HostContext {
@@ -57,6 +57,13 @@ export class OverlayNetwork {
   private readonly subnet: Subnet;
   private readonly endpoints = new Map<string, LocalEndpoint>();
   private services: readonly ServiceSpec[] = [];
+  /**
+   * Per container netns: this network's rule state as last written, and the services it was
+   * written from. An update renders from it instead of reading `iptables-save` first, and a
+   * container whose services did not change is not touched. Dropped on any failure (the next
+   * update reads the kernel again) and when the network's rules leave the container.
+   */
+  private readonly written = new Map<string, { readonly state: NetnsRuleState; readonly servicesKey: string }>();
   private queue: Promise<unknown> = Promise.resolve();
   private removed = false;
   private readonly log: Logger;
@@ -137,6 +144,7 @@ export class OverlayNetwork {
         const inside = ['link set lo up', `addr add ${ep.ip}/${this.subnet.prefixLength} dev ${ep.ifName}`, `link set ${ep.ifName} up`];
         if (endpoint.defaultRoute !== false) inside.push(`route add default via ${this.spec.gateway} dev ${ep.ifName}`);
         await this.ipBatch(ep.containerNetns, inside);
+        this.written.delete(ep.containerNetns); // a new endpoint starts from what the kernel holds
         await this.programRules(ep.containerNetns);
       } catch (e) {
         await this.unwire(ep).catch((err: unknown) => this.log.error({ err, endpoint: ep.id }, 'cleanup after a failed attach failed'));
@@ -252,19 +260,27 @@ export class OverlayNetwork {
   }
 
   private async unwire(ep: LocalEndpoint): Promise<void> {
+    this.written.delete(ep.containerNetns);
     if (existsSync(ep.containerNetns)) await this.removeRules(ep.containerNetns, ep.containerKey, ep.id);
     await runTolerating(['ip', 'link', 'del', ep.sandboxVeth], GONE, { netns: this.sandboxPath });
   }
 
   /** Writes this network's VIP chains into a container netns (one iptables-restore transaction). */
   private async programRules(containerNetns: string): Promise<void> {
-    const state = parseRuleState(await run(['iptables-save'], { netns: containerNetns }));
-    await run(['iptables-restore', '--noflush'], { netns: containerNetns, input: renderNetworkRules(this.spec.id, this.services, state) });
+    const services = this.services;
+    const servicesKey = JSON.stringify(services);
+    const known = this.written.get(containerNetns);
+    if (known?.servicesKey === servicesKey) return;
+    this.written.delete(containerNetns);
+    const state = known?.state ?? parseRuleState(await run(['iptables-save'], { netns: containerNetns }));
+    await run(['iptables-restore', '--noflush'], { netns: containerNetns, input: renderNetworkRules(this.spec.id, services, state) });
+    this.written.set(containerNetns, { state: ruleStateAfter(this.spec.id, services), servicesKey });
   }
 
   /** Drops this network's chains from a container netns, unless another endpoint of this network still uses that netns. */
   private async removeRules(containerNetns: string, containerKey: string, leavingId: string): Promise<void> {
     for (const other of this.endpoints.values()) if (other.id !== leavingId && other.containerKey === containerKey) return;
+    this.written.delete(containerNetns);
     const state = parseRuleState(await run(['iptables-save'], { netns: containerNetns }));
     const input = renderNetworkRemoval(this.spec.id, state);
     if (input !== undefined) await run(['iptables-restore', '--noflush'], { netns: containerNetns, input });

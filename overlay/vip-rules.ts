@@ -98,6 +98,22 @@ export function renderNetworkRules(networkId: string, services: readonly Service
   return [...nat, ...filter, ''].join('\n');
 }
 
+/**
+ * This network's part of a netns's rule state right after `renderNetworkRules(networkId, services, …)`
+ * was applied: what the next render needs, so an update need not read `iptables-save` again.
+ */
+export function ruleStateAfter(networkId: string, services: readonly ServiceSpec[]): NetnsRuleState {
+  const vip = vipChain(networkId);
+  const rej = rejectChain(networkId);
+  const serviceChains = vipServices(services)
+    .filter((s) => s.backends.length > 0)
+    .map((s) => serviceChain(networkId, s.id));
+  return {
+    nat: { chains: new Set([vip, ...serviceChains]), outputJumps: new Set([vip]) },
+    filter: { chains: new Set([rej]), outputJumps: new Set([rej]) },
+  };
+}
+
 /** iptables-restore input that removes every chain of `networkId` (and OUTPUT's jumps to them); undefined when none exist. */
 export function renderNetworkRemoval(networkId: string, state: NetnsRuleState): string | undefined {
   return renderRemoval(state, (chain) => chainNetworkHash(chain) === networkHash(networkId));

@@ -130,6 +130,8 @@ export class WorkerNetworks implements TaskNetworks {
   private ingress: IngressSandbox | null = null;
   private ingressNetworkId: string | null = null;
   private gwbridge: GatewayBridge | null = null;
+  /** The peer list last applied to each network's sandbox: a view that changes only services skips setPeers (two kernel reads). */
+  private readonly appliedPeers = new WeakMap<OverlayNetwork, string>();
   private localAddr: string | null = null;
   private ready: Promise<OverlayDataPlane>;
   private resolveReady!: (p: OverlayDataPlane) => void;
@@ -366,7 +368,12 @@ export class WorkerNetworks implements TaskNetworks {
       ...(s.Aliases !== undefined ? { aliases: s.Aliases } : {}),
     }));
     // Peers first: a backend's FDB/neighbour entries exist before any VIP rule sends traffic to it.
-    await net.setPeers(peers);
+    const peersKey = JSON.stringify(peers);
+    if (this.appliedPeers.get(net) !== peersKey) {
+      this.appliedPeers.delete(net);
+      await net.setPeers(peers);
+      this.appliedPeers.set(net, peersKey);
+    }
     await net.setServices(services);
   }
 
