@@ -364,6 +364,26 @@ describe('watch', () => {
     expect(store.stats().watches).toBe(0);
   });
 
+  it('a subscriber to some kinds is not woken, nor pushed out of the ring, by changes to other kinds', async () => {
+    const nets = store.watch({ kinds: ['network'] });
+    let woken = 0;
+    const pending = nets.next().then((r) => {
+      woken++;
+      return r;
+    });
+    // More changes of another kind than the ring holds (64).
+    for (let i = 0; i < 70; i++) await store.update((tx) => tx.create('config', { Spec: { Name: `other-${i}`, Data: 'eA==' } }));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(woken).toBe(0);
+    const { version } = await store.update((tx) => tx.create('network', { Spec: { Name: 'wanted' } }));
+    await expect(pending).resolves.toMatchObject({ done: false, value: { kind: 'network', version, action: 'create' } });
+    // A subscriber that is not reading at all keeps its place the same way.
+    for (let i = 0; i < 70; i++) await store.update((tx) => tx.create('config', { Spec: { Name: `more-${i}`, Data: 'eA==' } }));
+    const again = await store.update((tx) => tx.create('network', { Spec: { Name: 'wanted-too' } }));
+    expect(nets.poll()).toMatchObject({ kind: 'network', version: again.version });
+    nets.close();
+  });
+
   it('a waiting subscriber is woken by a change and ends cleanly on close', async () => {
     const w = store.watch({ kinds: ['network'] });
     const pending = w.next();

@@ -292,8 +292,9 @@ export class MemoryStore implements WatchSource, ReadTx {
     }
     const outcome = this.applyActions(batch.actions, e.index);
     if (outcome.ok && outcome.events.length > 0) {
+      const fromSeq = this.ring.head;
       for (const ev of outcome.events) this.ring.push(ev);
-      for (const w of this.watches) w.notify();
+      for (const w of this.watches) w.changed(fromSeq, outcome.events);
     }
     if (Buffer.compare(batch.origin, this.origin) === 0) {
       const w = this.waiters.get(batch.seq);
@@ -433,7 +434,7 @@ class WriteTx implements Tx {
     if (typeof id !== 'string' || id.length === 0 || /\s/.test(id)) throw new InvalidObjectError(`${kind} ID must be a non-empty string without spaces`);
     if (this.get(kind, id) !== undefined) throw new ExistsError(kind, id);
     const { ID: _id, Version: _v, CreatedAt: _c, UpdatedAt: _u, ...rest } = obj as Record<string, unknown>;
-    const o = deepFreeze({ ID: id, Version: { Index: 0 }, CreatedAt: this.nowIso, UpdatedAt: this.nowIso, ...structuredClone(rest) }) as StoreObject;
+    const o = deepFreeze({ ID: id, Version: { Index: 0 }, CreatedAt: this.nowIso, UpdatedAt: this.nowIso, ...(cloneData(rest, 0) as Record<string, unknown>) }) as StoreObject;
     this.checkName(kind, o);
     this.record(kind, id, { op: 'create', object: o, expect: null });
     return o as ObjectByKind[K];
@@ -445,7 +446,7 @@ class WriteTx implements Tx {
     if (cur === undefined) throw new NotFoundError(kind, obj.ID);
     const given = obj.Version?.Index;
     if (given !== cur.Version.Index) throw new SequenceConflictError(kind, obj.ID, typeof given === 'number' ? given : -1, cur.Version.Index);
-    const o = deepFreeze({ ...structuredClone(obj), ID: cur.ID, Version: cur.Version, CreatedAt: cur.CreatedAt, UpdatedAt: this.nowIso }) as StoreObject;
+    const o = deepFreeze({ ...(cloneData(obj, 0) as Record<string, unknown>), ID: cur.ID, Version: cur.Version, CreatedAt: cur.CreatedAt, UpdatedAt: this.nowIso }) as StoreObject;
     this.checkName(kind, o);
     const p = this.pending.get(kind)?.get(obj.ID);
     if (p !== undefined) this.record(kind, obj.ID, { ...p, object: o });
@@ -534,6 +535,32 @@ function checkUniqueName(t: Table<Kind>, o: StoreObject, id: string): void {
 function stamp(o: StoreObject, index: number): StoreObject {
   const { ID, Version: _version, ...rest } = o;
   return deepFreeze({ ID, Version: { Index: index }, ...rest }) as StoreObject;
+}
+
+const MAX_CLONE_DEPTH = 100;
+
+/**
+ * A copy of what a transaction writes, so the caller's object cannot change the stored one.
+ * Objects are plain data (they are proposed as JSON): plain objects and arrays are copied here,
+ * a few times cheaper than structuredClone, which is kept for anything else (a Date, a typed
+ * array). A function or a symbol cannot be stored, and neither can a cycle.
+ */
+function cloneData(v: unknown, depth: number): unknown {
+  if (typeof v !== 'object' || v === null) {
+    if (typeof v === 'function' || typeof v === 'symbol') throw new InvalidObjectError(`store: a ${typeof v} cannot be stored`);
+    return v;
+  }
+  if (depth > MAX_CLONE_DEPTH) throw new InvalidObjectError(`store: object nested more than ${MAX_CLONE_DEPTH} levels deep (or cyclic)`);
+  if (Array.isArray(v)) {
+    const out = new Array<unknown>(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = cloneData(v[i], depth + 1);
+    return out;
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return structuredClone(v);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) out[k] = cloneData((v as Record<string, unknown>)[k], depth + 1);
+  return out;
 }
 
 export function deepFreeze<T>(o: T): T {

@@ -205,6 +205,30 @@ export class StoreWatch implements AsyncIterableIterator<ChangeEvent> {
     this.notify();
   }
 
+  /**
+   * Called by the store after it pushed `events` (one applied transaction) to the ring, the
+   * first at sequence `fromSeq`. A watch that had read everything before them and wants none of
+   * their kinds moves past them without waking its reader (what its next poll would do anyway):
+   * one write should not wake every subscriber of other kinds.
+   */
+  changed(fromSeq: number, events: readonly ChangeEvent[]): void {
+    const kinds = this.kinds;
+    if (kinds !== null && !this.done && this.cursor === fromSeq && fromSeq >= this.source.ring.tail) {
+      let wanted = false;
+      for (const ev of events) {
+        if (kinds.has(ev.kind)) {
+          wanted = true;
+          break;
+        }
+      }
+      if (!wanted) {
+        this.cursor = fromSeq + events.length;
+        return;
+      }
+    }
+    this.notify();
+  }
+
   /** Called by the store after it applied changes, was reset or closed. */
   notify(): void {
     if (this.wakers.length === 0) return;
