@@ -3,9 +3,12 @@
 // the containers (`runc exec` with the executor's root on the task's host):
 //   - tasks on two hosts ping each other over the overlay;
 //   - `web` resolves to the service VIP, `tasks.web` to every task's address, a dnsrr service to its task;
-//   - repeated requests through the VIP reach every backend; scaling adds the new backend;
+//   - repeated requests through the VIP reach every backend; scaling adds the new backend, and
+//     scaling down takes the stopped ones out;
 //   - a task on another network neither resolves nor reaches the service;
 //   - a published port on a node without the task reaches it (routing mesh), from every host;
+//   - a host-mode port reaches the task on its node only, shows in `service inspect` and the task's
+//     PortStatus (`service ps` PORTS), and keeps a second task of the port off that node;
 //   - after `service rm` and `network rm` nothing of the network is left (namespaces, links, rules).
 // The lab is always taken down.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -193,6 +196,16 @@ describe('overlay networks on a lab', () => {
     for (const a of answers) expect(web.some((t) => a === t.id)).toBe(false);
   }, 30_000);
 
+  it('scaling down takes the stopped tasks out of the VIP and of tasks.web', async () => {
+    ok(docker(['service', 'scale', '--detach', 'web=1']));
+    const [left] = (await waitFor('1 running web task', () => runningTasks('web', 1)))!;
+    await waitFor('only the remaining task through the VIP', () => {
+      const got = new Set(requests(client, vip, 8080, 12));
+      return got.size === 1 && got.has(left!.id) ? true : undefined;
+    });
+    await waitFor('tasks.web → the remaining task', () => (JSON.stringify(resolved(inTask(client, 'nslookup tasks.web'))) === JSON.stringify([taskAddress(left!.id, 'backend')]) ? true : undefined));
+  }, 60_000);
+
   it('a published port on a node without the task reaches it, from every host', async () => {
     ok(docker(['service', 'create', '--detach', '--name', 'pub', '--publish', '30080:8080', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc']));
     const [task] = (await waitFor('the published task', () => runningTasks('pub', 1)))!;
@@ -204,9 +217,38 @@ describe('overlay networks on a lab', () => {
     }
   }, 60_000);
 
+  it('a host-mode port reaches its task on that node only; inspect and service ps show it; the scheduler keeps a second one off the node', async () => {
+    const port = { Protocol: 'tcp', TargetPort: 8080, PublishedPort: 31080, PublishMode: 'host' };
+    ok(docker(['service', 'create', '--detach', '--name', 'hostpub', '--publish', 'mode=host,target=8080,published=31080', 'busybox', 'httpd', '-f', '-p', '8080', '-h', '/etc']));
+    const [task] = (await waitFor('the host-mode task', () => runningTasks('hostpub', 1)))!;
+    expect(JSON.parse(ok(docker(['service', 'inspect', 'hostpub', '--format', '{{json .Endpoint.Ports}}'])))).toEqual([port]);
+    expect(JSON.parse(ok(docker(['inspect', '--type', 'task', task!.id, '--format', '{{json .Status.PortStatus}}'])))).toEqual({ Ports: [port] });
+    expect(ok(docker(['service', 'ps', 'hostpub', '--format', '{{.Ports}}'])).trim()).toBe('*:31080->8080/tcp');
+    for (const from of state!.hosts) {
+      await waitFor(`${from.name} → ${task!.host.name}:31080`, () => (hostRequest(from, task!.host.address, 31080) === task!.id ? true : undefined));
+    }
+    // Not a routing-mesh port: the other nodes do not answer it.
+    for (const other of state!.hosts.filter((h) => h.name !== task!.host.name)) expect(hostRequest(other, other.address, 31080)).not.toBe(task!.id);
+    // Four replicas of one host port on three nodes: one each, the fourth waits, saying why.
+    ok(docker(['service', 'scale', '--detach', 'hostpub=4']));
+    const placed = await waitFor('3 running and 1 pending', () => {
+      const rows = ok(docker(['service', 'ps', 'hostpub', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}}|{{.Node}}|{{.CurrentState}}|{{.Error}}'])).trim().split('\n');
+      const running = rows.filter((r) => r.split('|')[2]!.startsWith('Running'));
+      const pending = rows.filter((r) => r.split('|')[2]!.startsWith('Pending'));
+      return running.length === 3 && pending.length === 1 ? { running, pending: pending[0]! } : undefined;
+    });
+    expect(new Set(placed.running.map((r) => r.split('|')[1]))).toEqual(new Set(state!.hosts.map((h) => h.name)));
+    const pendingId = placed.pending.split('|')[0]!;
+    const err = await waitFor('the pending reason', () => {
+      const t = JSON.parse(ok(docker(['inspect', '--type', 'task', pendingId])))[0] as { Status: { Err?: string } };
+      return t.Status.Err;
+    });
+    expect(err).toMatch(/host-mode port 31080\/tcp in use/);
+  }, 90_000);
+
   it('after service rm and network rm nothing of the networks is left', async () => {
     const networkIds = ['backend', 'other'].map((n) => ok(docker(['network', 'inspect', n, '--format', '{{.ID}}'])).trim());
-    ok(docker(['service', 'rm', 'web', 'client', 'outsider', 'pub', 'rr']));
+    ok(docker(['service', 'rm', 'web', 'client', 'outsider', 'pub', 'rr', 'hostpub']));
     await waitFor('the networks to be removable', () => {
       for (const n of ['backend', 'other']) {
         const r = docker(['network', 'rm', n]);
@@ -214,6 +256,10 @@ describe('overlay networks on a lab', () => {
       }
       return true;
     });
+    // The host-mode port's gateway bridge goes with its last task.
+    await waitFor('no gateway bridge left', () =>
+      state!.hosts.every((h) => !spawnSync('nsenter', [`--net=/run/netns/${h.netns}`, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' }).stdout.includes('shoal_gwbridge')) ? true : undefined,
+    );
     await waitFor('no task namespace or network sandbox left', () => {
       const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
       const ours = netns.split('\n').filter((l) => l.includes(`shoal-${name}-`));
@@ -225,6 +271,7 @@ describe('overlay networks on a lab', () => {
       expect(links, host.name).not.toMatch(/shv\d+/);
       const nat = spawnSync('nsenter', [`--net=/run/netns/${host.netns}`, 'iptables-save', '-t', 'nat'], { encoding: 'utf8' }).stdout;
       expect(nat, host.name).not.toContain('30080');
+      expect(nat, host.name).not.toContain('31080');
     }
   }, 90_000);
 });
