@@ -203,7 +203,7 @@ export class RuncExecutor implements Executor {
     this.cgroupParent = (opts.cgroupParent ?? 'shoal').replace(/^\/+|\/+$/g, '');
     this.netnsPrefix = opts.netnsPrefix ?? 'shoal';
     this.taskLogOptions = { ...DEFAULT_TASK_LOG_OPTIONS, ...opts.taskLog };
-    this.launcher = new ShimLauncher(shimPath, this.runc.binary, this.runc.root);
+    this.launcher = new ShimLauncher(shimPath, this.runc.binary, this.runc.root, () => shimBinary(join(opts.dataRoot, 'shim')));
     this.imageResolver = new ImageResolver(opts.images, { pullPolicy: opts.pullPolicy ?? 'always', tagFreshMs: opts.tagFreshMs ?? DEFAULT_TAG_FRESH_MS });
   }
 

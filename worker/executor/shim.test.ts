@@ -1,11 +1,12 @@
 // The native shim as `ps` shows it: one small process per running container (no runc stays beside
 // it), the container's init is its child, nothing (not even a zombie) is left after remove, and the
 // launcher of a closed executor ends once its last shim has ended.
-import { access, constants, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, constants, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageStore } from '../image/index.js';
 import { startRegistry, type RegistryFixture } from '../testing/registry.js';
+import { ackShim, ShimLauncher } from './shim.js';
 import { compileShim, ShimBuildError, shimBinary, shimSourcePath } from './shim/build.js';
 import { ExecutorCleanup, pushTestImage, testImageLayer } from './test-support.js';
 
@@ -132,5 +133,42 @@ describe('the native shim', () => {
     await adopted.remove({ removeLogs: true });
     await untilGone('the shim after remove', shimPid);
     await untilGone('the old launcher once its shims have ended', launcher);
+  });
+
+  it('a launcher spawned again after its binary was removed from the cache builds it again', async () => {
+    const dir = await cleanup.tempDir('shim-launcher');
+    const bin = join(dir, 'shoal-shim');
+    let rebuilds = 0;
+    const rebuild = async (): Promise<string> => {
+      rebuilds++;
+      await copyFile(await shimBinary(), bin);
+      return bin;
+    };
+    await rebuild();
+    const launcher = new ShimLauncher(bin, 'runc', join(dir, 'runc'), rebuild);
+    cleanup.defer(async () => launcher.close());
+    const launchIn = async (name: string): Promise<number> => {
+      const taskDir = join(dir, name);
+      await mkdir(taskDir);
+      const pid = await launcher.launch({ taskDir, containerId: name, now: false });
+      // The shim is ready once it holds its FIFOs; cancelling it (any line but `start`) ends it.
+      const ready = (): Promise<boolean> => access(join(taskDir, 'shim.ready')).then(
+        () => true,
+        () => false,
+      );
+      for (let i = 0; i < 200 && !(await ready()); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(await ready()).toBe(true);
+      ackShim(taskDir);
+      await untilGone('the cancelled shim', pid);
+      return pid;
+    };
+    await launchIn('a');
+    const first = launcher.pid as number;
+    process.kill(first, 'SIGKILL');
+    await untilGone('the killed launcher', first);
+    await rm(bin);
+    await launchIn('b');
+    expect(rebuilds).toBe(2);
+    expect(launcher.pid).not.toBe(first);
   });
 });

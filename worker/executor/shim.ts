@@ -17,7 +17,7 @@
 //  - `--keep` leaves the stopped container (and its cgroup) in place, so the OOM-kill counter can be
 //    read after the exit; `runc delete` at remove() clears it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** File names in a task's directory. */
@@ -98,12 +98,15 @@ export class ShimLauncher {
   private readonly waiting: { resolve(pid: number): void; reject(err: Error): void; timer: NodeJS.Timeout }[] = [];
   private buffered = '';
   private closed = false;
+  private rebuilding: Promise<void> | undefined;
 
   constructor(
     /** The compiled shoal-shim (shim/build.ts `shimBinary`). */
-    private readonly shimBinary: string,
+    private shimBinary: string,
     private readonly runcBinary: string,
     private readonly runcRoot: string,
+    /** Builds the shim again when its file is gone at a (re)spawn of the launcher (someone cleaned the cache). */
+    private readonly rebuild?: () => Promise<string>,
   ) {}
 
   /** The launcher's PID while it runs. */
@@ -116,6 +119,24 @@ export class ShimLauncher {
     if (this.closed) return Promise.reject(new ShimLaunchError('the shim launcher is closed'));
     const fields = [req.now ? 'now' : 'wait', req.taskDir, req.containerId, req.mount?.cwd ?? '', req.mount?.options ?? ''];
     if (fields.some((f) => f.includes(FIELD_SEPARATOR) || f.includes('\n'))) return Promise.reject(new ShimLaunchError(`shim request fields must not contain newlines or \\x1f: ${JSON.stringify(fields)}`));
+    const rebuild = this.rebuild;
+    if (this.child === undefined && this.rebuilding === undefined && rebuild !== undefined && !existsSync(this.shimBinary)) {
+      this.rebuilding = rebuild()
+        .then((path) => void (this.shimBinary = path))
+        .finally(() => (this.rebuilding = undefined));
+    }
+    // Requests made meanwhile queue behind the rebuild, in order.
+    if (this.rebuilding !== undefined) {
+      return this.rebuilding.then(
+        () => this.send(fields),
+        (err: unknown) => Promise.reject(new ShimLaunchError(`the shim binary ${this.shimBinary} is gone and could not be built again: ${err instanceof Error ? err.message : String(err)}`, { cause: err })),
+      );
+    }
+    return this.send(fields);
+  }
+
+  private send(fields: readonly string[]): Promise<number> {
+    if (this.closed) return Promise.reject(new ShimLaunchError('the shim launcher is closed'));
     const child = this.ensureChild();
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {

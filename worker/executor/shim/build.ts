@@ -82,6 +82,7 @@ export async function compileShim(source: string, dir: string, compiler: string 
   }
 }
 
+/** Builds under way, by source, hash and fallback directory. */
 const built = new Map<string, Promise<string>>();
 
 /**
@@ -103,9 +104,13 @@ export function shimBinary(fallbackDir?: string): Promise<string> {
       if (dir === undefined || !(await writable(dir))) throw new ShimBuildError(`no writable directory to build the container shim in (${[primary, fallbackDir].filter((d) => d !== undefined).join(', ')})`);
       return compileShim(source, dir);
     })();
-    // A failed build is tried again at the next call (gcc may be installed meanwhile).
-    p.catch(() => built.delete(key));
+    // Shared while it builds only: a later call looks at the file again (a failed build is tried
+    // again once gcc is there; a binary removed from the cache is built again).
     built.set(key, p);
+    p.then(
+      () => built.delete(key),
+      () => built.delete(key),
+    );
   }
   return p;
 }
