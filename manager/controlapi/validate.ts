@@ -319,11 +319,12 @@ const SECRET_SPEC_FIELDS = ['Name', 'Labels', 'Data', 'Driver', 'Templating'] as
 const CONFIG_SPEC_FIELDS = ['Name', 'Labels', 'Data', 'Templating'] as const;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** The decoded size of `Data` (standard base64, as Docker's JSON carries []byte). */
-function dataBytes(v: unknown, what: string): Buffer {
-  if (v === undefined || v === null) return Buffer.alloc(0);
+/** `Data` checked as standard base64 (Docker's JSON encoding of []byte); its decoded size, without decoding it. */
+function dataBytes(v: unknown, what: string): { readonly byteLength: number } {
+  if (v === undefined || v === null) return { byteLength: 0 };
   if (typeof v !== 'string' || v.length % 4 !== 0 || !BASE64.test(v)) throw invalid(`${what}.Data must be standard base64 (Docker's encoding of the content)`);
-  return Buffer.from(v, 'base64');
+  const padding = v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0;
+  return { byteLength: (v.length / 4) * 3 - padding };
 }
 
 export function validateSecretSpec(input: unknown): SecretSpec {

@@ -226,10 +226,12 @@ export class ApiServer {
       body,
       json: async () => {
         const buf = await body();
-        if (buf.length === 0 || buf.toString('utf8').trim() === '') return undefined;
+        if (buf.length === 0) return undefined;
+        const text = buf.toString('utf8');
+        if (text.trim() === '') return undefined;
         checkJsonContentType(raw.headers['content-type']);
         try {
-          return JSON.parse(buf.toString('utf8')) as unknown;
+          return JSON.parse(text) as unknown;
         } catch (err) {
           throw new InvalidArgumentError(`invalid JSON: ${(err as Error).message}`);
         }
