@@ -3,7 +3,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { shoaldV8Flags } from './daemon/v8-flags.js';
 
-for (const flag of shoaldV8Flags(process.execArgv)) setFlagsFromString(flag);
+for (const flag of shoaldV8Flags(process.execArgv, process.env['NODE_OPTIONS'])) setFlagsFromString(flag);
 
 const { runDaemon } = await import('./daemon/main.js');
 

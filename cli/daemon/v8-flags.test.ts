@@ -9,6 +9,8 @@ describe('shoald V8 flags', () => {
     expect(shoaldV8Flags(['--max-semi-space-size=16'])).toEqual([]);
     expect(shoaldV8Flags(['--max_semi_space_size=8'])).toEqual([]);
     expect(shoaldV8Flags(['--min-semi-space-size', '4'])).toEqual([]);
+    expect(shoaldV8Flags([], '--max-semi-space-size=16 --enable-source-maps')).toEqual([]);
+    expect(shoaldV8Flags([], '--enable-source-maps')).toEqual(['--semi-space-growth-factor=1']);
   });
 
   it('the flags hold when set at run time: new space stays at its initial size under allocation', () => {

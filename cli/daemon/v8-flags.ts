@@ -13,10 +13,13 @@
 /** Flags the node command line may already carry that size the young generation: then we leave it alone. */
 const YOUNG_GENERATION_FLAGS = ['--max-semi-space-size', '--min-semi-space-size', '--semi-space-growth-factor', '--max-new-space-size'];
 
-/** The V8 flags to set at run time, given the node command line's own (`process.execArgv`). */
-export function shoaldV8Flags(execArgv: readonly string[]): string[] {
+/**
+ * The V8 flags to set at run time, given the node command line's own flags (`process.execArgv`)
+ * and NODE_OPTIONS (whose flags are not in execArgv).
+ */
+export function shoaldV8Flags(execArgv: readonly string[], nodeOptions = ''): string[] {
   // V8 takes `--max_semi_space_size` as well as `--max-semi-space-size`.
-  const names = execArgv.map((a) => a.split('=')[0]!.replace(/_/g, '-'));
+  const names = [...execArgv, ...nodeOptions.split(/\s+/)].map((a) => a.split('=')[0]!.replace(/_/g, '-'));
   const sized = names.some((n) => YOUNG_GENERATION_FLAGS.includes(n));
   return sized ? [] : ['--semi-space-growth-factor=1'];
 }
