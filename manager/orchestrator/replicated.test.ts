@@ -17,7 +17,7 @@ beforeAll(async () => {
   h = await startHarness();
   for (const name of ['n1', 'n2', 'n3']) nodes.push((await addNode(h.store, { hostname: name })).ID);
   const o = { store: h.store, clock: h.clock, logger: h.logger };
-  const rep = new ReplicatedOrchestrator(o);
+  const rep = new ReplicatedOrchestrator({ ...o, maxTxInFlight: 3 }); // big scale-ups overlap their transactions
   const sup = new RestartSupervisor(o);
   const sched = new SchedulerLoop(o);
   sim = new SimWorkers({ store: h.store });

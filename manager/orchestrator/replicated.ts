@@ -10,11 +10,13 @@
 // - Service deleted: all its tasks get desired REMOVE.
 // Replacing failed tasks is the restart supervisor's job, replacing outdated ones the updater's.
 //
-// A big scale-up (more than one transaction's worth of new tasks) is proposed as up to
-// MAX_TX_IN_FLIGHT transactions at once, so their Raft round trips overlap: the later ones are
-// built against the same committed state plus the slots the earlier ones of this pass are
-// creating, and do scale-ups only (anything else waits for the next pass). If one fails, the
-// pass fails and the next one decides from committed state, as after any failed pass.
+// With `maxTxInFlight` > 1, a big scale-up (more than one transaction's worth of new tasks) is
+// proposed as up to that many transactions at once, so their Raft round trips overlap: the later
+// ones are built against the same committed state plus the slots the earlier ones of this pass
+// are creating, and do scale-ups only (anything else waits for the next pass). If one fails, the
+// pass fails and the next one decides from committed state, as after any failed pass. Off by
+// default: bench:cluster showed the allocator (one transaction at a time) fall behind the flood
+// and its watch overflow (a full re-list), which cost more than the overlap saved.
 import type { ReadTx, Tx } from '../store/memory-store.js';
 import { byServiceId } from '../store/query.js';
 import type { Service, Task } from '../store/types.js';
@@ -23,15 +25,19 @@ import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
 import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, stableJson } from './service-model.js';
 import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
 
-/** Transactions one pass may have in flight for a large scale-up. */
-const MAX_TX_IN_FLIGHT = 4;
+export interface ReplicatedOrchestratorOptions extends LoopOptions {
+  /** Transactions one pass may have in flight for a large scale-up (default 1). */
+  readonly maxTxInFlight?: number;
+}
 
 export class ReplicatedOrchestrator extends ReconcileLoop {
   /** Services this loop owns, so a deleted one is recognised from its ID alone. */
   private readonly known = new Set<string>();
+  private readonly maxTxInFlight: number;
 
-  constructor(opts: LoopOptions) {
+  constructor(opts: ReplicatedOrchestratorOptions) {
     super(opts, 'replicated-orchestrator', ['service', 'task']);
+    this.maxTxInFlight = Math.max(1, opts.maxTxInFlight ?? 1);
   }
 
   protected resync(tx: ReadTx): void {
@@ -62,7 +68,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     /** Slots per service that this pass's transactions in flight are filling. */
     const creating = new Map<string, Set<number>>();
     const commits: Promise<unknown>[] = [];
-    for (let round = 0; round < MAX_TX_IN_FLIGHT && todo.length > 0; round++) {
+    for (let round = 0; round < this.maxTxInFlight && todo.length > 0; round++) {
       const left = { writes: MAX_WRITES_PER_TX };
       const unfinished: string[] = [];
       let built = false;
