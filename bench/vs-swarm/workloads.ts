@@ -13,14 +13,16 @@ export interface Sizes {
   readonly startTrials: number;
   readonly converge: readonly [number, number];
   readonly configWrites: number;
+  /** Config creates (and removes) before the measured writes, not measured: see writesAndReads. */
+  readonly warmupWrites: number;
   readonly serviceWrites: number;
   readonly readsRepeat: number;
   readonly failoverTrials: number;
   readonly rescheduleTrials: number;
 }
 
-export const FULL: Sizes = { startTrials: 10, converge: [50, 150], configWrites: 1000, serviceWrites: 200, readsRepeat: 20, failoverTrials: 5, rescheduleTrials: 3 };
-export const QUICK: Sizes = { startTrials: 3, converge: [10, 20], configWrites: 100, serviceWrites: 20, readsRepeat: 5, failoverTrials: 1, rescheduleTrials: 1 };
+export const FULL: Sizes = { startTrials: 10, converge: [50, 150], configWrites: 1000, warmupWrites: 500, serviceWrites: 200, readsRepeat: 20, failoverTrials: 5, rescheduleTrials: 3 };
+export const QUICK: Sizes = { startTrials: 3, converge: [10, 20], configWrites: 100, warmupWrites: 50, serviceWrites: 20, readsRepeat: 5, failoverTrials: 1, rescheduleTrials: 1 };
 
 let unique = 0;
 function uniqueName(prefix: string): string {
@@ -207,10 +209,22 @@ function writeRow(bench: 'config-writes' | 'service-writes', sys: SystemUnderTes
   return { bench, system: sys.name, ops, concurrency, seconds: round(r.seconds, 2), ops_per_s: round(ops / r.seconds, 1), p50_ms: f.p50_ms, p99_ms: f.p99_ms };
 }
 
-/** 4 and 5. Config and service writes at concurrency 1 and 16; reads with `serviceWrites` services. */
+/**
+ * 4 and 5. Config and service writes at concurrency 1 and 16; reads with `serviceWrites` services.
+ * Both systems first get the same `warmupWrites` config creates and removes, not measured: run
+ * with `--only` the writes would otherwise start seconds after the daemon, and measure a
+ * JavaScript daemon's compiler warming up (and the swarm's own start-up work) rather than its
+ * write path (in a full run the earlier workloads have warmed it already).
+ */
 export async function writesAndReads(sys: SystemUnderTest, host: BenchHost, sizes: Sizes): Promise<Row[]> {
   const api = sys.api(host);
   const rows: Row[] = [];
+  const warm = uniqueName('warm-');
+  const warmIds: string[] = [];
+  await timedWrites(sizes.warmupWrites, 16, async (i) => {
+    warmIds.push((await api.json<{ ID: string }>('POST', '/configs/create', { Name: `${warm}-${i}`, Data: Buffer.from(`value ${i}`).toString('base64') })).ID);
+  });
+  for (const id of warmIds) await api.json('DELETE', `/configs/${id}`);
   for (const c of [1, 16]) {
     const prefix = uniqueName(`cfg${c}-`);
     const r = await timedWrites(sizes.configWrites, c, async (i) => {
