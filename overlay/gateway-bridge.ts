@@ -19,7 +19,7 @@
 // no published port (Docker picks a free one on the node).
 import type { Logger } from 'pino';
 
-import { formatIpv4, parseIpv4, parseSubnet } from './addresses.js';
+import { formatIpv4, macFromIpv4, parseIpv4, parseSubnet } from './addresses.js';
 import { OverlayError } from './errors.js';
 import { GONE, run, runTolerating } from './exec.js';
 import { gatewayVethName } from './names.js';
@@ -133,7 +133,9 @@ export class GatewayBridge {
 
   private async build(): Promise<void> {
     const netns = this.opts.hostNetns;
-    await run(['ip', 'link', 'add', GATEWAY_BRIDGE, 'type', 'bridge'], { netns });
+    // A fixed MAC: a bridge otherwise takes its lowest port's, and a new endpoint would change the
+    // gateway's MAC under the other containers' ARP caches (their replies lost until re-ARP).
+    await run(['ip', 'link', 'add', GATEWAY_BRIDGE, 'address', macFromIpv4(this.gateway), 'type', 'bridge'], { netns });
     await run(['ip', '-batch', '-'], { netns, input: `addr add ${this.gateway}/${this.prefixLength} dev ${GATEWAY_BRIDGE}\nlink set ${GATEWAY_BRIDGE} up\n` });
     await run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { netns });
     await this.writeRules();

@@ -118,7 +118,10 @@ export class OverlayNetwork {
     await run(['ip', 'link', 'set', temp, 'netns', this.sandbox], { netns: host.hostNetns });
     await this.ipBatch(this.sandboxPath, [
       'link set lo up',
-      `link add ${BRIDGE_NAME} type bridge`,
+      // A fixed MAC (the gateway's, 02:42:<ip>): a bridge left to itself takes the lowest MAC of its
+      // ports, so a new endpoint could change the gateway's MAC under the containers' ARP caches
+      // (measured: DNS and VIP traffic of the other local tasks lost for ~30 s, until re-ARP).
+      `link add ${BRIDGE_NAME} address ${macFromIpv4(spec.gateway)} type bridge`,
       `link set ${temp} name ${VXLAN_NAME} mtu ${OVERLAY_MTU}`,
       `link set ${VXLAN_NAME} master ${BRIDGE_NAME}`,
       `addr add ${spec.gateway}/${this.subnet.prefixLength} dev ${BRIDGE_NAME}`,

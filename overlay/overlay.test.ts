@@ -168,6 +168,9 @@ describe('overlay data plane across two hosts', () => {
     expect(await run(['ss', '-uln'], { netns: aN1.sandboxPath })).not.toMatch(/:4789\b/);
     expect(await run(['ip', 'link', 'show', 'eth0'], { netns: ctr.cA1 })).toMatch(/mtu 1450/);
     expect(await run(['ip', 'route', 'show', 'default'], { netns: ctr.cA1 })).toMatch(/default via 10\.77\.1\.1 dev eth0/);
+    // The bridge keeps the gateway's own MAC whatever its ports' MACs (a bridge left alone takes the
+    // lowest port MAC, so an endpoint joining would change the gateway's MAC under the containers).
+    expect(await run(['ip', 'link', 'show', 'br0'], { netns: aN1.sandboxPath })).toContain('link/ether 02:42:0a:4d:01:01 ');
     // The second network of cA2 adds no second default route.
     expect((await run(['ip', 'route', 'show', 'default'], { netns: ctr.cA2 })).trim().split('\n')).toHaveLength(1);
   });

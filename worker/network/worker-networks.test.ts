@@ -216,6 +216,8 @@ describe('worker network manager', () => {
     // The default route goes to the gateway bridge; the overlay stays on-link for the other tasks.
     expect(await run(['ip', 'route', 'show', 'default'], { netns: hy!.networkNamespacePath })).toMatch(/via 172\.18\.0\.1 dev eth1/);
     expect(await lab.tcpRequests(paths.get(CLIENT.ID)!, '10.77.1.30', 8080, 1)).toEqual(['hy.1']);
+    // The gateway's MAC is fixed (02:42:<172.18.0.1>), not its lowest port's.
+    expect(await run(['ip', 'link', 'show', 'shoal_gwbridge'], { netns: hostA })).toContain('link/ether 02:42:ac:12:00:01 ');
 
     await netA.releaseTask(plain.ID);
     expect(await lab.tcpRequests(hostB, ADDR_A, 8081, 1, 1000)).toEqual(['ECONNREFUSED']);
