@@ -13,7 +13,7 @@
 // same host clock): *-to-running, and running-to-vip (manager: report → store → dispatcher →
 // network views → data plane on every node). With 2 or 3 backends, a new task gets 1/N of the
 // requests, so "first answer" lags its reachability by ~N polls (~10-15 ms).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,12 +40,33 @@ export interface ClusterVipSamples {
 const WAIT_MS = 60_000;
 const POLL_ITERATIONS = 120_000; // the poller's bound: ~10 minutes at its pace
 const SCALE_STEPS = 2; // 1 → 2 → 3 replicas per run
+const SLOW_MS = 5_000;
+
+/**
+ * What the client's namespace holds, for a slow sample's log line: NAT and filter rules with
+ * counters, neighbours, a name lookup from inside the container, conntrack entries to :8080.
+ * (This is how the bridge-MAC change that lost DNS for ~30 s was found.)
+ */
+function clientNetns(runcRoot: string, containerId: string): string {
+  const st = spawnSync('runc', ['--root', runcRoot, 'state', containerId], { encoding: 'utf8', timeout: 10_000 });
+  const pid = (JSON.parse(st.stdout || '{}') as { pid?: number }).pid;
+  if (pid === undefined) return `(no state: ${st.stderr.trim()})`;
+  const inNs = (argv: string[]): string => (spawnSync('nsenter', [`--net=/proc/${pid}/ns/net`, ...argv], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '').trim();
+  const lookup = (spawnSync('runc', ['--root', runcRoot, 'exec', containerId, 'sh', '-c', 'nslookup web 2>&1 | tail -3'], { encoding: 'utf8', timeout: 20_000 }).stdout ?? '').trim();
+  return [
+    inNs(['iptables', '-t', 'nat', '-L', '-v', '-n', '-x']),
+    inNs(['iptables', '-t', 'filter', '-L', '-v', '-n', '-x']),
+    inNs(['ip', 'neigh', 'show']),
+    `nslookup: ${lookup}`,
+    `conntrack: ${inNs(['conntrack', '-L']).split('\n').filter((l) => l.includes('dport=8080')).slice(0, 20).join('\n')}`,
+  ].join('\n');
+}
 
 /** Every ~5 ms: one request to web:8080 through DNS and the VIP; prints the answer's last line. */
 const POLLER = String.raw`i=0
 while [ $i -lt ${POLL_ITERATIONS} ]; do
   r=$(printf 'GET /hostname HTTP/1.0\r\n\r\n' | nc -w 1 web 8080 2>/dev/null | tail -1)
-  [ -n "$r" ] && echo "$r"
+  if [ -n "$r" ]; then echo "$r"; else echo miss; fi
   usleep 5000
   i=$((i+1))
 done`;
@@ -58,10 +79,15 @@ interface Hit {
 class Poller {
   private readonly waiters: { pred: (h: Hit) => boolean; resolve: (h: Hit) => void }[] = [];
   readonly seen = new Set<string>();
+  /** Answers per task since the last nextNew (for a slow sample's log). */
+  readonly recent = new Map<string, number>();
+  /** When polls got no answer since the last nextNew. */
+  readonly misses: number[] = [];
 
   constructor(readonly child: ChildProcess) {
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       const hit = { atMs: Date.now(), taskId: line.trim() };
+      if (hit.taskId === 'miss') this.misses.push(hit.atMs);
       if (!/^[a-z0-9]{10,}$/.test(hit.taskId)) return;
       for (const w of [...this.waiters]) {
         if (w.pred(hit)) {
@@ -70,11 +96,14 @@ class Poller {
         }
       }
       this.seen.add(hit.taskId);
+      this.recent.set(hit.taskId, (this.recent.get(hit.taskId) ?? 0) + 1);
     });
   }
 
   /** The first answer from a task never seen before (bounded). */
   nextNew(what: string): Promise<Hit> {
+    this.recent.clear();
+    this.misses.length = 0;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no VIP answer from a new task within ${WAIT_MS} ms (${what})`)), WAIT_MS);
       this.waiters.push({
@@ -105,6 +134,7 @@ export async function clusterToVip(runs: number, log: (line: string) => void): P
   const labName = `bov${process.pid}`;
   let sys: ShoalSystem | undefined;
   let poller: ChildProcess | undefined;
+  let slowSamples = 0;
   const out: ClusterVipSamples = { nodes: 3, createToVipMs: [], createToRunningMs: [], scaleToVipMs: [], scaleToRunningMs: [], runningToVipMs: [] };
   try {
     ensureCliBuilt(); // bin/shoal runs dist/: compiled from the sources when older
@@ -113,7 +143,7 @@ export async function clusterToVip(runs: number, log: (line: string) => void): P
     const state = readState(labDir(labRoot, labName))!;
     const api = sys.api(sys.hosts[0]!);
     const image = sys.image;
-    await api.json('POST', '/networks/create', { Name: 'benchvip', Driver: 'overlay', CheckDuplicate: true });
+    const { Id: networkId } = await api.json<{ Id: string }>('POST', '/networks/create', { Name: 'benchvip', Driver: 'overlay', CheckDuplicate: true });
     // Every node pulls the image once, so that no sample includes a pull.
     await api.json('POST', '/services/create', { Name: 'warm', TaskTemplate: { ContainerSpec: { Image: image, Command: ['true'] }, RestartPolicy: { Condition: 'none' } }, Mode: { Global: {} } });
     await waitUntil('the image on every node', WAIT_MS, 200, async () => {
@@ -134,8 +164,20 @@ export async function clusterToVip(runs: number, log: (line: string) => void): P
     const hostname = nodes.find((n) => n.ID === client!.NodeID)?.Description?.Hostname;
     const host = state.hosts.find((h) => h.name === hostname);
     if (host === undefined) throw new Error(`the client's node ${hostname ?? client!.NodeID} is not a lab host`);
-    poller = spawn('runc', ['--root', runcRootOf(host.dataRoot), 'exec', client!.ID, 'sh', '-c', POLLER], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const runcRoot = runcRootOf(host.dataRoot);
+    poller = spawn('runc', ['--root', runcRoot, 'exec', client!.ID, 'sh', '-c', POLLER], { stdio: ['ignore', 'pipe', 'ignore'] });
     const hits = new Poller(poller);
+    // A sample slower than SLOW_MS logs what the client's namespace holds then (VIP rules, neighbours).
+    const slow = <T>(p: Promise<T>, what: string): Promise<T> => {
+      const startedAt = Date.now();
+      const timer = setTimeout(() => {
+        slowSamples++;
+        const sandboxes = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.includes(`-n${networkId.slice(0, 12)}`));
+        const peers = sandboxes.map((n) => `${n}: ${spawnSync('ip', ['-n', n, 'neigh', 'show', 'dev', 'vxlan0'], { encoding: 'utf8' }).stdout.trim().split('\n').length} neighbours; ${spawnSync('ip', ['-n', n, '-o', 'link', 'show', 'master', 'br0'], { encoding: 'utf8' }).stdout.trim().split('\n').length} bridge ports`);
+        log(`cluster: ${what} slower than ${SLOW_MS} ms; answers since: ${JSON.stringify([...hits.recent])}; misses at +ms: ${JSON.stringify(hits.misses.map((m) => m - startedAt))}; client namespace:\n${clientNetns(runcRoot, client!.ID)}\n${peers.join('\n')}`);
+      }, SLOW_MS);
+      return p.finally(() => clearTimeout(timer));
+    };
 
     for (let run = 0; run < runs; run++) {
       const created = hits.nextNew(`create, run ${run + 1}`);
@@ -145,7 +187,7 @@ export async function clusterToVip(runs: number, log: (line: string) => void): P
         TaskTemplate: { ContainerSpec: { Image: image, Command: ['httpd', '-f', '-p', '8080', '-h', '/etc'] }, Networks: [{ Target: 'benchvip' }] },
         Mode: { Replicated: { Replicas: 1 } },
       });
-      const first = await created;
+      const first = await slow(created, `create, run ${run + 1}`);
       const running = await runningAt(api, first.taskId);
       out.createToVipMs.push(first.atMs - t0);
       out.createToRunningMs.push(running - t0);
@@ -155,7 +197,7 @@ export async function clusterToVip(runs: number, log: (line: string) => void): P
         const scaled = hits.nextNew(`scale to ${step + 2}, run ${run + 1}`);
         const t1 = Date.now();
         await api.json('POST', `/services/${svc.ID}/update?version=${cur.Version.Index}`, { ...cur.Spec, Mode: { Replicated: { Replicas: step + 2 } } });
-        const hit = await scaled;
+        const hit = await slow(scaled, `scale to ${step + 2}, run ${run + 1}`);
         const at = await runningAt(api, hit.taskId);
         out.scaleToVipMs.push(hit.atMs - t1);
         out.scaleToRunningMs.push(at - t1);
@@ -170,6 +212,12 @@ export async function clusterToVip(runs: number, log: (line: string) => void): P
       log(`cluster: run ${run + 1}/${runs}: create→vip ${out.createToVipMs.at(-1)} ms, scale→vip ${out.scaleToVipMs.slice(-SCALE_STEPS).join(', ')} ms`);
     }
   } finally {
+    if (slowSamples > 0 && process.env['SHOAL_BENCH_KEEP_LOGS'] !== undefined) {
+      // The daemons' logs of a run with slow samples, for a look at what the data plane did.
+      const keep = process.env['SHOAL_BENCH_KEEP_LOGS'];
+      for (const h of readState(labDir(labRoot, labName))?.hosts ?? []) spawnSync('cp', [h.logFile, join(keep, `${h.name}.log`)]);
+      log(`cluster: daemon logs kept in ${keep}`);
+    }
     poller?.kill('SIGKILL');
     await sys?.down();
     await rm(labRoot, { recursive: true, force: true });
