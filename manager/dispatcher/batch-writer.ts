@@ -4,9 +4,10 @@
 // `maxBatchIntervalMs`, or at once when a batch is full. What arrives while a commit is in flight
 // forms the next batch (group commit), written as soon as that commit ends. Under load (a full
 // batch waiting, or the window ended while commits are in flight) up to `maxInflightCommits`
-// batches are in flight at once, so Raft round trips overlap instead of queueing; an item whose
-// node or task is in a commit in flight waits for it (batches in flight never touch one object
-// twice, so they cannot conflict with each other). Callers await their item's commit.
+// batches are in flight at once, so Raft round trips overlap instead of queueing; a change of a
+// node or task that is in a commit in flight waits (in a queue of its own) for that commit to end
+// (batches in flight never touch one object twice, so they cannot conflict with each other).
+// Callers await their item's commit.
 import type { Logger } from 'pino';
 
 import { SequenceConflictError, TransactionTooLargeError } from '../store/errors.js';
@@ -69,9 +70,12 @@ function sameStatus(a: TaskStatus, b: TaskStatus): boolean {
 export class BatchWriter {
   private readonly nodes = new Map<string, PendingNode>();
   private readonly tasks = new Map<string, PendingTask>();
+  /** Changes of nodes and tasks that are in a commit in flight: queued for the batch after it. */
+  private readonly waitingNodes = new Map<string, PendingNode>();
+  private readonly waitingTasks = new Map<string, PendingTask>();
   private timer: NodeJS.Timeout | null = null;
   private inflight = 0;
-  /** Nodes ('n' + ID) and tasks ('t' + ID) in a commit in flight: not taken into another batch until it ends. */
+  /** Nodes ('n' + ID) and tasks ('t' + ID) in a commit in flight. */
   private readonly busy = new Set<string>();
   private closed = false;
   /** Transactions committed and items written, for tests and benchmarks. */
@@ -80,14 +84,20 @@ export class BatchWriter {
   constructor(private readonly opts: BatchWriterOptions) {}
 
   get pending(): number {
+    return this.nodes.size + this.tasks.size + this.waitingNodes.size + this.waitingTasks.size;
+  }
+
+  /** Queued items that may go into the next batch (not waiting for a commit in flight). */
+  private get ready(): number {
     return this.nodes.size + this.tasks.size;
   }
 
   enqueueNode(nodeId: string, change: NodeChange): Promise<void> {
     this.assertOpen();
     return new Promise((resolve, reject) => {
-      const p = this.nodes.get(nodeId);
-      if (p === undefined) this.nodes.set(nodeId, { change, resolve: [resolve], reject: [reject] });
+      const queue = this.busy.has(`n${nodeId}`) ? this.waitingNodes : this.nodes;
+      const p = queue.get(nodeId);
+      if (p === undefined) queue.set(nodeId, { change, resolve: [resolve], reject: [reject] });
       else {
         // The latest change wins: a node that re-registered before its "down" was written stays ready.
         p.change = change;
@@ -102,8 +112,9 @@ export class BatchWriter {
   enqueueTaskStatus(nodeId: string, taskId: string, status: TaskStatus): Promise<string | null> {
     this.assertOpen();
     return new Promise((resolve, reject) => {
-      const p = this.tasks.get(taskId);
-      if (p === undefined) this.tasks.set(taskId, { nodeId, status, resolve: [resolve], reject: [reject] });
+      const queue = this.busy.has(`t${taskId}`) ? this.waitingTasks : this.tasks;
+      const p = queue.get(taskId);
+      if (p === undefined) queue.set(taskId, { nodeId, status, resolve: [resolve], reject: [reject] });
       else {
         // Two reports of one task in one batch: keep the furthest along (equal: the later one).
         if (taskStateRank(status.State) >= taskStateRank(p.status.State)) p.status = status;
@@ -121,9 +132,11 @@ export class BatchWriter {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const err = new DispatcherError('ERR_DISPATCHER_STOPPED', reason);
-    for (const p of [...this.nodes.values(), ...this.tasks.values()]) for (const r of p.reject) r(err);
+    for (const p of [...this.nodes.values(), ...this.tasks.values(), ...this.waitingNodes.values(), ...this.waitingTasks.values()]) for (const r of p.reject) r(err);
     this.nodes.clear();
     this.tasks.clear();
+    this.waitingNodes.clear();
+    this.waitingTasks.clear();
   }
 
   private assertOpen(): void {
@@ -140,7 +153,7 @@ export class BatchWriter {
   private schedule(): void {
     if (this.closed) return;
     // A commit in flight flushes what is queued when it ends; a full batch may go beside it.
-    if (this.pending >= this.opts.maxBatchItems && this.inflight < this.maxInflight) {
+    if (this.ready >= this.opts.maxBatchItems && this.inflight < this.maxInflight) {
       this.flush();
       return;
     }
@@ -148,22 +161,39 @@ export class BatchWriter {
     this.timer ??= setTimeout(() => this.flush(), this.opts.maxBatchIntervalMs);
   }
 
-  /** Up to maxBatchItems queued items whose node or task is not in a commit in flight. */
+  /** Up to maxBatchItems of the ready items (none of them is in a commit in flight). */
   private take(): Item[] {
     const out: Item[] = [];
     for (const [id, p] of this.nodes) {
       if (out.length >= this.opts.maxBatchItems) break;
-      if (this.busy.has(`n${id}`)) continue;
       out.push({ type: 'node', id, p });
       this.nodes.delete(id);
     }
     for (const [id, p] of this.tasks) {
       if (out.length >= this.opts.maxBatchItems) break;
-      if (this.busy.has(`t${id}`)) continue;
       out.push({ type: 'task', id, p });
       this.tasks.delete(id);
     }
     return out;
+  }
+
+  /** A commit ended: its nodes and tasks are free again, and what waited for them is ready. */
+  private release(batch: readonly Item[]): void {
+    for (const item of batch) {
+      if (item.type === 'node') {
+        this.busy.delete(`n${item.id}`);
+        const w = this.waitingNodes.get(item.id);
+        if (w === undefined) continue;
+        this.waitingNodes.delete(item.id);
+        this.nodes.set(item.id, w);
+      } else {
+        this.busy.delete(`t${item.id}`);
+        const w = this.waitingTasks.get(item.id);
+        if (w === undefined) continue;
+        this.waitingTasks.delete(item.id);
+        this.tasks.set(item.id, w);
+      }
+    }
   }
 
   /** Starts commits of what is queued, while fewer than maxInflightCommits are in flight. */
@@ -171,22 +201,20 @@ export class BatchWriter {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     // Bounded: each round starts a commit of at least one item or stops.
-    while (!this.closed && this.pending > 0 && this.inflight < this.maxInflight) {
+    while (!this.closed && this.ready > 0 && this.inflight < this.maxInflight) {
       const batch = this.take();
-      if (batch.length === 0) break; // everything queued waits for a commit in flight
-      const keys = batch.map((item) => (item.type === 'node' ? `n${item.id}` : `t${item.id}`));
-      for (const k of keys) this.busy.add(k);
+      for (const item of batch) this.busy.add(item.type === 'node' ? `n${item.id}` : `t${item.id}`);
       this.inflight++;
       void this.commit(batch, 0)
         .catch((err: unknown) => this.opts.logger.error({ err }, 'dispatcher: a status batch failed unexpectedly'))
         .finally(() => {
-          for (const k of keys) this.busy.delete(k);
+          this.release(batch);
           this.inflight--;
           // What arrived meanwhile forms the next batch, at once (group commit).
-          if (this.pending > 0) this.flush();
+          if (this.ready > 0) this.flush();
         });
       // One commit at a time unless a full batch is waiting (load): then they overlap.
-      if (this.pending < this.opts.maxBatchItems) break;
+      if (this.ready < this.opts.maxBatchItems) break;
     }
   }
 
