@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withShoaldLaunchEnv } from '../daemon/launch-env.js';
 import { CliError } from '../errors.js';
 import { readProcStat } from '../proc.js';
 import type { LabHost, LabState, ProcessRef } from './state.js';
@@ -38,7 +39,8 @@ export function startDaemon(state: LabState, host: LabHost): ProcessRef {
   mkdirSync(dirname(host.socket), { recursive: true });
   const [node, ...rest] = nodeCommand('shoald') as [string, ...string[]];
   const logFd = openSync(host.logFile, 'a');
-  const env = { ...process.env };
+  // The environment bin/shoald's first line would set (malloc arenas), since node is started directly.
+  const env = withShoaldLaunchEnv(process.env);
   delete env['DOCKER_HOST'];
   delete env['SHOAL_HOST'];
   const child = spawn('nsenter', [`--net=/run/netns/${host.netns}`, '--', node, ...rest, ...daemonArgs(state, host)], {
