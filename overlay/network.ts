@@ -215,10 +215,15 @@ export class OverlayNetwork {
     return this.serialize(async () => {
       this.assertLive();
       for (const s of services) this.checkService(s);
-      this.services = services.map((s) => ({ ...s, backends: [...s.backends], ...(s.aliases ? { aliases: [...s.aliases] } : {}) }));
+      const next = services.map((s) => ({ ...s, backends: [...s.backends], ...(s.aliases ? { aliases: [...s.aliases] } : {}) }));
       const containers = new Map<string, string>();
       for (const ep of this.endpoints.values()) containers.set(ep.containerKey, ep.containerNetns);
-      await Promise.all([...containers.values()].map((path) => this.programRules(path)));
+      // Rules first, names after: a container that resolves a new service's name already has its
+      // VIP rules (else its first connection goes to the bare VIP, on-link, and hangs on ARP).
+      const written = await Promise.allSettled([...containers.values()].map((path) => this.programRules(path, next)));
+      this.services = next;
+      const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
     });
   }
 
@@ -269,8 +274,7 @@ export class OverlayNetwork {
   }
 
   /** Writes this network's VIP chains into a container netns (one iptables-restore transaction). */
-  private async programRules(containerNetns: string): Promise<void> {
-    const services = this.services;
+  private async programRules(containerNetns: string, services: readonly ServiceSpec[] = this.services): Promise<void> {
     const servicesKey = JSON.stringify(services);
     const known = this.written.get(containerNetns);
     if (known?.servicesKey === servicesKey) return;
