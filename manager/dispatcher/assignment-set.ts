@@ -88,8 +88,12 @@ export class AssignmentSet {
           removes.push({ kind: 'task', object: before });
           depsTouched = true;
         }
-      } else if (ev.kind === 'secret' || ev.kind === 'config') {
-        depsTouched = true;
+      } else if (ev.kind === 'secret') {
+        // Tasks name secrets and configs by ID and the control API refuses unknown ones: only a
+        // change to one this node's tasks already use matters (a new one is not used yet).
+        if (this.secrets.has(ev.object.ID)) depsTouched = true;
+      } else if (ev.kind === 'config') {
+        if (this.configs.has(ev.object.ID)) depsTouched = true;
       }
     }
     if (depsTouched) {
