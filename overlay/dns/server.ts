@@ -2,6 +2,7 @@
 // all answered here from the data plane's records, other names forwarded to the host's resolvers.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { statSync } from 'node:fs';
 import readline from 'node:readline';
 import pino, { type Logger } from 'pino';
 import { OverlayError } from '../errors.js';
@@ -34,6 +35,8 @@ interface Stub {
   readonly networkId: string;
   readonly netnsPath: string;
   readonly address: string;
+  /** The sandbox the stub was started in (device:inode of its nsfs file); null when unreadable. */
+  readonly namespaceId: string | null;
   child: ChildProcessWithoutNullStreams;
   restarts: number;
   stopping: boolean;
@@ -56,7 +59,7 @@ export class ContainerDns {
   /** Starts the resolver of one network inside its sandbox, listening on `address`:53; resolves once it is bound. */
   async start(networkId: string, netnsPath: string, address: string): Promise<void> {
     if (this.stubs.has(networkId)) return;
-    const stub: Stub = { networkId, netnsPath, address, child: undefined as unknown as ChildProcessWithoutNullStreams, restarts: 0, stopping: false };
+    const stub: Stub = { networkId, netnsPath, address, namespaceId: namespaceIdOf(netnsPath), child: undefined as unknown as ChildProcessWithoutNullStreams, restarts: 0, stopping: false };
     this.stubs.set(networkId, stub);
     try {
       // The resolver of a daemon that just died may still hold the port for a moment (its stub
@@ -189,6 +192,12 @@ export class ContainerDns {
           return;
         }
         if (stub.stopping || this.stubs.get(stub.networkId) !== stub) return;
+        if (namespaceIdOf(stub.netnsPath) !== stub.namespaceId) {
+          // The sandbox was deleted or rebuilt (e.g. by a newer daemon after this one was given up
+          // for dead): its resolver is no longer ours to restart.
+          this.log.warn({ networkId: stub.networkId, code, signal }, 'DNS resolver exited and its sandbox is gone or was rebuilt; not restarting');
+          return;
+        }
         this.log.warn({ networkId: stub.networkId, code, signal, stderr: stderr.trim() }, 'DNS resolver exited; restarting');
         if (stub.restarts >= MAX_STUB_RESTARTS) {
           this.log.error({ networkId: stub.networkId }, `DNS resolver restarted ${MAX_STUB_RESTARTS} times; giving up`);
@@ -197,10 +206,24 @@ export class ContainerDns {
         stub.restarts++;
         setTimeout(() => {
           if (stub.stopping || this.stubs.get(stub.networkId) !== stub) return;
+          if (namespaceIdOf(stub.netnsPath) !== stub.namespaceId) {
+            this.log.warn({ networkId: stub.networkId }, 'DNS resolver not restarted: its sandbox is gone or was rebuilt');
+            return;
+          }
           this.spawnStub(stub).catch((e: unknown) => this.log.error({ err: e, networkId: stub.networkId }, 'DNS resolver restart failed'));
         }, STUB_RESTART_DELAY_MS).unref();
       });
     });
+  }
+}
+
+/** Identity of the namespace a netns path names now (device:inode), null when it is gone. */
+function namespaceIdOf(path: string): string | null {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
   }
 }
 
