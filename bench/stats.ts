@@ -26,3 +26,25 @@ export function round(x: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
+
+/**
+ * Runs `one(0..count-1)` with `concurrency` callers in flight, each taking the next index:
+ * the latency of every call (ms) and the wall-clock seconds of the whole batch.
+ */
+export async function timedConcurrent(count: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ ms: number[]; seconds: number }> {
+  const ms: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        const s = performance.now();
+        await one(i);
+        ms.push(performance.now() - s);
+      }
+    }),
+  );
+  return { ms, seconds: (performance.now() - t0) / 1000 };
+}

@@ -73,3 +73,16 @@ export async function runTolerating(argv: readonly string[], tolerated: RegExp, 
 
 /** stderr of ip/bridge/iptables/nsenter when the object (or namespace) to remove is already gone. */
 export const GONE = /Cannot find device|does not exist|No such file or directory|No such process|Cannot open network namespace|doesn't exist|not found|No chain\/target\/match by that name|Bad rule/i;
+
+/**
+ * Makes sure an iptables jump rule is present: `iptables -t TABLE -C CHAIN RULE…`, and when it is
+ * missing, inserts it first in the chain. `jump` is `['-t', table, chain, ...rule]`.
+ */
+export async function ensureIptablesJump(netns: string | undefined, jump: readonly string[]): Promise<void> {
+  const [t, table, chain, ...rule] = jump;
+  const present = await run(['iptables', t!, table!, '-C', chain!, ...rule], { netns }).then(
+    () => true,
+    () => false,
+  );
+  if (!present) await run(['iptables', t!, table!, '-I', chain!, '1', ...rule], { netns });
+}

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 
 import { formatIpv4, macFromIpv4, parseIpv4, parseSubnet } from './addresses.js';
 import { OverlayError } from './errors.js';
-import { GONE, run, runTolerating } from './exec.js';
+import { ensureIptablesJump, GONE, run, runTolerating } from './exec.js';
 import { gatewayVethName } from './names.js';
 
 export const GATEWAY_BRIDGE = 'shoal_gwbridge';
@@ -58,15 +58,6 @@ const HOST_JUMPS: readonly (readonly string[])[] = [
   ['-t', 'filter', 'FORWARD', '-j', FWD_CHAIN],
 ];
 
-/** `iptables -C` then `-I … 1` when missing. */
-async function ensureJump(netns: string | undefined, jump: readonly string[]): Promise<void> {
-  const [t, table, chain, ...rule] = jump;
-  const present = await run(['iptables', t!, table!, '-C', chain!, ...rule], { netns }).then(
-    () => true,
-    () => false,
-  );
-  if (!present) await run(['iptables', t!, table!, '-I', chain!, '1', ...rule], { netns });
-}
 
 interface Attached {
   readonly id: string;
@@ -139,7 +130,7 @@ export class GatewayBridge {
     await run(['ip', '-batch', '-'], { netns, input: `addr add ${this.gateway}/${this.prefixLength} dev ${GATEWAY_BRIDGE}\nlink set ${GATEWAY_BRIDGE} up\n` });
     await run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { netns });
     await this.writeRules();
-    for (const jump of HOST_JUMPS) await ensureJump(netns, jump);
+    for (const jump of HOST_JUMPS) await ensureIptablesJump(netns, jump);
     this.opts.logger.info({ bridge: GATEWAY_BRIDGE, gateway: this.gateway, prefixLength: this.prefixLength }, 'gateway bridge created (host-mode published ports)');
   }
 

@@ -14,7 +14,7 @@
 // Not handled: connections to 127.0.0.1:PORT from the host itself (Docker uses docker-proxy there).
 import type { Logger } from 'pino';
 
-import { GONE, run, runTolerating } from './exec.js';
+import { ensureIptablesJump, GONE, run, runTolerating } from './exec.js';
 import { ingressSandboxName, netnsPath } from './names.js';
 import type { OverlayNetwork } from './network.js';
 import { destroySandbox } from './network.js';
@@ -54,14 +54,6 @@ const HOST_JUMPS: readonly (readonly string[])[] = [
   ['-t', 'filter', 'FORWARD', '-j', HOST_FILTER_CHAIN],
 ];
 
-async function ensureJump(netns: string | undefined, jump: readonly string[]): Promise<void> {
-  const [t, table, chain, ...rule] = jump;
-  const present = await run(['iptables', t!, table!, '-C', chain!, ...rule], { netns }).then(
-    () => true,
-    () => false,
-  );
-  if (!present) await run(['iptables', t!, table!, '-I', chain!, '1', ...rule], { netns });
-}
 
 /** Rule lines spreading new connections evenly: rule i of k matches with probability 1/(k−i). */
 function spread(prefix: string, targets: readonly string[]): string[] {
@@ -119,10 +111,10 @@ export class IngressSandbox {
       netns: this.path,
       input: ['*nat', `:${SBOX_NAT_CHAIN} - [0:0]`, `:${SBOX_POST_CHAIN} - [0:0]`, `-A ${SBOX_POST_CHAIN} -o eth0 -m conntrack --ctstate DNAT -j MASQUERADE`, 'COMMIT', ''].join('\n'),
     });
-    await ensureJump(this.path, ['-t', 'nat', 'PREROUTING', '-j', SBOX_NAT_CHAIN]);
-    await ensureJump(this.path, ['-t', 'nat', 'POSTROUTING', '-j', SBOX_POST_CHAIN]);
+    await ensureIptablesJump(this.path, ['-t', 'nat', 'PREROUTING', '-j', SBOX_NAT_CHAIN]);
+    await ensureIptablesJump(this.path, ['-t', 'nat', 'POSTROUTING', '-j', SBOX_POST_CHAIN]);
     await this.setPorts([]);
-    for (const jump of HOST_JUMPS) await ensureJump(host, jump);
+    for (const jump of HOST_JUMPS) await ensureIptablesJump(host, jump);
     this.opts.logger.info({ sandbox: this.name, address: this.opts.address }, 'ingress sandbox created');
   }
 

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { EngineApi } from '../vs-swarm/api.js';
-import { median, percentile, round, sortedAsc } from '../stats.js';
+import { median, percentile, round, sortedAsc, timedConcurrent } from '../stats.js';
 
 interface Target {
   readonly name: string;
@@ -67,23 +67,6 @@ function parseArgs(argv: readonly string[]): Args {
   return a;
 }
 
-async function timed(count: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ ms: number[]; seconds: number }> {
-  const ms: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= count) return;
-        const s = performance.now();
-        await one(i);
-        ms.push(performance.now() - s);
-      }
-    }),
-  );
-  return { ms, seconds: (performance.now() - t0) / 1000 };
-}
 
 interface One {
   readonly ops_per_s: number;
@@ -102,7 +85,7 @@ function cpuMs(pid: number | undefined): number | null {
 
 async function measured(pid: number | undefined, count: number, concurrency: number, one: (i: number) => Promise<void>): Promise<One> {
   const c0 = cpuMs(pid);
-  const r = await timed(count, concurrency, one);
+  const r = await timedConcurrent(count, concurrency, one);
   const c1 = cpuMs(pid);
   const s = sortedAsc(r.ms);
   return { ops_per_s: count / r.seconds, p50_ms: percentile(s, 50), p99_ms: percentile(s, 99), cpu_ms_per_op: c0 === null || c1 === null ? null : (c1 - c0) / count };

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { round } from '../stats.js';
+import { round, timedConcurrent } from '../stats.js';
 import { ApiError, filters, type EngineApi, type NodeView, type TaskView } from './api.js';
 import { daemonPssKb, processFootprints, sumFootprints } from './memory.js';
 import { latencyFigures, type Row } from './report.js';
@@ -186,23 +186,6 @@ export async function convergeAndMemory(sys: SystemUnderTest, host: BenchHost, s
   return rows;
 }
 
-async function timedWrites(count: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ ms: number[]; seconds: number }> {
-  const ms: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= count) return;
-        const s = performance.now();
-        await one(i);
-        ms.push(performance.now() - s);
-      }
-    }),
-  );
-  return { ms, seconds: (performance.now() - t0) / 1000 };
-}
 
 function writeRow(bench: 'config-writes' | 'service-writes', sys: SystemUnderTest, ops: number, concurrency: number, r: { ms: number[]; seconds: number }): Row {
   const f = latencyFigures(r.ms);
@@ -221,13 +204,13 @@ export async function writesAndReads(sys: SystemUnderTest, host: BenchHost, size
   const rows: Row[] = [];
   const warm = uniqueName('warm-');
   const warmIds: string[] = [];
-  await timedWrites(sizes.warmupWrites, 16, async (i) => {
+  await timedConcurrent(sizes.warmupWrites, 16, async (i) => {
     warmIds.push((await api.json<{ ID: string }>('POST', '/configs/create', { Name: `${warm}-${i}`, Data: Buffer.from(`value ${i}`).toString('base64') })).ID);
   });
   for (const id of warmIds) await api.json('DELETE', `/configs/${id}`);
   for (const c of [1, 16]) {
     const prefix = uniqueName(`cfg${c}-`);
-    const r = await timedWrites(sizes.configWrites, c, async (i) => {
+    const r = await timedConcurrent(sizes.configWrites, c, async (i) => {
       await api.json('POST', '/configs/create', { Name: `${prefix}-${i}`, Data: Buffer.from(`value ${i}`).toString('base64') });
     });
     rows.push(writeRow('config-writes', sys, sizes.configWrites, c, r));
@@ -236,7 +219,7 @@ export async function writesAndReads(sys: SystemUnderTest, host: BenchHost, size
   for (const c of [1, 16]) {
     const prefix = uniqueName(`sw${c}-`);
     const ids: string[] = [];
-    const r = await timedWrites(sizes.serviceWrites, c, async (i) => {
+    const r = await timedConcurrent(sizes.serviceWrites, c, async (i) => {
       ids.push(await createService(api, serviceSpec(`${prefix}-${i}`, sys.image, 0)));
     });
     serviceIds.push(ids);
