@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabState } from '../cli/lab/state.js';
 import { runcRootOf } from '../cli/daemon/worker/node-agent.js';
 import { ensureCliBuilt } from './build-cli.js';
+import { ok, pollUntil } from './support.js';
 
 const REPO = join(import.meta.dirname, '..');
 const SHOAL = [process.execPath, join(REPO, 'bin', 'shoal')];
@@ -44,26 +45,10 @@ function docker(args: readonly string[]): SpawnSyncReturns<string> {
   return spawnSync('docker', ['-H', `unix://${manager.socket}`, ...args], { encoding: 'utf8', env: { ...process.env, DOCKER_CONFIG: dockerConfig }, timeout: 30_000 });
 }
 
-function ok(r: SpawnSyncReturns<string>): string {
-  if (r.status !== 0) throw new Error(`exit ${r.status}: ${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
 
-/** Polls `probe` until it returns a value (bounded in count and time); the last failure is in the error. */
-async function waitFor<T>(what: string, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + WAIT_LIMIT_MS;
-  let last = '';
-  for (let i = 0; i < WAIT_LIMIT_MS / POLL_MS; i++) {
-    try {
-      const v = probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-  throw new Error(`timed out after ${WAIT_LIMIT_MS} ms waiting for ${what}${last === '' ? '' : ` (last: ${last})`}`);
+/** Polls `probe` until it returns a value (bounded); see pollUntil. */
+function waitFor<T>(what: string, probe: () => T | undefined): Promise<T> {
+  return pollUntil(what, probe, WAIT_LIMIT_MS, POLL_MS);
 }
 
 interface RunningTask {
