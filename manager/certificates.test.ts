@@ -289,9 +289,14 @@ describe('role changes and a root CA rotation across two managers and a worker',
     const dirs = [path.join(dir, 'm1', CERTIFICATES_DIR), path.join(dir, 'm2', CERTIFICATES_DIR), path.join(w.dir, 'certificates')];
     await waitFor('every node to trust only the new root', () => [a.identity, b.identity, w.certs.identity].every((i) => parseCertificates(i.trustBundlePem).length === 1), 10_000);
     for (const d of dirs) {
-      expect(openssl(['verify', '-CAfile', path.join(dir, 'new-root.pem'), path.join(d, CERT_FILE)])).toMatch(/OK/);
-      const saved = await loadIdentity(d);
+      // The files follow the identity in memory (installs are written one after another): wait, bounded.
+      let saved = await loadIdentity(d);
+      for (let i = 0; i < 50 && parseCertificates(saved.trustBundlePem).length !== 1; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        saved = await loadIdentity(d);
+      }
       expect(parseCertificates(saved.trustBundlePem).map((c) => c.fingerprint256)).toEqual([newRoot.fingerprint256]);
+      expect(openssl(['verify', '-CAfile', path.join(dir, 'new-root.pem'), path.join(d, CERT_FILE)])).toMatch(/OK/);
     }
     // And they keep working: the worker opens a new session under the new root only.
     const after = w.agent.sessionsEstablished;

@@ -3,9 +3,11 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { statSync } from 'node:fs';
+import { basename } from 'node:path';
 import readline from 'node:readline';
 import pino, { type Logger } from 'pino';
 import { OverlayError } from '../errors.js';
+import { GONE, runTolerating } from '../exec.js';
 import { buildResponse, DnsParseError, parseQuery, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_NOERROR, RCODE_SERVFAIL, type DnsQuery } from './message.js';
 import { lookupName, rotate, type NetworkRecords } from './records.js';
 import { STUB_SOURCE } from './stub-source.js';
@@ -18,6 +20,7 @@ export const MAX_STUB_RESTARTS = 5;
 const STUB_RESTART_DELAY_MS = 500;
 const BIND_ATTEMPTS = 30;
 const BIND_RETRY_MS = 200;
+const STALE_HOLDER_ATTEMPT = 5;
 
 /** Gives, for a query that arrived on `networkId` from `sourceIp`, the networks visible to the asker (arrival network first). */
 export type ViewResolver = (networkId: string, sourceIp: string) => readonly NetworkRecords[];
@@ -70,12 +73,29 @@ export class ContainerDns {
           break;
         } catch (e) {
           if (!(e instanceof OverlayError) || !e.message.includes('EADDRINUSE') || attempt >= BIND_ATTEMPTS) throw e;
+          // Still held after a while: the sandbox is ours, so whatever holds its resolver port is a
+          // stale resolver (of a daemon given up for dead, or one that outlived its pipes): end it.
+          if (attempt === STALE_HOLDER_ATTEMPT) await this.killOtherProcesses(stub);
           await new Promise((r) => setTimeout(r, BIND_RETRY_MS));
         }
       }
     } catch (e) {
       this.stubs.delete(networkId);
       throw e;
+    }
+  }
+
+  /** SIGKILLs every process in the stub's sandbox but this resolver's own (none of ours runs there otherwise). */
+  private async killOtherProcesses(stub: Stub): Promise<void> {
+    const listed = (await runTolerating(['ip', 'netns', 'pids', basename(stub.netnsPath)], GONE)) ?? '';
+    for (const pid of listed.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number)) {
+      if (pid === stub.child?.pid) continue;
+      this.log.warn({ networkId: stub.networkId, pid }, 'ending a stale process that holds the DNS resolver port');
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
   }
 
