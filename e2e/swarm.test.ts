@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabState } from '../cli/lab/state.js';
 import { ensureCliBuilt } from './build-cli.js';
+import { pollUntil } from './support.js';
 
 const REPO = join(import.meta.dirname, '..');
 const SHOAL = [process.execPath, join(REPO, 'bin', 'shoal')];
@@ -35,21 +36,9 @@ function docker(host: LabState['hosts'][number], args: readonly string[], input?
   });
 }
 
-/** Polls `probe` until it returns a value (bounded in time); the last failure is in the error. */
-async function waitFor<T>(what: string, probe: () => T | undefined): Promise<T> {
-  const deadline = Date.now() + WAIT_LIMIT_MS;
-  let last = '';
-  for (let i = 0; i < WAIT_LIMIT_MS / POLL_MS; i++) {
-    try {
-      const v = probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-  throw new Error(`timed out after ${WAIT_LIMIT_MS} ms waiting for ${what}${last === '' ? '' : ` (last: ${last})`}`);
+/** Polls `probe` until it returns a value (bounded); see pollUntil. */
+function waitFor<T>(what: string, probe: () => T | undefined): Promise<T> {
+  return pollUntil(what, probe, WAIT_LIMIT_MS, POLL_MS);
 }
 
 /** `docker node ls` as hostname → MANAGER STATUS, asked of `host`. */
