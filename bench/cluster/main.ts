@@ -217,6 +217,8 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   if (!(await leader.request<boolean>('leading'))) say(`warning: ${leader.name} lost the leadership during run ${run} (an overloaded machine delays Raft heartbeats): its figures mix two leaders`);
   const ph = phases(samples, tasks);
   say(`run ${run}: all created at ${fmt(ph.created_ms)} s, all assigned at ${fmt(ph.assigned_ms)} s, every pretend task started on the workers at ${fmt(startedMs)} s, all running in the store at ${fmt(ph.running_ms)} s`);
+  const agentDelta = (k: keyof WorkerProcStats['agent']): string => (workersAfter.reduce((a, w, i) => a + w.agent[k] - workersBefore[i]!.agent[k], 0) / tasks).toFixed(2);
+  say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
 
   // Steady state: heartbeats only.
   const hbSteady: CounterSample[] = [{ ms: 0, value: after.heartbeats }];

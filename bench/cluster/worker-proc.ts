@@ -11,7 +11,7 @@ import { pino } from 'pino';
 
 import { joinCluster } from '../../ca/join.js';
 import type { NodeIdentity } from '../../ca/identity.js';
-import { Agent } from '../../worker/agent/index.js';
+import { Agent, type AgentCounters } from '../../worker/agent/index.js';
 import { cpuMs, Profiler, rssMb, sendToParent, serveParent } from './ipc.js';
 import { newSimCounters, SimExecutor } from './sim-executor.js';
 
@@ -41,6 +41,14 @@ export interface WorkerProcStats {
   readonly removed: number;
   readonly rss_mb: number;
   readonly cpu_ms: number;
+  /** The agents' counters summed (heartbeats, status calls and items, assignment messages, LevelDB batches and ops). */
+  readonly agent: AgentCounters;
+}
+
+function sumCounters(agents: readonly Agent[]): AgentCounters {
+  const sum = { heartbeats: 0, statusCalls: 0, statusItems: 0, assignmentMessages: 0, dbBatches: 0, dbOps: 0 };
+  for (const a of agents) for (const [k, v] of Object.entries(a.counters) as [keyof AgentCounters, number][]) sum[k] += v;
+  return sum;
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in order. */
@@ -117,6 +125,7 @@ async function main(): Promise<void> {
           ...counters,
           rss_mb: rssMb(),
           cpu_ms: cpuMs(),
+          agent: sumCounters(agents),
         } satisfies WorkerProcStats;
       }
       case 'close':

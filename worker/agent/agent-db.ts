@@ -39,6 +39,8 @@ export class AgentDb {
   /** Ops written by write() and not yet handed to LevelDB, the latest per key (the next drain takes them all). */
   private queued = new Map<string, Op>();
   private failure: Error | null = null;
+  /** LevelDB batches written and ops in them (for status and the load tool). */
+  readonly counters = { batches: 0, ops: 0 };
 
   private constructor(private readonly db: Level<string, string>) {}
 
@@ -130,6 +132,8 @@ export class AgentDb {
     const queued = this.queued;
     this.queued = new Map();
     if (queued.size === 0) return;
+    this.counters.batches++;
+    this.counters.ops += queued.size;
     const ops = [...queued.values()].map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: JSON.stringify(op.value) } : op));
     await this.db.batch(ops).catch((err: unknown) => {
       this.failure ??= err as Error;

@@ -94,6 +94,15 @@ function base64Bytes(data: string | undefined): Uint8Array {
   return Buffer.from(data ?? '', 'base64');
 }
 
+export interface AgentCounters {
+  readonly heartbeats: number;
+  readonly statusCalls: number;
+  readonly statusItems: number;
+  readonly assignmentMessages: number;
+  readonly dbBatches: number;
+  readonly dbOps: number;
+}
+
 interface ActiveSession {
   readonly addr: string;
   readonly client: DispatcherClient;
@@ -128,6 +137,8 @@ export class Agent {
   private reconciled = false;
   /** Sessions that delivered a complete assignment set, for tests and status. */
   sessionsEstablished = 0;
+  /** Calls and items sent, assignment messages applied (for status and the load tool). */
+  private readonly sent = { heartbeats: 0, statusCalls: 0, statusItems: 0, assignmentMessages: 0 };
 
   private constructor(
     opts: AgentOptions,
@@ -186,6 +197,11 @@ export class Agent {
   /** The task's last observed status on this node. */
   taskStatus(taskId: string): TaskStatus | undefined {
     return this.runners.get(taskId)?.status;
+  }
+
+  /** What this agent sent and wrote so far: heartbeats, status calls and items, assignment messages, LevelDB batches and ops. */
+  get counters(): AgentCounters {
+    return { ...this.sent, dbBatches: this.db.counters.batches, dbOps: this.db.counters.ops };
   }
 
   taskIds(): string[] {
@@ -500,6 +516,7 @@ export class Agent {
       const changes = pending;
       pending = [];
       pendingType = null;
+      this.sent.assignmentMessages++;
       try {
         this.applyAssignments(type, changes);
       } catch (err) {
@@ -521,6 +538,7 @@ export class Agent {
   private startHeartbeat(active: ActiveSession, timer: { current: NodeJS.Timeout | null }, fail: (err: Error) => void): void {
     const beat = (): void => {
       timer.current = null;
+      this.sent.heartbeats++;
       callUnary(active.client.heartbeat.bind(active.client), { sessionId: active.sessionId }, this.opts.callTimeoutMs).then(
         (res) => {
           if (this.endCurrent !== fail) return;
@@ -537,6 +555,8 @@ export class Agent {
     active: ActiveSession,
     updates: readonly { readonly taskId: string; readonly status: TaskStatus }[],
   ): Promise<readonly { readonly taskId: string; readonly reason: string }[]> {
+    this.sent.statusCalls++;
+    this.sent.statusItems += updates.length;
     const res = await callUnary(
       active.client.updateTaskStatus.bind(active.client),
       { sessionId: active.sessionId, updates: updates.map((u) => ({ taskId: u.taskId, status: taskStatusToProto(u.status) })) },
