@@ -12,6 +12,11 @@
 //     varint payload length, payload    (create/update: the object's JSON without `Version`,
 //                                         which apply sets to the entry's index;
 //                                         delete: the ID in UTF-8)
+//   patch (op 5) instead of update: varint expected version, then the ID, the count of top-level
+//     fields removed and their names (each a length-prefixed string), and the JSON of the
+//     top-level fields that changed (a task's status report is its Status and UpdatedAt, not its
+//     whole Spec). Apply builds the new object from the stored one at the expected version —
+//     the same on every manager, since the version pins it — and the changed fields.
 //
 // JSON carries the objects (they are Docker's JSON shapes anyway); the framing around them is
 // binary so an entry costs ~12 bytes plus its objects.
@@ -24,6 +29,16 @@ export const ORIGIN_BYTES = 8;
 export type StoreAction =
   | { readonly op: 'create'; readonly kind: Kind; readonly object: StoreObject }
   | { readonly op: 'update'; readonly kind: Kind; readonly object: StoreObject; readonly expectVersion: number }
+  | {
+      readonly op: 'patch';
+      readonly kind: Kind;
+      readonly id: string;
+      /** The top-level fields that changed, with their new values (never ID or Version). */
+      readonly set: Readonly<Record<string, unknown>>;
+      /** The top-level fields removed. */
+      readonly unset: readonly string[];
+      readonly expectVersion: number;
+    }
   | { readonly op: 'delete'; readonly kind: Kind; readonly id: string; readonly expectVersion: number | null };
 
 export interface Batch {
@@ -36,6 +51,7 @@ const OP_CREATE = 1;
 const OP_UPDATE = 2;
 const OP_DELETE = 3;
 const OP_DELETE_IF_VERSION = 4;
+const OP_PATCH = 5;
 
 const KIND_CODE = new Map<Kind, number>(KINDS.map((k, i) => [k, i]));
 
@@ -68,6 +84,14 @@ export function encodeBatch(b: Batch): Uint8Array {
         w.byte((OP_UPDATE << 4) | kind);
         w.varint(a.expectVersion);
         w.string(objectJson(a.object));
+        break;
+      case 'patch':
+        w.byte((OP_PATCH << 4) | kind);
+        w.varint(a.expectVersion);
+        w.string(a.id);
+        w.varint(a.unset.length);
+        for (const k of a.unset) w.string(k);
+        w.string(JSON.stringify(a.set));
         break;
       case 'delete':
         if (a.expectVersion === null) {
@@ -107,6 +131,16 @@ export function decodeBatch(data: Uint8Array): Batch {
         actions.push({ op: 'update', kind, object: parseObject(r.string()), expectVersion });
         break;
       }
+      case OP_PATCH: {
+        const expectVersion = r.varint();
+        const id = r.string();
+        const n = r.varint();
+        if (n > data.byteLength) throw new BatchDecodeError(`field count ${n} exceeds the entry size`);
+        const unset: string[] = [];
+        for (let j = 0; j < n; j++) unset.push(r.string());
+        actions.push({ op: 'patch', kind, id, set: parseFields(r.string()), unset, expectVersion });
+        break;
+      }
       case OP_DELETE:
         actions.push({ op: 'delete', kind, id: r.string(), expectVersion: null });
         break;
@@ -121,6 +155,27 @@ export function decodeBatch(data: Uint8Array): Batch {
   }
   if (!r.done) throw new BatchDecodeError('trailing bytes');
   return { origin, seq, actions };
+}
+
+/** The origin and sequence number of an encoded batch, without decoding its actions. */
+export function batchOrigin(data: Uint8Array): { readonly origin: Buffer; readonly seq: number } {
+  const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  const format = r.byte();
+  if (format !== BATCH_FORMAT) throw new BatchDecodeError(`unknown format ${format}`);
+  const origin = r.bytes(ORIGIN_BYTES);
+  return { origin, seq: r.varint() };
+}
+
+function parseFields(json: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch (err) {
+    throw new BatchDecodeError(`patch is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BatchDecodeError('patch fields are not an object');
+  if ('ID' in v || 'Version' in v) throw new BatchDecodeError('a patch may not set ID or Version');
+  return v as Record<string, unknown>;
 }
 
 function parseObject(json: string): StoreObject {

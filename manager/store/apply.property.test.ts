@@ -40,6 +40,8 @@ type GenAction =
       slot: number;
       svc: string;
       versionSkew: number;
+      /** Send an update as the fields it changes (what a leader's transaction proposes). */
+      asPatch: boolean;
     }
   | { op: 'delete'; kind: Kind; id: string; checkVersion: boolean; versionSkew: number };
 
@@ -56,6 +58,7 @@ const genAction: fc.Arbitrary<GenAction> = fc.oneof(
     svc: fc.constantFrom(...ID_POOL),
     // 0 most of the time: the current version; otherwise a stale/future one.
     versionSkew: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -3, max: 2 }) }),
+    asPatch: fc.boolean(),
   }),
   fc.record({
     op: fc.constant('delete' as const),
@@ -106,6 +109,18 @@ function referenceApply(before: Model, actions: readonly StoreAction[], index: n
       const cur = t.get(a.object.ID);
       if (cur === undefined || cur.Version.Index !== a.expectVersion || nameTaken(a.kind, a.object)) return null;
       t.set(a.object.ID, stampAt(a.object, index));
+    } else if (a.op === 'patch') {
+      const cur = t.get(a.id) as unknown as Record<string, unknown> | undefined;
+      if (cur === undefined || (cur as unknown as StoreObject).Version.Index !== a.expectVersion) return null;
+      // Stored fields in their order (changed ones replaced, removed ones dropped), then new ones.
+      const next: Record<string, unknown> = { ID: a.id, Version: { Index: index } };
+      for (const k of Object.keys(cur)) {
+        if (k === 'ID' || k === 'Version' || a.unset.includes(k)) continue;
+        next[k] = k in a.set ? a.set[k] : cur[k];
+      }
+      for (const k of Object.keys(a.set)) if (!(k in cur)) next[k] = a.set[k];
+      if (nameTaken(a.kind, next as unknown as StoreObject)) return null;
+      t.set(a.id, next as unknown as StoreObject);
     } else {
       const cur = t.get(a.id);
       if (cur === undefined || (a.expectVersion !== null && cur.Version.Index !== a.expectVersion)) return null;
@@ -113,6 +128,15 @@ function referenceApply(before: Model, actions: readonly StoreAction[], index: n
     }
   }
   return m;
+}
+
+/** The fields of `next` whose JSON differs from `cur`'s (all of them when there is no `cur`), and those it lacks. */
+function patchOf(cur: StoreObject | undefined, next: StoreObject): { set: Record<string, unknown>; unset: string[] } {
+  const c = (cur ?? {}) as Record<string, unknown>;
+  const n = next as unknown as Record<string, unknown>;
+  const set: Record<string, unknown> = {};
+  for (const k of Object.keys(n)) if (k !== 'ID' && k !== 'Version' && JSON.stringify(n[k]) !== JSON.stringify(c[k])) set[k] = n[k];
+  return { set, unset: Object.keys(c).filter((k) => k !== 'ID' && k !== 'Version' && !(k in n)) };
 }
 
 function stampAt(o: StoreObject, index: number): StoreObject {
@@ -166,6 +190,7 @@ describe('apply: atomic batches and consistent indexes (property)', () => {
             if (a.op === 'delete') return { op: 'delete', kind: a.kind, id: a.id, expectVersion: a.checkVersion ? expectVersion : null };
             const op = a.fitting ? (cur === undefined ? 'create' : 'update') : a.op;
             if (op === 'create') return { op: 'create', kind: a.kind, object: makeObject(a) };
+            if (a.asPatch) return { op: 'patch', kind: a.kind, id: a.id, ...patchOf(cur, makeObject(a)), expectVersion };
             return { op: 'update', kind: a.kind, object: makeObject(a), expectVersion };
           });
           const want = referenceApply(before, actions, index);
@@ -174,7 +199,7 @@ describe('apply: atomic batches and consistent indexes (property)', () => {
           expect(canonical(snapshotModel(store))).toBe(canonical(want ?? before));
           outcomes[want === null ? 'refused' : 'applied']++;
           if (want !== null) {
-            for (const a of actions) expectedEvents.push(`${index}:${a.kind}:${a.op}:${a.op === 'delete' ? a.id : a.object.ID}`);
+            for (const a of actions) expectedEvents.push(`${index}:${a.kind}:${a.op === 'patch' ? 'update' : a.op}:${a.op === 'delete' || a.op === 'patch' ? a.id : a.object.ID}`);
           }
           checkIndexes(store);
         }

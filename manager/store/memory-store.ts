@@ -19,7 +19,7 @@
 // with "update out of sequence" and changes nothing.
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { decodeBatch, encodeBatch, ORIGIN_BYTES, type StoreAction } from './actions.js';
+import { batchOrigin, decodeBatch, encodeBatch, ORIGIN_BYTES, type StoreAction } from './actions.js';
 import {
   AmbiguousError,
   ExistsError,
@@ -111,6 +111,11 @@ type Outcome = { readonly ok: true; readonly events: readonly ChangeEvent[] } | 
 
 interface Waiter {
   outcome: Outcome | undefined;
+  /**
+   * The batch as this store built it: applying these objects gives exactly what decoding the
+   * entry would (they are frozen, JSON-faithful copies), so the proposer skips the decode.
+   */
+  readonly actions: readonly StoreAction[];
 }
 
 type Tables = { readonly [K in Kind]: Table<K> };
@@ -250,7 +255,7 @@ export class MemoryStore implements WatchSource, ReadTx {
     if (data.byteLength > this.maxTxBytes || actions.length > this.maxTxActions) {
       throw new TransactionTooLargeError(data.byteLength, this.maxTxBytes, actions.length, this.maxTxActions);
     }
-    const waiter: Waiter = { outcome: undefined };
+    const waiter: Waiter = { outcome: undefined, actions };
     this.waiters.set(seq, waiter);
     let index: number;
     try {
@@ -282,24 +287,25 @@ export class MemoryStore implements WatchSource, ReadTx {
       return;
     }
     this.applied = e.index;
-    let batch;
+    let actions: readonly StoreAction[];
+    let waiter: Waiter | undefined;
     try {
-      batch = decodeBatch(e.data);
+      const head = batchOrigin(e.data);
+      if (this.origin.equals(head.origin)) waiter = this.waiters.get(head.seq);
+      // Our own proposal: its actions are at hand (the entry holds exactly them).
+      actions = waiter !== undefined ? waiter.actions : decodeBatch(e.data).actions;
     } catch (err) {
       // Every manager decodes the same bytes the same way, so every one skips it alike.
       this.log.error({ index: e.index, err }, 'committed entry is not a store transaction; skipped');
       return;
     }
-    const outcome = this.applyActions(batch.actions, e.index);
+    const outcome = this.applyActions(actions, e.index);
     if (outcome.ok && outcome.events.length > 0) {
       const fromSeq = this.ring.head;
       for (const ev of outcome.events) this.ring.push(ev);
       for (const w of this.watches) w.changed(fromSeq, outcome.events);
     }
-    if (Buffer.compare(batch.origin, this.origin) === 0) {
-      const w = this.waiters.get(batch.seq);
-      if (w !== undefined) w.outcome = outcome;
-    }
+    if (waiter !== undefined) waiter.outcome = outcome;
   }
 
   /** The whole store, for a Raft snapshot (the RaftNode `snapshotData` hook). */
@@ -360,6 +366,16 @@ export class MemoryStore implements WatchSource, ReadTx {
           if (cur.Version.Index !== a.expectVersion) throw new SequenceConflictError(a.kind, id, a.expectVersion, cur.Version.Index);
           checkUniqueName(t, a.object, id);
           const o = stamp(a.object, index);
+          t.put(o);
+          undo.push({ t, id, prev: cur });
+          events.push({ kind: a.kind, action: 'update', version: index, object: o, old: cur } as ChangeEvent);
+        } else if (a.op === 'patch') {
+          const id = a.id;
+          const cur = t.get(id);
+          if (cur === undefined) throw new NotFoundError(a.kind, id);
+          if (cur.Version.Index !== a.expectVersion) throw new SequenceConflictError(a.kind, id, a.expectVersion, cur.Version.Index);
+          const o = patched(cur, a.set, a.unset, index);
+          checkUniqueName(t, o, id);
           t.put(o);
           undo.push({ t, id, prev: cur });
           events.push({ kind: a.kind, action: 'update', version: index, object: o, old: cur } as ChangeEvent);
@@ -433,11 +449,17 @@ class WriteTx implements Tx {
     const id = obj.ID ?? newId();
     if (typeof id !== 'string' || id.length === 0 || /\s/.test(id)) throw new InvalidObjectError(`${kind} ID must be a non-empty string without spaces`);
     if (this.get(kind, id) !== undefined) throw new ExistsError(kind, id);
-    const { ID: _id, Version: _v, CreatedAt: _c, UpdatedAt: _u, ...rest } = obj as Record<string, unknown>;
-    const o = deepFreeze({ ID: id, Version: { Index: 0 }, CreatedAt: this.nowIso, UpdatedAt: this.nowIso, ...(cloneData(rest, 0) as Record<string, unknown>) }) as StoreObject;
-    this.checkName(kind, o);
-    this.record(kind, id, { op: 'create', object: o, expect: null });
-    return o as ObjectByKind[K];
+    const o: Record<string, unknown> = { ID: id, Version: UNCOMMITTED_VERSION, CreatedAt: this.nowIso, UpdatedAt: this.nowIso };
+    const src = obj as Record<string, unknown>;
+    for (const k of Object.keys(src)) {
+      if (k === 'ID' || k === 'Version' || k === 'CreatedAt' || k === 'UpdatedAt') continue;
+      const v = cloneFrozen(src[k], 1);
+      if (v !== undefined) setOwn(o, k, v);
+    }
+    const created = Object.freeze(o) as unknown as StoreObject;
+    this.checkName(kind, created);
+    this.record(kind, id, { op: 'create', object: created, expect: null });
+    return created as ObjectByKind[K];
   }
 
   update<K extends Kind>(kind: K, obj: ObjectByKind[K]): ObjectByKind[K] {
@@ -446,7 +468,7 @@ class WriteTx implements Tx {
     if (cur === undefined) throw new NotFoundError(kind, obj.ID);
     const given = obj.Version?.Index;
     if (given !== cur.Version.Index) throw new SequenceConflictError(kind, obj.ID, typeof given === 'number' ? given : -1, cur.Version.Index);
-    const o = deepFreeze({ ...(cloneData(obj, 0) as Record<string, unknown>), ID: cur.ID, Version: cur.Version, CreatedAt: cur.CreatedAt, UpdatedAt: this.nowIso }) as StoreObject;
+    const o = this.nextVersion(cur, obj);
     this.checkName(kind, o);
     const p = this.pending.get(kind)?.get(obj.ID);
     if (p !== undefined) this.record(kind, obj.ID, { ...p, object: o });
@@ -468,16 +490,56 @@ class WriteTx implements Tx {
     this.record(kind, id, { op: 'delete', object: null, expect });
   }
 
-  /** The batch, in first-touch order. */
+  /** The batch, in first-touch order; an update is sent as the top-level fields it changed. */
   actions(): StoreAction[] {
     const flat: { kind: Kind; id: string; p: Pending }[] = [];
     for (const [kind, m] of this.pending) for (const [id, p] of m) flat.push({ kind, id, p });
     flat.sort((a, b) => a.p.order - b.p.order);
     return flat.map(({ kind, id, p }): StoreAction => {
       if (p.op === 'create') return { op: 'create', kind, object: p.object! };
-      if (p.op === 'update') return { op: 'update', kind, object: p.object!, expectVersion: p.expect! };
+      if (p.op === 'update') {
+        const base = this.store.get(kind, id);
+        if (base === undefined || base.Version.Index !== p.expect) return { op: 'update', kind, object: p.object!, expectVersion: p.expect! };
+        return { op: 'patch', kind, id, ...diff(base, p.object!), expectVersion: p.expect! };
+      }
       return { op: 'delete', kind, id, expectVersion: p.expect };
     });
+  }
+
+  /**
+   * What `update` stores: `obj`'s fields with the bookkeeping of `cur`. A field that is still
+   * `cur`'s own value (same reference: the caller spread the object it read) is shared — it is
+   * the store's, deeply frozen already; any other is copied and frozen.
+   */
+  private nextVersion(cur: StoreObject, obj: StoreObject): StoreObject {
+    const src = obj as unknown as Record<string, unknown>;
+    const prev = cur as unknown as Record<string, unknown>;
+    const o: Record<string, unknown> = {};
+    let seen = 0;
+    for (const k of Object.keys(src)) {
+      switch (k) {
+        case 'ID':
+        case 'Version':
+        case 'CreatedAt':
+          o[k] = prev[k];
+          seen++;
+          continue;
+        case 'UpdatedAt':
+          o[k] = this.nowIso;
+          seen++;
+          continue;
+      }
+      const v = src[k];
+      const c = v === prev[k] && hasOwn(prev, k) ? v : cloneFrozen(v, 1);
+      if (c !== undefined) setOwn(o, k, c);
+    }
+    if (seen < 4) {
+      if (!hasOwn(o, 'ID')) o['ID'] = cur.ID;
+      if (!hasOwn(o, 'Version')) o['Version'] = cur.Version;
+      if (!hasOwn(o, 'CreatedAt')) o['CreatedAt'] = cur.CreatedAt;
+      if (!hasOwn(o, 'UpdatedAt')) o['UpdatedAt'] = this.nowIso;
+    }
+    return Object.freeze(o) as unknown as StoreObject;
   }
 
   private record(kind: Kind, id: string, p: Omit<Pending, 'order'> & { order?: number }): void {
@@ -537,35 +599,107 @@ function stamp(o: StoreObject, index: number): StoreObject {
   return deepFreeze({ ID, Version: { Index: index }, ...rest }) as StoreObject;
 }
 
+/** A transaction's objects before commit (the stored one gets the entry's index). */
+const UNCOMMITTED_VERSION = Object.freeze({ Index: 0 });
+
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/** `o[k] = v` that also works for a key named `__proto__` (JSON.parse makes it an own field; so must we). */
+function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
+}
+
+/**
+ * The top-level fields of `next` that differ from `base` (by reference: a field the caller kept
+ * is the same object), and those it dropped. ID and Version are the store's bookkeeping.
+ */
+function diff(base: StoreObject, next: StoreObject): { set: Record<string, unknown>; unset: string[] } {
+  const b = base as unknown as Record<string, unknown>;
+  const n = next as unknown as Record<string, unknown>;
+  const set: Record<string, unknown> = {};
+  const unset: string[] = [];
+  for (const k in n) {
+    if (k === 'ID' || k === 'Version') continue;
+    if (n[k] !== b[k] || !hasOwn(b, k)) setOwn(set, k, n[k]);
+  }
+  for (const k in b) if (k !== 'ID' && k !== 'Version' && !hasOwn(n, k)) unset.push(k);
+  return { set, unset };
+}
+
+/**
+ * `cur` with a patch applied, as committed at `index`: the fields in `cur`'s order (changed ones
+ * replaced, removed ones left out), then new ones in the patch's order. Every manager builds the
+ * same object from the same stored one. Unchanged fields are shared with `cur` (frozen already).
+ */
+function patched(cur: StoreObject, set: Readonly<Record<string, unknown>>, unset: readonly string[], index: number): StoreObject {
+  const c = cur as unknown as Record<string, unknown>;
+  const o: Record<string, unknown> = { ID: cur.ID, Version: Object.freeze({ Index: index }) };
+  for (const k in c) {
+    if (k === 'ID' || k === 'Version') continue;
+    if (hasOwn(set, k)) setOwn(o, k, deepFreeze(set[k]));
+    else if (unset.length === 0 || !unset.includes(k)) setOwn(o, k, c[k]);
+  }
+  for (const k in set) if (!hasOwn(c, k)) setOwn(o, k, deepFreeze(set[k]));
+  return Object.freeze(o) as unknown as StoreObject;
+}
+
 const MAX_CLONE_DEPTH = 100;
 
 /**
- * A copy of what a transaction writes, so the caller's object cannot change the stored one.
- * Objects are plain data (they are proposed as JSON): plain objects and arrays are copied here,
- * a few times cheaper than structuredClone, which is kept for anything else (a Date, a typed
- * array). A function or a symbol cannot be stored, and neither can a cycle.
+ * A deeply frozen copy of what a transaction writes, so the caller's object cannot change the
+ * stored one — and exactly what JSON.parse(JSON.stringify(v)) gives, because the proposing
+ * manager applies this copy while the others apply the JSON of it: a field holding `undefined`
+ * is left out (in an array it becomes null), a non-finite number becomes null and -0 becomes 0,
+ * and anything that is neither plain data nor an array (a Date, a Map) goes through JSON.
+ * A function, a symbol or a bigint cannot be stored, and neither can a cycle. Returns undefined
+ * for what JSON leaves out.
  */
-function cloneData(v: unknown, depth: number): unknown {
-  if (typeof v !== 'object' || v === null) {
-    if (typeof v === 'function' || typeof v === 'symbol') throw new InvalidObjectError(`store: a ${typeof v} cannot be stored`);
-    return v;
+function cloneFrozen(v: unknown, depth: number): unknown {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return v;
+    case 'number':
+      return Number.isFinite(v) ? (v === 0 ? 0 : v) : null;
+    case 'object':
+      break;
+    default:
+      throw new InvalidObjectError(`store: a ${typeof v} cannot be stored`);
   }
+  if (v === null) return null;
   if (depth > MAX_CLONE_DEPTH) throw new InvalidObjectError(`store: object nested more than ${MAX_CLONE_DEPTH} levels deep (or cyclic)`);
   if (Array.isArray(v)) {
     const out = new Array<unknown>(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = cloneData(v[i], depth + 1);
-    return out;
+    for (let i = 0; i < v.length; i++) {
+      const x = cloneFrozen(v[i], depth + 1);
+      out[i] = x === undefined ? null : x;
+    }
+    return Object.freeze(out);
   }
   const proto: unknown = Object.getPrototypeOf(v);
-  if (proto !== Object.prototype && proto !== null) return structuredClone(v);
+  if (proto !== Object.prototype && proto !== null) {
+    const json = JSON.stringify(v) as string | undefined;
+    return json === undefined ? undefined : deepFreeze(JSON.parse(json) as unknown);
+  }
+  const src = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v)) out[k] = cloneData((v as Record<string, unknown>)[k], depth + 1);
-  return out;
+  for (const k of Object.keys(src)) {
+    const x = cloneFrozen(src[k], depth + 1);
+    if (x !== undefined) setOwn(out, k, x);
+  }
+  return Object.freeze(out);
 }
 
+/** Freezes `o` and everything in it; stops at what is frozen already (the store froze it whole). */
 export function deepFreeze<T>(o: T): T {
   if (typeof o !== 'object' || o === null || Object.isFrozen(o)) return o;
-  for (const v of Object.values(o)) deepFreeze(v);
+  if (Array.isArray(o)) {
+    for (let i = 0; i < o.length; i++) deepFreeze(o[i] as unknown);
+  } else {
+    const r = o as Record<string, unknown>;
+    for (const k in r) deepFreeze(r[k]);
+  }
   return Object.freeze(o);
 }
-

@@ -1,6 +1,6 @@
 // Find queries: which objects of a kind to return, answered from the table's indexes, and the
 // same test applied to a single object (a transaction overlays its own writes on the results).
-import { normalizeName, SCHEMA, slotKey, type IndexName, type Table } from './tables.js';
+import { indexKeys, normalizeName, SCHEMA, slotKey, type IndexName, type Table } from './tables.js';
 import type { Kind, NodeRole, ObjectByKind, StoreObject, TaskState } from './types.js';
 
 export type By =
@@ -62,9 +62,9 @@ export function matches(kind: Kind, q: By, o: StoreObject): boolean {
       return n !== undefined && normalizeName(n).startsWith(normalizeName(q.prefix));
     }
     case 'index': {
-      const keys = schema.indexes[q.index];
-      if (keys === undefined) throw new RangeError(`store: ${kind} has no index ${q.index}`);
-      return keys(o).includes(q.key);
+      const def = schema.indexes[q.index];
+      if (def === undefined) throw new RangeError(`store: ${kind} has no index ${q.index}`);
+      return indexKeys(def, o).includes(q.key);
     }
   }
 }

@@ -9,14 +9,20 @@ import type { Kind, Node, ObjectByKind, Service, StoreObject, Task } from './typ
 
 export type IndexName = 'serviceId' | 'nodeId' | 'desiredState' | 'slot' | 'role' | 'secret' | 'config' | 'network';
 
+/**
+ * A secondary index: `one` for a field with at most one key per object (no array is made per
+ * call, which matters on every task write), `many` for a set of keys.
+ */
+export type IndexDef = { readonly one: (o: StoreObject) => string | undefined } | { readonly many: (o: StoreObject) => readonly string[] };
+
 interface KindSchema {
   readonly uniqueNames: boolean;
   readonly name: (o: StoreObject) => string | undefined;
-  readonly indexes: Partial<Record<IndexName, (o: StoreObject) => readonly string[]>>;
+  readonly indexes: Partial<Record<IndexName, IndexDef>>;
 }
 
 const specName = (o: StoreObject): string | undefined => (o as { Spec?: { Name?: unknown } }).Spec?.Name as string | undefined;
-const one = (v: string | undefined | null): readonly string[] => (v === undefined || v === null ? [] : [v]);
+const str = (v: string | undefined | null): string | undefined => (v === undefined || v === null ? undefined : v);
 
 function serviceRefs(s: Service, pick: 'secret' | 'config' | 'network'): readonly string[] {
   const out = new Set<string>();
@@ -30,6 +36,13 @@ function serviceRefs(s: Service, pick: 'secret' | 'config' | 'network'): readonl
   return [...out];
 }
 
+/** The keys `o` has in an index. */
+export function indexKeys(def: IndexDef, o: StoreObject): readonly string[] {
+  if ('many' in def) return def.many(o);
+  const k = def.one(o);
+  return k === undefined ? [] : [k];
+}
+
 export const SCHEMA: Readonly<Record<Kind, KindSchema>> = {
   cluster: { uniqueNames: true, name: specName, indexes: {} },
   node: {
@@ -38,27 +51,29 @@ export const SCHEMA: Readonly<Record<Kind, KindSchema>> = {
       const n = o as Node;
       return n.Spec?.Name || n.Description?.Hostname || undefined;
     },
-    indexes: { role: (o) => one((o as Node).Spec?.Role) },
+    indexes: { role: { one: (o) => str((o as Node).Spec?.Role) } },
   },
   service: {
     uniqueNames: true,
     name: specName,
     indexes: {
-      secret: (o) => serviceRefs(o as Service, 'secret'),
-      config: (o) => serviceRefs(o as Service, 'config'),
-      network: (o) => serviceRefs(o as Service, 'network'),
+      secret: { many: (o) => serviceRefs(o as Service, 'secret') },
+      config: { many: (o) => serviceRefs(o as Service, 'config') },
+      network: { many: (o) => serviceRefs(o as Service, 'network') },
     },
   },
   task: {
     uniqueNames: false,
     name: () => undefined,
     indexes: {
-      serviceId: (o) => one((o as Task).ServiceID),
-      nodeId: (o) => one((o as Task).NodeID),
-      desiredState: (o) => one((o as Task).DesiredState),
-      slot: (o) => {
-        const t = o as Task;
-        return t.ServiceID ? [slotKey(t.ServiceID, t.Slot)] : [];
+      serviceId: { one: (o) => str((o as Task).ServiceID) },
+      nodeId: { one: (o) => str((o as Task).NodeID) },
+      desiredState: { one: (o) => str((o as Task).DesiredState) },
+      slot: {
+        one: (o) => {
+          const t = o as Task;
+          return t.ServiceID ? slotKey(t.ServiceID, t.Slot) : undefined;
+        },
       },
     },
   },
@@ -100,16 +115,41 @@ function removeFrom(m: Map<string, Set<string>>, key: string, id: string): void 
   if (s.size === 0) m.delete(key);
 }
 
+interface Secondary {
+  readonly name: IndexName;
+  readonly def: IndexDef;
+  readonly one: ((o: StoreObject) => string | undefined) | undefined;
+  readonly map: Map<string, Set<string>>;
+}
+
+/** Writes to the ID list between two merges before a merge is forced (at least this many; else the table's size). */
+const MIN_ID_CHANGES_BEFORE_MERGE = 1024;
+
 export class Table<K extends Kind> {
   readonly schema: KindSchema;
   private readonly byId = new Map<string, ObjectByKind[K]>();
+  /**
+   * IDs for prefix lookups: the live IDs are (sortedIds ∪ addedIds) minus removedIds. A write
+   * only appends to addedIds or removedIds; a prefix lookup (rare: a user's short ID) or too many
+   * such changes merges them into sortedIds in O(n + k log k). Splicing a sorted array on every
+   * create and delete cost O(n) each (and O(n²) for a restore of a big snapshot).
+   */
   private sortedIds: string[] = [];
+  private addedIds: string[] = [];
+  private readonly removedIds = new Set<string>();
   private readonly names = new Map<string, Set<string>>();
-  private readonly secondary = new Map<IndexName, Map<string, Set<string>>>();
+  private readonly secondary: readonly Secondary[];
+  private readonly secondaryByName = new Map<IndexName, Secondary>();
 
   constructor(readonly kind: K) {
     this.schema = SCHEMA[kind];
-    for (const ix of Object.keys(this.schema.indexes) as IndexName[]) this.secondary.set(ix, new Map());
+    const list: Secondary[] = [];
+    for (const [name, def] of Object.entries(this.schema.indexes) as [IndexName, IndexDef][]) {
+      const ix: Secondary = { name, def, one: 'one' in def ? def.one : undefined, map: new Map() };
+      list.push(ix);
+      this.secondaryByName.set(name, ix);
+    }
+    this.secondary = list;
   }
 
   get size(): number {
@@ -131,6 +171,7 @@ export class Table<K extends Kind> {
 
   /** Objects whose ID starts with `prefix`, in ID order, at most `limit`. */
   byIdPrefix(prefix: string, limit = Number.POSITIVE_INFINITY): ObjectByKind[K][] {
+    this.mergeIds();
     const out: ObjectByKind[K][] = [];
     for (let i = lowerBound(this.sortedIds, prefix); i < this.sortedIds.length && out.length < limit; i++) {
       const id = this.sortedIds[i]!;
@@ -141,22 +182,47 @@ export class Table<K extends Kind> {
   }
 
   byIndex(index: IndexName, key: string): ObjectByKind[K][] {
-    const ix = this.secondary.get(index);
+    const ix = this.secondaryByName.get(index);
     if (ix === undefined) throw new RangeError(`store: ${this.kind} has no index ${index}`);
-    return this.idsToObjects(ix.get(key));
+    return this.idsToObjects(ix.map.get(key));
   }
 
   hasIndex(index: IndexName): boolean {
-    return this.secondary.has(index);
+    return this.secondaryByName.has(index);
   }
 
-  /** Inserts or replaces (by ID), keeping every index in step. */
+  /** Inserts or replaces (by ID), keeping every index in step; only the keys that changed are touched. */
   put(o: ObjectByKind[K]): void {
-    const prev = this.byId.get(o.ID);
-    if (prev !== undefined) this.unindex(prev);
-    else this.sortedIds.splice(lowerBound(this.sortedIds, o.ID), 0, o.ID);
-    this.byId.set(o.ID, o);
-    this.index(o);
+    const id = o.ID;
+    const prev = this.byId.get(id);
+    this.byId.set(id, o);
+    if (prev === undefined) {
+      if (this.removedIds.has(id)) this.removedIds.delete(id);
+      else this.addedIds.push(id);
+      this.maybeMergeIds();
+      this.index(o);
+      return;
+    }
+    const name = this.schema.name(o);
+    const prevName = this.schema.name(prev);
+    if (name !== prevName) {
+      if (prevName !== undefined) removeFrom(this.names, normalizeName(prevName), id);
+      if (name !== undefined) addTo(this.names, normalizeName(name), id);
+    }
+    for (const ix of this.secondary) {
+      if (ix.one !== undefined) {
+        const a = ix.one(prev);
+        const b = ix.one(o);
+        if (a === b) continue;
+        if (a !== undefined) removeFrom(ix.map, a, id);
+        if (b !== undefined) addTo(ix.map, b, id);
+      } else {
+        const a = indexKeys(ix.def, prev);
+        const b = indexKeys(ix.def, o);
+        for (const k of a) if (!b.includes(k)) removeFrom(ix.map, k, id);
+        for (const k of b) if (!a.includes(k)) addTo(ix.map, k, id);
+      }
+    }
   }
 
   remove(id: string): ObjectByKind[K] | undefined {
@@ -164,32 +230,61 @@ export class Table<K extends Kind> {
     if (prev === undefined) return undefined;
     this.unindex(prev);
     this.byId.delete(id);
-    this.sortedIds.splice(lowerBound(this.sortedIds, id), 1);
+    this.removedIds.add(id);
+    this.maybeMergeIds();
     return prev;
   }
 
   clear(): void {
     this.byId.clear();
     this.sortedIds = [];
+    this.addedIds = [];
+    this.removedIds.clear();
     this.names.clear();
-    for (const m of this.secondary.values()) m.clear();
+    for (const ix of this.secondary) ix.map.clear();
+  }
+
+  private maybeMergeIds(): void {
+    if (this.addedIds.length + this.removedIds.size > Math.max(MIN_ID_CHANGES_BEFORE_MERGE, this.sortedIds.length)) this.mergeIds();
+  }
+
+  private mergeIds(): void {
+    if (this.addedIds.length === 0 && this.removedIds.size === 0) return;
+    const removed = this.removedIds;
+    const keep = (id: string): boolean => !removed.has(id);
+    const a = removed.size === 0 ? this.sortedIds : this.sortedIds.filter(keep);
+    const b = (removed.size === 0 ? this.addedIds : this.addedIds.filter(keep)).sort();
+    const out = new Array<string>(a.length + b.length);
+    let i = 0;
+    let j = 0;
+    let n = 0;
+    while (i < a.length && j < b.length) out[n++] = a[i]! < b[j]! ? a[i++]! : b[j++]!;
+    while (i < a.length) out[n++] = a[i++]!;
+    while (j < b.length) out[n++] = b[j++]!;
+    this.sortedIds = out;
+    this.addedIds = [];
+    removed.clear();
   }
 
   private index(o: ObjectByKind[K]): void {
     const name = this.schema.name(o);
     if (name !== undefined) addTo(this.names, normalizeName(name), o.ID);
-    for (const [ix, keys] of Object.entries(this.schema.indexes) as [IndexName, (o: StoreObject) => readonly string[]][]) {
-      const m = this.secondary.get(ix)!;
-      for (const k of keys(o)) addTo(m, k, o.ID);
+    for (const ix of this.secondary) {
+      if (ix.one !== undefined) {
+        const k = ix.one(o);
+        if (k !== undefined) addTo(ix.map, k, o.ID);
+      } else for (const k of indexKeys(ix.def, o)) addTo(ix.map, k, o.ID);
     }
   }
 
   private unindex(o: ObjectByKind[K]): void {
     const name = this.schema.name(o);
     if (name !== undefined) removeFrom(this.names, normalizeName(name), o.ID);
-    for (const [ix, keys] of Object.entries(this.schema.indexes) as [IndexName, (o: StoreObject) => readonly string[]][]) {
-      const m = this.secondary.get(ix)!;
-      for (const k of keys(o)) removeFrom(m, k, o.ID);
+    for (const ix of this.secondary) {
+      if (ix.one !== undefined) {
+        const k = ix.one(o);
+        if (k !== undefined) removeFrom(ix.map, k, o.ID);
+      } else for (const k of indexKeys(ix.def, o)) removeFrom(ix.map, k, o.ID);
     }
   }
 
