@@ -170,6 +170,38 @@ describe('allocator', () => {
     expectNoSharedAddress();
   });
 
+  it('a task with nothing to allocate (no network, no published port) is created PENDING: one write fewer; with a network it is created NEW and admitted with its address', async () => {
+    const watch = h.store.watch({ kinds: ['task'] });
+    try {
+      const plain = await api.createService(serviceSpec('plain', { Mode: { Replicated: { Replicas: 2 } } }));
+      const netted = await api.createService(serviceSpec('netted', { TaskTemplate: { ContainerSpec: { Image: 'busybox:1' }, Networks: [{ Target: appnet.ID }] } }));
+      await waitRunning(plain, 2);
+      await waitRunning(netted, 1);
+      // Each task's observed states, one per write, in commit order.
+      const history = new Map<string, { service: string; states: string[] }>();
+      for (let ev = watch.poll(), n = 0; ev !== null && n < 10_000; ev = watch.poll(), n++) {
+        if (ev.kind !== 'task' || ev.action === 'delete') continue;
+        const h0 = history.get(ev.object.ID) ?? { service: ev.object.ServiceID, states: [] };
+        h0.states.push(ev.object.Status.State);
+        history.set(ev.object.ID, h0);
+      }
+      const of = (id: string): string[][] => [...history.values()].filter((x) => x.service === id).map((x) => x.states);
+      expect(of(plain.ID)).toHaveLength(2);
+      for (const states of of(plain.ID)) {
+        expect(states[0]).toBe('pending');
+        expect(states[1]).toBe('assigned');
+        expect(states).not.toContain('new');
+      }
+      expect(of(netted.ID)).toHaveLength(1);
+      expect(of(netted.ID)[0]!.slice(0, 3)).toEqual(['new', 'pending', 'assigned']);
+      await api.removeService(plain.ID);
+      await api.removeService(netted.ID);
+      await waitFor('the tasks of plain and netted gone from the workers', () => h.store.find('task').every((t) => (t.ServiceID !== plain.ID && t.ServiceID !== netted.ID) || !isAlive(t)) || undefined);
+    } finally {
+      watch.close();
+    }
+  });
+
   it('published ports: 8080:80 through ingress (VIP and task addresses there), a dynamic port from 30000, host mode passes through', async () => {
     const svc = await api.createService(
       serviceSpec('pub', {

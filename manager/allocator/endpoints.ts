@@ -1,7 +1,7 @@
 // What a service's Endpoint and a task's network attachments should be, given the allocation
 // state: pure decisions over store objects; the loop (allocator.ts) commits them.
 import type { ReadTx } from '../store/memory-store.js';
-import type { Endpoint, Network, NetworkAttachment, NetworkAttachmentConfig, PortConfig, Service, Task } from '../store/types.js';
+import type { Endpoint, Network, NetworkAttachment, NetworkAttachmentConfig, PortConfig, Service, ServiceSpec, Task } from '../store/types.js';
 import { AllocatorError } from './errors.js';
 import { addrOfInterface } from './ipv4.js';
 import type { AllocationState, NetworkAllocation } from './state.js';
@@ -20,6 +20,17 @@ export function resolveNetwork(tx: ReadTx, target: string): Network | undefined 
 /** Does the service publish a port through the routing mesh (and so attach to `ingress`)? */
 export function needsIngress(ports: readonly PortConfig[] | undefined): boolean {
   return (ports ?? []).some((p) => (p.PublishMode ?? 'ingress') === 'ingress');
+}
+
+/**
+ * Does a task of this service need anything from the allocator? Not when neither the task
+ * template nor the service attaches to a network and the service publishes no port (an ingress
+ * port attaches to `ingress`; a host-mode one is copied into the task): such a task gets no
+ * attachment, so the orchestrators create it PENDING and spare every manager one write per task.
+ * The allocator still owns the rule; a task created NEW (anything else) waits for its pass.
+ */
+export function needsAllocation(spec: Pick<ServiceSpec, 'TaskTemplate' | 'Networks' | 'EndpointSpec'>): boolean {
+  return (spec.TaskTemplate.Networks ?? []).length > 0 || (spec.Networks ?? []).length > 0 || (spec.EndpointSpec?.Ports ?? []).length > 0;
 }
 
 /** The network attachments a task spec asks for, with the service's deprecated top-level `Networks`, deduplicated by network. */
