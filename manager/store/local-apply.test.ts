@@ -59,13 +59,15 @@ const template = { ContainerSpec: { Image: 'busybox:latest', Args: ['sleep', '36
 describe('the proposer applies its own objects; the others decode the entry', () => {
   it('both hold the same objects, whatever values JSON would change', async () => {
     const { leader, follower } = pair();
+    const holed: unknown[] = [1, undefined];
+    holed[3] = 3; // a hole at 2
     const odd = JSON.parse('{"__proto__": {"polluted": true}, "ok": 1}') as Record<string, unknown>;
     const spec = {
       Name: 'odd',
       Labels: { gone: undefined, kept: 'yes' },
       TaskTemplate: template,
       Mode: { Replicated: { Replicas: 1 } },
-      Odd: { nan: NaN, inf: -Infinity, negZero: -0, when: new Date(Date.UTC(2026, 0, 2)), list: [1, undefined, , 3], proto: odd, map: new Map([['a', 1]]) },
+      Odd: { nan: NaN, inf: -Infinity, negZero: -0, when: new Date(Date.UTC(2026, 0, 2)), list: holed, proto: odd, map: new Map([['a', 1]]) },
     };
     const { result: svc } = await leader.update((tx) => tx.create('service', { Spec: spec } as unknown as NewObject<'service'>));
     expectSame(leader, follower);
