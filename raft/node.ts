@@ -462,11 +462,23 @@ export class RaftNode {
     const index = this.appliedIndex;
     if (index - this.log.memory.snapshot().metadata.index < interval) return;
     const started = performance.now();
-    const snap = await this.log.createSnapshot(index, this.raw.confState(), data());
+    const bytes = data();
+    const encoded = performance.now();
+    const snap = await this.log.createSnapshot(index, this.raw.confState(), bytes);
+    const written = performance.now();
     const compactTo = snap.metadata.index - this.snapshotKeepEntries;
     if (this.log.compact !== undefined && compactTo > this.log.memory.firstIndex()) await this.log.compact(compactTo);
+    const done = performance.now();
     this.logger.info(
-      { index, sizeBytes: snap.data.byteLength, firstIndex: this.log.memory.firstIndex(), ms: Math.round(performance.now() - started) },
+      {
+        index,
+        sizeBytes: snap.data.byteLength,
+        firstIndex: this.log.memory.firstIndex(),
+        ms: Math.round(done - started),
+        dataMs: Math.round(encoded - started),
+        writeMs: Math.round(written - encoded),
+        compactMs: Math.round(done - written),
+      },
       'snapshot taken',
     );
   }
