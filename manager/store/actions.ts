@@ -12,6 +12,12 @@
 //     varint payload length, payload    (create/update: the object's JSON without `Version`,
 //                                         which apply sets to the entry's index;
 //                                         delete: the ID in UTF-8)
+//   create with shared fields (op 6), for a top-level field whose value (the same object) is in
+//     several creates of the batch — 500 tasks' Spec that is their service's task template:
+//     varint count, then the names of this object's fields that the next creates will refer to
+//     (each gets the next slot number, in order); varint count, then per field taken from a slot:
+//     varint position among the object's fields, name, varint slot; then the object's JSON
+//     without those fields. The value is sent once per batch, parsed once and shared.
 //   patch (op 5) instead of update: varint expected version, then the ID, the count of top-level
 //     fields removed and their names (each a length-prefixed string), and the JSON of the
 //     top-level fields that changed (a task's status report is its Status and UpdatedAt, not its
@@ -52,6 +58,7 @@ const OP_UPDATE = 2;
 const OP_DELETE = 3;
 const OP_DELETE_IF_VERSION = 4;
 const OP_PATCH = 5;
+const OP_CREATE_SHARED = 6;
 
 const KIND_CODE = new Map<Kind, number>(KINDS.map((k, i) => [k, i]));
 
@@ -65,6 +72,107 @@ function objectJson(o: StoreObject): string {
   return JSON.stringify(rest);
 }
 
+/** Object-valued top-level fields of the batch's creates that hold the same object more than once. */
+function sharedValues(actions: readonly StoreAction[]): Set<object> | null {
+  let seen: Set<object> | null = null;
+  let shared: Set<object> | null = null;
+  for (const a of actions) {
+    if (a.op !== 'create') continue;
+    const o = a.object as unknown as Record<string, unknown>;
+    for (const k in o) {
+      const v = o[k];
+      if (typeof v !== 'object' || v === null || k === 'Version') continue;
+      if (seen === null) seen = new Set();
+      if (!seen.has(v)) seen.add(v);
+      else (shared ??= new Set()).add(v);
+    }
+  }
+  return shared;
+}
+
+function writeSharedCreate(w: Writer, kind: number, obj: StoreObject, shared: ReadonlySet<object>, slots: Map<object, number>): boolean {
+  const o = obj as unknown as Record<string, unknown>;
+  const defs: string[] = [];
+  const refs: { pos: number; name: string; slot: number }[] = [];
+  let pos = 0;
+  for (const k in o) {
+    if (k === 'Version') continue;
+    const v = o[k];
+    if (typeof v === 'object' && v !== null && shared.has(v) && k !== 'ID') {
+      const slot = slots.get(v);
+      if (slot !== undefined) refs.push({ pos, name: k, slot });
+      else {
+        slots.set(v, slots.size);
+        defs.push(k);
+      }
+    }
+    pos++;
+  }
+  if (defs.length === 0 && refs.length === 0) return false;
+  w.byte((OP_CREATE_SHARED << 4) | kind);
+  w.varint(defs.length);
+  for (const k of defs) w.string(k);
+  w.varint(refs.length);
+  for (const r of refs) {
+    w.varint(r.pos);
+    w.string(r.name);
+    w.varint(r.slot);
+  }
+  if (refs.length === 0) {
+    w.string(objectJson(obj));
+    return true;
+  }
+  const rest: Record<string, unknown> = {};
+  for (const k in o) if (k !== 'Version' && !refs.some((r) => r.name === k)) rest[k] = o[k];
+  w.string(JSON.stringify(rest));
+  return true;
+}
+
+function readSharedCreate(r: Reader, data: Uint8Array, slots: unknown[]): StoreObject {
+  const nDefs = r.varint();
+  if (nDefs > data.byteLength) throw new BatchDecodeError(`field count ${nDefs} exceeds the entry size`);
+  const defs: string[] = [];
+  for (let i = 0; i < nDefs; i++) defs.push(r.string());
+  const nRefs = r.varint();
+  if (nRefs > data.byteLength) throw new BatchDecodeError(`field count ${nRefs} exceeds the entry size`);
+  const refs: { pos: number; name: string; value: unknown }[] = [];
+  for (let i = 0; i < nRefs; i++) {
+    const pos = r.varint();
+    const name = r.string();
+    const slot = r.varint();
+    if (name === 'ID' || name === 'Version' || name === '__proto__') throw new BatchDecodeError(`a shared field may not be ${name}`);
+    if (i > 0 && pos <= refs[i - 1]!.pos) throw new BatchDecodeError('shared fields out of order');
+    refs.push({ pos, name, value: slot });
+  }
+  const parsed = parseObject(r.string()) as unknown as Record<string, unknown>;
+  for (const k of defs) {
+    if (!Object.prototype.hasOwnProperty.call(parsed, k) || typeof parsed[k] !== 'object' || parsed[k] === null) throw new BatchDecodeError(`shared field ${k} is missing`);
+    slots.push(parsed[k]);
+  }
+  if (refs.length === 0) return parsed as unknown as StoreObject;
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(parsed);
+  let j = 0;
+  let ri = 0;
+  const total = keys.length + refs.length;
+  for (let pos = 0; pos < total; pos++) {
+    const ref = refs[ri];
+    if (ref !== undefined && ref.pos === pos) {
+      const value = slots[ref.value as number];
+      if (value === undefined) throw new BatchDecodeError(`shared field ${ref.name} refers to an unknown slot`);
+      if (Object.prototype.hasOwnProperty.call(out, ref.name) || Object.prototype.hasOwnProperty.call(parsed, ref.name)) throw new BatchDecodeError(`field ${ref.name} given twice`);
+      out[ref.name] = value;
+      ri++;
+    } else {
+      const k = keys[j++]!;
+      if (k === '__proto__') Object.defineProperty(out, k, { value: parsed[k], writable: true, enumerable: true, configurable: true });
+      else out[k] = parsed[k];
+    }
+  }
+  if (ri !== refs.length) throw new BatchDecodeError('shared field position past the object');
+  return out as unknown as StoreObject;
+}
+
 export function encodeBatch(b: Batch): Uint8Array {
   if (b.origin.byteLength !== ORIGIN_BYTES) throw new RangeError(`store batch: origin must be ${ORIGIN_BYTES} bytes`);
   const w = new Writer(256 * b.actions.length + 32);
@@ -72,11 +180,14 @@ export function encodeBatch(b: Batch): Uint8Array {
   w.bytes(b.origin);
   w.varint(b.seq);
   w.varint(b.actions.length);
+  const shared = sharedValues(b.actions);
+  const slots = new Map<object, number>();
   for (const a of b.actions) {
     const kind = KIND_CODE.get(a.kind);
     if (kind === undefined) throw new RangeError(`store batch: unknown kind ${String(a.kind)}`);
     switch (a.op) {
       case 'create':
+        if (shared !== null && writeSharedCreate(w, kind, a.object, shared, slots)) break;
         w.byte((OP_CREATE << 4) | kind);
         w.string(objectJson(a.object));
         break;
@@ -117,6 +228,7 @@ export function decodeBatch(data: Uint8Array): Batch {
   const count = r.varint();
   if (count > data.byteLength) throw new BatchDecodeError(`action count ${count} exceeds the entry size`);
   const actions: StoreAction[] = [];
+  const slots: unknown[] = [];
   for (let i = 0; i < count; i++) {
     const head = r.byte();
     const op = head >> 4;
@@ -125,6 +237,9 @@ export function decodeBatch(data: Uint8Array): Batch {
     switch (op) {
       case OP_CREATE:
         actions.push({ op: 'create', kind, object: parseObject(r.string()) });
+        break;
+      case OP_CREATE_SHARED:
+        actions.push({ op: 'create', kind, object: readSharedCreate(r, data, slots) });
         break;
       case OP_UPDATE: {
         const expectVersion = r.varint();

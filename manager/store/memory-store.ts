@@ -599,6 +599,14 @@ function stamp(o: StoreObject, index: number): StoreObject {
   return deepFreeze({ ID, Version: { Index: index }, ...rest }) as StoreObject;
 }
 
+/**
+ * Objects (and arrays) the store made and froze whole, with nothing in them but JSON's own
+ * values: a new version may share them as they are instead of copying them (the task template a
+ * replicated service's tasks are created from, say). Frozen alone would not do: a caller may
+ * freeze an object whose insides it can still change.
+ */
+const SEALED = new WeakSet<object>();
+
 /** A transaction's objects before commit (the stored one gets the entry's index). */
 const UNCOMMITTED_VERSION = Object.freeze({ Index: 0 });
 
@@ -669,6 +677,7 @@ function cloneFrozen(v: unknown, depth: number): unknown {
       throw new InvalidObjectError(`store: a ${typeof v} cannot be stored`);
   }
   if (v === null) return null;
+  if (SEALED.has(v)) return v;
   if (depth > MAX_CLONE_DEPTH) throw new InvalidObjectError(`store: object nested more than ${MAX_CLONE_DEPTH} levels deep (or cyclic)`);
   if (Array.isArray(v)) {
     const out = new Array<unknown>(v.length);
@@ -676,6 +685,7 @@ function cloneFrozen(v: unknown, depth: number): unknown {
       const x = cloneFrozen(v[i], depth + 1);
       out[i] = x === undefined ? null : x;
     }
+    SEALED.add(out);
     return Object.freeze(out);
   }
   const proto: unknown = Object.getPrototypeOf(v);
@@ -689,11 +699,16 @@ function cloneFrozen(v: unknown, depth: number): unknown {
     const x = cloneFrozen(src[k], depth + 1);
     if (x !== undefined) setOwn(out, k, x);
   }
+  SEALED.add(out);
   return Object.freeze(out);
 }
 
-/** Freezes `o` and everything in it; stops at what is frozen already (the store froze it whole). */
-export function deepFreeze<T>(o: T): T {
+/**
+ * Freezes `o` and everything in it, and seals it (later versions may share it, see SEALED); stops
+ * at what is frozen already (the store froze it whole). Only for the store's own objects: fresh
+ * from JSON.parse, or built from parts the store froze.
+ */
+function deepFreeze<T>(o: T): T {
   if (typeof o !== 'object' || o === null || Object.isFrozen(o)) return o;
   if (Array.isArray(o)) {
     for (let i = 0; i < o.length; i++) deepFreeze(o[i] as unknown);
@@ -701,5 +716,6 @@ export function deepFreeze<T>(o: T): T {
     const r = o as Record<string, unknown>;
     for (const k in r) deepFreeze(r[k]);
   }
+  SEALED.add(o);
   return Object.freeze(o);
 }
