@@ -69,12 +69,16 @@ const genAction: fc.Arbitrary<GenAction> = fc.oneof(
   }),
 );
 
+const TASK_SPEC = { ContainerSpec: { Image: 'busybox' } };
+
 function makeObject(a: Extract<GenAction, { op: 'create' | 'update' }>): StoreObject {
   const base = { ID: a.id, CreatedAt: '2026-01-01T00:00:00Z', UpdatedAt: '2026-01-01T00:00:00Z' };
   if (a.kind === 'task') {
     return {
       ...base,
-      Spec: {},
+      // One object for every task, as a service's tasks share its template: a batch of several
+      // creates sends it once (the shared-field create).
+      Spec: TASK_SPEC,
       ServiceID: a.svc,
       Slot: a.slot,
       NodeID: a.node,
