@@ -31,12 +31,33 @@ export function isAssignedTask(t: Task, nodeId: string): boolean {
 }
 
 /** What of a task the worker acts on; a change elsewhere (its status, version) is not news to it. */
-function workerView(t: Task): string {
-  return JSON.stringify([t.Spec, t.DesiredState, t.ServiceID, t.Slot, t.Labels, t.NetworksAttachments, t.JobIteration]);
+function workerView(t: Task): readonly unknown[] {
+  return [t.Spec, t.DesiredState, t.ServiceID, t.Slot, t.Labels, t.NetworksAttachments, t.JobIteration];
+}
+
+/**
+ * Does the worker see the same task? Field by field: the same value or the same (frozen, shared)
+ * object is the same — a status report leaves the rest of the stored task shared — and only a
+ * field that is a different object is compared by its JSON.
+ */
+function sameForWorker(a: Task, b: Task): boolean {
+  const x = workerView(a);
+  const y = workerView(b);
+  for (let i = 0; i < x.length; i++) {
+    if (x[i] === y[i]) continue;
+    if (typeof x[i] !== 'object' || typeof y[i] !== 'object' || JSON.stringify(x[i]) !== JSON.stringify(y[i])) return false;
+  }
+  return true;
 }
 
 function needsDependencies(t: Task): boolean {
   return taskStateRank(t.Status.State) <= RUNNING_RANK;
+}
+
+/** Does the task name any secret or config? One that names none cannot change the node's dependencies. */
+function namesDependencies(t: Task | undefined): boolean {
+  const c = t?.Spec.ContainerSpec;
+  return (c?.Secrets?.length ?? 0) > 0 || (c?.Configs?.length ?? 0) > 0;
 }
 
 export class AssignmentSet {
@@ -81,12 +102,12 @@ export class AssignmentSet {
         if (now !== undefined && isAssignedTask(now, this.nodeId)) {
           this.tasks.set(now.ID, now);
           // ASSIGNED is the scheduler's hand-off: always news. Otherwise only what the worker acts on.
-          if (before === undefined || now.Status.State === 'assigned' || workerView(before) !== workerView(now)) updates.push({ kind: 'task', object: now });
-          if (before === undefined || needsDependencies(before) !== needsDependencies(now)) depsTouched = true;
+          if (before === undefined || now.Status.State === 'assigned' || !sameForWorker(before, now)) updates.push({ kind: 'task', object: now });
+          if ((namesDependencies(before) || namesDependencies(now)) && (before === undefined || before.Spec !== now.Spec || needsDependencies(before) !== needsDependencies(now))) depsTouched = true;
         } else if (before !== undefined) {
           this.tasks.delete(before.ID);
           removes.push({ kind: 'task', object: before });
-          depsTouched = true;
+          if (namesDependencies(before)) depsTouched = true;
         }
       } else if (ev.kind === 'secret') {
         // Tasks name secrets and configs by ID and the control API refuses unknown ones: only a

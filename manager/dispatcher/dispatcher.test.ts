@@ -292,5 +292,15 @@ describe('assignments', () => {
       [AssignmentAction.ASSIGNMENT_ACTION_REMOVE, 'taskJson'],
       [AssignmentAction.ASSIGNMENT_ACTION_REMOVE, 'secretJson'],
     ]);
+    // A new task naming the secret brings it back in the same incremental message.
+    const t3 = await createTask(w.nodeId, 'assigned', {
+      Spec: { ContainerSpec: { Image: 'busybox', Secrets: [{ SecretID: secret.ID, SecretName: secret.Spec.Name }] } },
+    });
+    await waitFor('the task with its secret', () => got.length >= 5);
+    expect(got[4]!.changes.map((ch) => [ch.action, ch.assignment!.item!.$case])).toEqual([
+      [AssignmentAction.ASSIGNMENT_ACTION_UPDATE, 'taskJson'],
+      [AssignmentAction.ASSIGNMENT_ACTION_UPDATE, 'secretJson'],
+    ]);
+    expect(JSON.parse((got[4]!.changes[0]!.assignment!.item as { taskJson: Buffer }).taskJson.toString()).ID).toBe(t3.ID);
   });
 });
