@@ -48,4 +48,22 @@ describe('AgentDb merged writes', () => {
       await again.close();
     }
   });
+
+  it('saves a task given with the JSON it came in as that JSON, read back as the task', async () => {
+    const t = { ...task('t9'), Labels: { zone: 'ä' } } as Task;
+    const json = Buffer.from(JSON.stringify(t), 'utf8');
+    const db = await AgentDb.open(dir);
+    try {
+      db.write([db.putTask(t, json.subarray(0))]);
+      await db.flush();
+    } finally {
+      await db.close();
+    }
+    const again = await AgentDb.open(dir);
+    try {
+      expect((await again.load()).tasks.get('t9')).toEqual(t);
+    } finally {
+      await again.close();
+    }
+  });
 });

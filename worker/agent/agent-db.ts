@@ -22,8 +22,13 @@ export interface AgentState {
   readonly managers: readonly string[];
 }
 
-/** A put carries the object; it is serialized when its batch is written (a put overwritten before then never is). */
-type Op = { readonly type: 'put'; readonly key: string; readonly value: unknown } | { readonly type: 'del'; readonly key: string };
+/**
+ * A put carries the object, serialized when its batch is written (a put overwritten before then
+ * never is), or the object's JSON as it came from the manager (`json`: written as is).
+ */
+type Op =
+  | { readonly type: 'put'; readonly key: string; readonly value: unknown; readonly json?: Uint8Array }
+  | { readonly type: 'del'; readonly key: string };
 
 const PREFIX = { task: 'task/', status: 'status/', secret: 'secret/', config: 'config/' } as const;
 /**
@@ -34,6 +39,12 @@ const PREFIX = { task: 'task/', status: 'status/', secret: 'secret/', config: 'c
 const COALESCE_MS = 20;
 const MANAGERS_KEY = 'meta/managers';
 
+/** Values are UTF-8 JSON: strings, or bytes already encoded (read back as strings). */
+type BatchOp =
+  | { readonly type: 'put'; readonly key: string; readonly value: string }
+  | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array; readonly valueEncoding: 'view' }
+  | { readonly type: 'del'; readonly key: string };
+
 export class AgentDb {
   private chain: Promise<void> = Promise.resolve();
   /** Ops written by write() and not yet handed to LevelDB, the latest per key (the next drain takes them all). */
@@ -42,14 +53,14 @@ export class AgentDb {
   /** LevelDB batches written and ops in them (for status and the load tool). */
   readonly counters = { batches: 0, ops: 0 };
 
-  private constructor(private readonly db: Level<string, string>) {}
+  private constructor(private readonly db: Level<string, string | Uint8Array>) {}
 
   static async open(dataRoot: string): Promise<AgentDb> {
     const dir = path.join(dataRoot, AGENT_DB_DIR);
     await mkdir(path.dirname(dir), { recursive: true });
     // Small native buffers: the agent's state is a few hundred KiB, read once at start; LevelDB's
     // defaults (4 MiB memtable, 8 MiB block cache) would let a busy node's status writes hold MiBs.
-    const db = new Level<string, string>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: AGENT_DB_WRITE_BUFFER_BYTES, cacheSize: AGENT_DB_CACHE_BYTES });
+    const db = new Level<string, string | Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'utf8', writeBufferSize: AGENT_DB_WRITE_BUFFER_BYTES, cacheSize: AGENT_DB_CACHE_BYTES });
     try {
       await db.open();
     } catch (err) {
@@ -65,7 +76,7 @@ export class AgentDb {
     const configs = new Map<string, Config>();
     let managers: string[] = [];
     for await (const [key, value] of this.db.iterator()) {
-      const o: unknown = JSON.parse(value);
+      const o: unknown = JSON.parse(typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8'));
       if (key.startsWith(PREFIX.task)) tasks.set(key.slice(PREFIX.task.length), o as Task);
       else if (key.startsWith(PREFIX.status)) statuses.set(key.slice(PREFIX.status.length), o as TaskStatus);
       else if (key.startsWith(PREFIX.secret)) secrets.set(key.slice(PREFIX.secret.length), o as Secret);
@@ -75,8 +86,9 @@ export class AgentDb {
     return { tasks, statuses, secrets, configs, managers };
   }
 
-  putTask(t: Task): Op {
-    return { type: 'put', key: PREFIX.task + t.ID, value: t };
+  /** `json`: the task's JSON as received (the bytes `t` was parsed from), written without serializing `t` again. */
+  putTask(t: Task, json?: Uint8Array): Op {
+    return json === undefined ? { type: 'put', key: PREFIX.task + t.ID, value: t } : { type: 'put', key: PREFIX.task + t.ID, value: t, json };
   }
 
   delTask(id: string): Op[] {
@@ -134,7 +146,12 @@ export class AgentDb {
     if (queued.size === 0) return;
     this.counters.batches++;
     this.counters.ops += queued.size;
-    const ops = [...queued.values()].map((op) => (op.type === 'put' ? { type: 'put' as const, key: op.key, value: JSON.stringify(op.value) } : op));
+    const ops: BatchOp[] = [];
+    for (const op of queued.values()) {
+      if (op.type === 'del') ops.push(op);
+      else if (op.json !== undefined) ops.push({ type: 'put', key: op.key, value: op.json, valueEncoding: 'view' });
+      else ops.push({ type: 'put', key: op.key, value: JSON.stringify(op.value) });
+    }
     await this.db.batch(ops).catch((err: unknown) => {
       this.failure ??= err as Error;
     });

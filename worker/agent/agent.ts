@@ -58,6 +58,12 @@ export interface AgentOptions {
   readonly backoffMaxMs?: number;
   /** Status reports wait at most this long to be batched (default 50 ms). */
   readonly statusBatchMs?: number;
+  /**
+   * How long a task's ACCEPTED, PREPARING or STARTING status waits for the next one before it is
+   * reported anyway (default 500 ms; 0: every step is reported): a task that starts within it is
+   * reported once.
+   */
+  readonly statusTransientHoldMs?: number;
   /** Most status updates per UpdateTaskStatus call. */
   readonly statusMaxBatch?: number;
   /** Deadline of unary calls and of the session's first message. */
@@ -72,6 +78,7 @@ const DEFAULTS = {
   backoffInitialMs: 100,
   backoffMaxMs: 8000,
   statusBatchMs: 50,
+  statusTransientHoldMs: 500,
   statusMaxBatch: 500,
   callTimeoutMs: 10_000,
 };
@@ -147,7 +154,12 @@ export class Agent {
     this.opts = { ...DEFAULTS, ...opts };
     this.log = (opts.logger ?? pino({ level: 'silent' })).child({ component: 'agent', nodeId: opts.identity.nodeId });
     this.managerAddrs = [...new Set(opts.managers)];
-    this.reporter = new StatusReporter({ batchMs: this.opts.statusBatchMs, maxBatch: this.opts.statusMaxBatch, logger: this.log });
+    this.reporter = new StatusReporter({
+      batchMs: this.opts.statusBatchMs,
+      maxBatch: this.opts.statusMaxBatch,
+      transientHoldMs: this.opts.statusTransientHoldMs,
+      logger: this.log,
+    });
     this.dependencies = {
       secret: (id) => {
         const s = this.secrets.get(id);
@@ -171,7 +183,7 @@ export class Agent {
       agent = new Agent({ ...opts, managers }, db);
       for (const s of state.secrets.values()) agent.secrets.set(s.ID, s);
       for (const c of state.configs.values()) agent.configs.set(c.ID, c);
-      for (const t of state.tasks.values()) agent.addRunner(t, state.statuses.get(t.ID) ?? t.Status, false);
+      for (const t of state.tasks.values()) agent.addRunner(t, state.statuses.get(t.ID) ?? t.Status, undefined);
     } catch (err) {
       await db.close();
       throw err;
@@ -244,7 +256,8 @@ export class Agent {
 
   // ---------------------------------------------------------------------------- tasks
 
-  private addRunner(task: Task, status: TaskStatus, persist: boolean): TaskRunner {
+  /** `json`: the task's JSON as received, saved as is (absent: resumed from the database, nothing to save). */
+  private addRunner(task: Task, status: TaskStatus, json: Uint8Array | undefined): TaskRunner {
     this.tasks.set(task.ID, task);
     const runner = new TaskRunner(task, status, {
       executor: this.opts.executor,
@@ -257,20 +270,20 @@ export class Agent {
       },
     });
     this.runners.set(task.ID, runner);
-    if (persist) this.db.write([this.db.putTask(task)]);
+    if (json !== undefined) this.db.write([this.db.putTask(task, json)]);
     else runner.restoreNetwork();
     runner.kick();
     return runner;
   }
 
-  private upsertTask(task: Task): void {
+  private upsertTask(task: Task, json: Uint8Array): void {
     const runner = this.runners.get(task.ID);
     if (runner === undefined) {
-      this.addRunner(task, task.Status, true);
+      this.addRunner(task, task.Status, json);
       return;
     }
     this.tasks.set(task.ID, task);
-    this.db.write([this.db.putTask(task)]);
+    this.db.write([this.db.putTask(task, json)]);
     // The manager's copy may be behind what we observed (reports in flight) or ahead of a status
     // this node lost; report ours again whenever the manager does not have it yet.
     const ours = runner.status;
@@ -304,7 +317,7 @@ export class Agent {
           if (remove) this.removeTask(t.ID);
           else {
             seenTasks.add(t.ID);
-            this.upsertTask(t);
+            this.upsertTask(t, item.taskJson);
           }
           break;
         }

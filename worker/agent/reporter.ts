@@ -2,22 +2,41 @@
 // can send it; up to `maxBatch` go in one UpdateTaskStatus call, at most every `batchMs`. A status
 // leaves the queue only when the manager acknowledged it (a newer status for the same task that
 // arrived meanwhile stays). Offline, reports accumulate (one per task: bounded by the task count).
+//
+// A step the task is passing through (ACCEPTED, PREPARING, STARTING) waits up to `transientHoldMs`
+// from its task's first unsent change for the state that follows it: a task that reaches RUNNING
+// (or fails) within that time is reported once, with that state, instead of once per step — each
+// item costs the manager a store update. A task still in such a step after the hold is reported
+// as it is.
 import type { Logger } from 'pino';
 
-import type { TaskStatus } from '../../manager/store/types.js';
+import type { TaskState, TaskStatus } from '../../manager/store/types.js';
 
 export type SendStatuses = (updates: readonly { readonly taskId: string; readonly status: TaskStatus }[]) => Promise<readonly { readonly taskId: string; readonly reason: string }[]>;
 
 export interface StatusReporterOptions {
   readonly batchMs: number;
   readonly maxBatch: number;
+  /** How long a task's ACCEPTED, PREPARING or STARTING status may wait for the next one (0: never). */
+  readonly transientHoldMs: number;
   readonly logger: Logger;
 }
 
+/** States a task passes through on its way to RUNNING; the next one usually follows within milliseconds. */
+const TRANSIENT: ReadonlySet<TaskState> = new Set<TaskState>(['accepted', 'preparing', 'starting']);
+
+interface Pending {
+  readonly status: TaskStatus;
+  /** When this task's oldest unsent status was reported (performance.now() ms). */
+  readonly sinceMs: number;
+}
+
 export class StatusReporter {
-  private readonly dirty = new Map<string, TaskStatus>();
+  private readonly dirty = new Map<string, Pending>();
   private send: SendStatuses | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** When the pending timer fires (performance.now() ms). */
+  private timerDueMs = 0;
   private sending = false;
   private closed = false;
 
@@ -29,7 +48,8 @@ export class StatusReporter {
 
   report(taskId: string, status: TaskStatus): void {
     if (this.closed) return;
-    this.dirty.set(taskId, status);
+    const before = this.dirty.get(taskId);
+    this.dirty.set(taskId, { status, sinceMs: before?.sinceMs ?? performance.now() });
     this.schedule();
   }
 
@@ -47,27 +67,61 @@ export class StatusReporter {
   close(): void {
     this.closed = true;
     this.send = null;
+    this.clearTimer();
+  }
+
+  private clearTimer(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
   }
 
+  /** When `p` may be sent: at once, or once its hold is over. */
+  private sendableAtMs(p: Pending): number {
+    return TRANSIENT.has(p.status.State) ? p.sinceMs + this.opts.transientHoldMs : 0;
+  }
+
+  /**
+   * Arms the timer for the next flush: `batchMs` from now, or later when every pending status is
+   * held (then when the first hold ends). An armed timer that fires sooner is kept.
+   */
   private schedule(): void {
-    if (this.closed || this.send === null || this.sending || this.timer !== null || this.dirty.size === 0) return;
+    if (this.closed || this.send === null || this.sending || this.dirty.size === 0) return;
+    const nowMs = performance.now();
+    // No flush can be due sooner than batchMs from now: an armed timer within that stays.
+    if (this.timer !== null && this.timerDueMs <= nowMs + this.opts.batchMs) return;
+    let firstMs = Infinity;
+    for (const p of this.dirty.values()) {
+      firstMs = Math.min(firstMs, this.sendableAtMs(p));
+      if (firstMs <= nowMs) break;
+    }
+    const dueMs = Math.max(nowMs + this.opts.batchMs, firstMs);
+    if (this.timer !== null && this.timerDueMs <= dueMs) return;
+    this.clearTimer();
+    this.timerDueMs = dueMs;
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.flush();
-    }, this.opts.batchMs);
+    }, dueMs - nowMs);
   }
 
   private async flush(): Promise<void> {
     const send = this.send;
     if (send === null || this.sending || this.dirty.size === 0) return;
+    const nowMs = performance.now();
+    const batch: { readonly taskId: string; readonly status: TaskStatus }[] = [];
+    for (const [taskId, p] of this.dirty) {
+      if (batch.length >= this.opts.maxBatch) break;
+      if (this.sendableAtMs(p) <= nowMs) batch.push({ taskId, status: p.status });
+    }
+    if (batch.length === 0) {
+      this.schedule();
+      return;
+    }
     this.sending = true;
-    const batch = [...this.dirty].slice(0, this.opts.maxBatch).map(([taskId, status]) => ({ taskId, status }));
     try {
       const refused = await send(batch);
       for (const r of refused) this.opts.logger.warn({ taskId: r.taskId, reason: r.reason }, 'agent: the manager refused a task status');
-      for (const u of batch) if (this.dirty.get(u.taskId) === u.status) this.dirty.delete(u.taskId);
+      for (const u of batch) if (this.dirty.get(u.taskId)?.status === u.status) this.dirty.delete(u.taskId);
     } catch (err) {
       // The session will end on its own if the manager is gone; the statuses stay queued for the next one.
       this.opts.logger.debug({ err }, 'agent: status report failed; kept for the next attempt');
