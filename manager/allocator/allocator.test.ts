@@ -202,6 +202,19 @@ describe('allocator', () => {
     }
   });
 
+  it('a burst larger than one transaction (1,100 tasks on one network): every task gets its own address, in chunks committed together', async () => {
+    const big = await api.createNetwork({ Name: 'big', IPAMOptions: { Configs: [{ Subnet: '10.20.0.0/21' }] } });
+    const svc = await api.createService(serviceSpec('burst', { Mode: { Replicated: { Replicas: 1_100 } }, TaskTemplate: { ContainerSpec: { Image: 'busybox:1' }, Networks: [{ Target: big.ID }] } }));
+    const tasks = await waitFor('1,100 running tasks of burst', () => (running(svc.ID).length === 1_100 ? running(svc.ID) : undefined), 40_000);
+    const addrs = new Set(tasks.map((t) => t.NetworksAttachments?.[0]?.Addresses[0]));
+    expect(addrs.size).toBe(1_100);
+    for (const a of addrs) expect(inNetwork(big, a!)).toBe(true);
+    expectNoSharedAddress();
+    await api.removeService(svc.ID);
+    await waitFor('the burst gone', () => h.store.find('task', byServiceId(svc.ID)).every((t) => !isAlive(t)) || undefined, 15_000);
+    await api.removeNetwork(big.ID);
+  }, 60_000);
+
   it('published ports: 8080:80 through ingress (VIP and task addresses there), a dynamic port from 30000, host mode passes through', async () => {
     const svc = await api.createService(
       serviceSpec('pub', {

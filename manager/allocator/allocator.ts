@@ -111,19 +111,32 @@ export class Allocator extends ReconcileLoop {
     if (networks + services + tasks + nodes > 0 || waiting > 0) this.log.debug(this.last, 'allocation pass');
   }
 
-  /** Writes in chunks; answers each object's ID with the version it was committed at. */
+  /**
+   * Writes in chunks, proposed together: they touch distinct objects decided against one state,
+   * so their Raft round trips overlap (one at a time, a burst of NEW tasks waited for each).
+   * Answers each object's ID with the version it was committed at; a failed chunk fails the pass
+   * (the next one rebuilds from what was committed).
+   */
   private async commit<T extends 'network' | 'service' | 'task' | 'node'>(
     kind: T,
     objects: readonly (T extends 'network' ? Network : T extends 'service' ? Service : T extends 'task' ? Task : Node)[],
   ): Promise<Map<string, number>> {
     const versions = new Map<string, number>();
+    const commits: Promise<void>[] = [];
     for (let i = 0; i < objects.length; i += MAX_WRITES_PER_TX) {
       const chunk = objects.slice(i, i + MAX_WRITES_PER_TX);
-      const { version } = await this.store.update((tx) => {
-        for (const o of chunk) tx.update(kind, o as never);
-      });
-      for (const o of chunk) versions.set(o.ID, version);
+      commits.push(
+        this.store
+          .update((tx) => {
+            for (const o of chunk) tx.update(kind, o as never);
+          })
+          .then(({ version }) => {
+            for (const o of chunk) versions.set(o.ID, version);
+          }),
+      );
     }
+    const failed = (await Promise.allSettled(commits)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     return versions;
   }
 
