@@ -10,6 +10,7 @@
 //   npm run bench:cluster -- --json          # one JSON array of rows
 //   options: --workers N --tasks N --worker-procs N --runs N --heartbeat-ms N --steady-s N
 //            --cpu-prof DIR (a V8 CPU profile of the leader while the service converges, + a summary)
+//            --network (the service attaches to an overlay network: the allocator's path)
 import os from 'node:os';
 import path from 'node:path';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -41,6 +42,7 @@ const { values: opts } = parseArgs({
     'heartbeat-ms': { type: 'string', default: '5000' },
     'steady-s': { type: 'string' },
     'cpu-prof': { type: 'string' },
+    network: { type: 'boolean', default: false },
   },
 });
 
@@ -51,6 +53,9 @@ const runs = Math.max(1, Number(opts.runs));
 const heartbeatMs = Number(opts['heartbeat-ms']);
 const steadyS = Number(opts['steady-s'] ?? (opts.quick ? 5 : 10));
 const profDir = opts['cpu-prof'];
+/** The service attaches to an overlay network: every task gets an address from the allocator (NEW → PENDING). */
+const withNetwork = opts.network === true;
+const NETWORK_NAME = 'bench-net';
 
 function say(msg: string): void {
   process.stderr.write(`bench:cluster: ${msg}\n`);
@@ -103,6 +108,10 @@ async function main(): Promise<void> {
         say(`warning: could not recreate the ingress network with a /16 (${(err as Error).message.split('\n')[0]}); nodes past 253 get no ingress address`);
       }
     }
+    if (withNetwork) {
+      // A /16: room for every task's address (a /24 holds 253).
+      await leader.request('control', { method: 'createNetwork', args: [{ Name: NETWORK_NAME, DriverConfiguration: { Name: 'overlay' }, IPAMOptions: { Configs: [{ Subnet: '10.200.0.0/16' }] } }] });
+    }
     say('managers up; starting workers');
 
     // Agents know every manager (the leader first); certificates come from the followers' CAs so
@@ -140,7 +149,7 @@ async function main(): Promise<void> {
       figures.push(await oneRun(run, leader, managers, procs));
     }
     const row = medianRow(
-      { bench: 'cluster', system: 'shoal', nodes: managers.length, workers, worker_procs: workerProcs, tasks, heartbeat_period_ms: heartbeatMs },
+      { bench: 'cluster', system: 'shoal', nodes: managers.length, workers, worker_procs: workerProcs, tasks, heartbeat_period_ms: heartbeatMs, network: withNetwork ? 'overlay' : 'none' },
       figures,
     );
     const rows: BenchRow[] = [row];
@@ -179,7 +188,11 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
     args: [
       {
         Name: serviceName,
-        TaskTemplate: { ContainerSpec: { Image: 'busybox:latest', Command: ['sleep', 'infinity'] }, RestartPolicy: { Condition: 'any' } },
+        TaskTemplate: {
+          ContainerSpec: { Image: 'busybox:latest', Command: ['sleep', 'infinity'] },
+          RestartPolicy: { Condition: 'any' },
+          ...(withNetwork ? { Networks: [{ Target: NETWORK_NAME }] } : {}),
+        },
         Mode: { Replicated: { Replicas: tasks } },
       },
     ],

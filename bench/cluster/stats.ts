@@ -118,6 +118,8 @@ export interface BenchRow extends RunFigures {
   readonly worker_procs: number;
   readonly tasks: number;
   readonly heartbeat_period_ms: number;
+  /** The service's tasks attach to an overlay network (`--network`): the allocator gives each an address. */
+  readonly network: 'none' | 'overlay';
   readonly runs: number;
 }
 
