@@ -14,9 +14,10 @@
 // proposed as up to that many transactions at once, so their Raft round trips overlap: the later
 // ones are built against the same committed state plus the slots the earlier ones of this pass
 // are creating, and do scale-ups only (anything else waits for the next pass). If one fails, the
-// pass fails and the next one decides from committed state, as after any failed pass. Off by
-// default: bench:cluster showed the allocator (one transaction at a time) fall behind the flood
-// and its watch overflow (a full re-list), which cost more than the overlap saved.
+// pass fails and the next one decides from committed state, as after any failed pass. Default 4:
+// with tasks that need no allocation created PENDING, and the allocator proposing its chunks
+// together, bench:cluster (10,000 replicas) spent less leader CPU per task and converged sooner
+// (session 3 had it off: the allocator, one transaction at a time, fell behind the flood).
 import type { ReadTx, Tx } from '../store/memory-store.js';
 import { byServiceId } from '../store/query.js';
 import type { Service, Task } from '../store/types.js';
@@ -26,7 +27,7 @@ import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, stableJso
 import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
 
 export interface ReplicatedOrchestratorOptions extends LoopOptions {
-  /** Transactions one pass may have in flight for a large scale-up (default 1). */
+  /** Transactions one pass may have in flight for a large scale-up (default 4). */
   readonly maxTxInFlight?: number;
 }
 
@@ -37,7 +38,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
 
   constructor(opts: ReplicatedOrchestratorOptions) {
     super(opts, 'replicated-orchestrator', ['service', 'task']);
-    this.maxTxInFlight = Math.max(1, opts.maxTxInFlight ?? 1);
+    this.maxTxInFlight = Math.max(1, opts.maxTxInFlight ?? 4);
   }
 
   protected resync(tx: ReadTx): void {
