@@ -29,6 +29,18 @@ export interface TaskRunnerDeps {
 
 const RUNNING = taskStateRank('running');
 
+/** The current time as an ISO string; tasks changing state in the same millisecond share one. */
+let isoMs = -1;
+let iso = '';
+function nowIso(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    iso = new Date(ms).toISOString();
+  }
+  return iso;
+}
+
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -150,7 +162,7 @@ export class TaskRunner {
 
   private set(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): void {
     if (this.closed || this.removed) return;
-    this.observed = { Timestamp: new Date().toISOString(), State: state, Message: message, ...extra };
+    this.observed = { Timestamp: nowIso(), State: state, Message: message, ...extra };
     this.deps.report(this.taskId, this.observed);
     // A finished task's addresses go back to the allocator: its endpoints must not hold them.
     if (isTerminal(state)) this.releaseNetwork();
