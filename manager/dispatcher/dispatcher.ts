@@ -48,7 +48,7 @@ import type { ChangeEvent, StoreWatch } from '../store/watch.js';
 import { AssignmentSet, type AssignedItem, type AssignmentDelta } from './assignment-set.js';
 import { BatchWriter, nodeRoleOfCertificate } from './batch-writer.js';
 import { DispatcherError, notLeader, sessionInvalid } from './errors.js';
-import { NetworkPeersCache, touchedNetworks } from './network-peers.js';
+import { NetworkPeersCache, touchedNetworks, type NetworkPeers } from './network-peers.js';
 import { encodeJson, nodeDescriptionFromWire, taskStatusFromProto } from './wire.js';
 
 /** A manager as workers reach it. */
@@ -158,6 +158,8 @@ export class Dispatcher {
   private readonly store: MemoryStore;
   private readonly ended = new WeakSet<AnyStream>();
   private readonly sessions = new Map<string, NodeSession>();
+  /** Encoded network views, by view object (views live for one routing pass). */
+  private readonly viewBytes = new WeakMap<NetworkPeers, Buffer>();
   /** Nodes a new leader has not heard from yet: written down when these fire. */
   private readonly unknownTimers = new Map<string, NodeJS.Timeout>();
   private writer: BatchWriter | null = null;
@@ -488,7 +490,7 @@ export class Dispatcher {
   }
 
   private change(item: AssignedItem, action: AssignmentAction): { readonly change: AssignmentChange; readonly sizeBytes: number } {
-    const json = encodeJson(item.object);
+    const json = item.kind === 'network' ? this.networkBytes(item.object) : encodeJson(item.object);
     const assignment =
       item.kind === 'task'
         ? { item: { $case: 'taskJson' as const, taskJson: json } }
@@ -498,6 +500,20 @@ export class Dispatcher {
             ? { item: { $case: 'networkJson' as const, networkJson: json } }
             : { item: { $case: 'configJson' as const, configJson: json } };
     return { change: { assignment, action }, sizeBytes: json.byteLength };
+  }
+
+  /**
+   * A network view's JSON, encoded once however many nodes it goes to: a pass builds one view
+   * object per network and every node sharing the network gets that object (it holds every live
+   * task of the network, so encoding it per node cost O(nodes × tasks) per change).
+   */
+  private networkBytes(view: NetworkPeers): Buffer {
+    let bytes = this.viewBytes.get(view);
+    if (bytes === undefined) {
+      bytes = encodeJson(view);
+      this.viewBytes.set(view, bytes);
+    }
+    return bytes;
   }
 
   private sendAssignments(stream: AssignmentStream, type: AssignmentsMessage_Type, changes: readonly { readonly change: AssignmentChange; readonly sizeBytes: number }[]): void {
