@@ -164,9 +164,29 @@ describe('callers cannot change what the store holds', () => {
         }).toThrow(TypeError);
       }
     }
+    // A frozen object with a part that is not frozen is copied: changing that part later changes nothing stored.
+    const inner = { Image: 'busybox', Args: ['b'] };
+    const shallow = Object.freeze({ ContainerSpec: inner });
+    const deep = Object.freeze({ ContainerSpec: Object.freeze({ Image: 'busybox', Gone: undefined }) });
+    const made = await leader.update((tx) => [
+      tx.create('task', { Spec: shallow, ServiceID: svc.ID, Slot: 2, NodeID: '', DesiredState: 'running', Status: status } as unknown as NewObject<'task'>),
+      tx.create('task', { Spec: deep, ServiceID: svc.ID, Slot: 3, NodeID: '', DesiredState: 'running', Status: status } as unknown as NewObject<'task'>),
+    ]);
+    inner.Args.push('changed after the write');
+    for (const store of [leader, follower]) {
+      const [a, b] = made.result.map((t) => store.get('task', t.ID)!);
+      expect(a!.Spec.ContainerSpec).toEqual({ Image: 'busybox', Args: ['b'] });
+      expect(a!.Spec).not.toBe(shallow);
+      expect(Object.keys(b!.Spec.ContainerSpec!)).toEqual(['Image']);
+      expect(isDeepFrozen(a) && isDeepFrozen(b)).toBe(true);
+    }
+    // The service's template, frozen by the store, is shared by the leader's tasks rather than copied.
+    expect(leader.get('task', task.ID)!.Spec).toBe(leader.get('service', svc.ID)!.Spec.TaskTemplate);
+    expectSame(leader, follower);
+
     const events: ChangeEvent[] = [];
     for (const w of [lw, fw]) for (let ev = w.poll(); ev !== null; ev = w.poll()) events.push(ev);
-    expect(events).toHaveLength(6);
+    expect(events).toHaveLength(10);
     for (const ev of events) {
       expect(isDeepFrozen(ev.object)).toBe(true);
       expect(isDeepFrozen(ev.old)).toBe(true);

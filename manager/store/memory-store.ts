@@ -599,14 +599,6 @@ function stamp(o: StoreObject, index: number): StoreObject {
   return deepFreeze({ ID, Version: { Index: index }, ...rest }) as StoreObject;
 }
 
-/**
- * Objects (and arrays) the store made and froze whole, with nothing in them but JSON's own
- * values: a new version may share them as they are instead of copying them (the task template a
- * replicated service's tasks are created from, say). Frozen alone would not do: a caller may
- * freeze an object whose insides it can still change.
- */
-const SEALED = new WeakSet<object>();
-
 /** A transaction's objects before commit (the stored one gets the entry's index). */
 const UNCOMMITTED_VERSION = Object.freeze({ Index: 0 });
 
@@ -677,7 +669,9 @@ function cloneFrozen(v: unknown, depth: number): unknown {
       throw new InvalidObjectError(`store: a ${typeof v} cannot be stored`);
   }
   if (v === null) return null;
-  if (SEALED.has(v)) return v;
+  // Frozen all the way down and plain JSON data (every stored object is; so is the task template
+  // a service's tasks are created from): nothing can change it, so it is shared, not copied.
+  if (Object.isFrozen(v) && isFrozenJson(v, depth)) return v;
   if (depth > MAX_CLONE_DEPTH) throw new InvalidObjectError(`store: object nested more than ${MAX_CLONE_DEPTH} levels deep (or cyclic)`);
   if (Array.isArray(v)) {
     const out = new Array<unknown>(v.length);
@@ -685,7 +679,6 @@ function cloneFrozen(v: unknown, depth: number): unknown {
       const x = cloneFrozen(v[i], depth + 1);
       out[i] = x === undefined ? null : x;
     }
-    SEALED.add(out);
     return Object.freeze(out);
   }
   const proto: unknown = Object.getPrototypeOf(v);
@@ -699,15 +692,45 @@ function cloneFrozen(v: unknown, depth: number): unknown {
     const x = cloneFrozen(src[k], depth + 1);
     if (x !== undefined) setOwn(out, k, x);
   }
-  SEALED.add(out);
   return Object.freeze(out);
 }
 
 /**
- * Freezes `o` and everything in it, and seals it (later versions may share it, see SEALED); stops
- * at what is frozen already (the store froze it whole). Only for the store's own objects: fresh
- * from JSON.parse, or built from parts the store froze.
+ * Is `v` deeply frozen and made only of what JSON gives back unchanged (plain objects, arrays,
+ * strings, booleans, null, finite numbers other than -0)? Such a value is exactly what a
+ * follower decodes, and nobody can change it. Walks without allocating; a deeper (or cyclic)
+ * value answers false and is copied (and refused) by cloneFrozen. Accessor properties are not
+ * looked for: a frozen object with a getter is not data, and a caller writing one gets what its
+ * getter returns when the entry is encoded on followers.
  */
+function isFrozenJson(v: object, depth: number): boolean {
+  if (depth > MAX_CLONE_DEPTH || !Object.isFrozen(v)) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (!isJsonValue(v[i], depth)) return false;
+    return true;
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const r = v as Record<string, unknown>;
+  for (const k in r) if (!isJsonValue(r[k], depth)) return false;
+  return true;
+}
+
+function isJsonValue(x: unknown, depth: number): boolean {
+  switch (typeof x) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(x) && !Object.is(x, -0);
+    case 'object':
+      return x === null || isFrozenJson(x, depth + 1);
+    default:
+      return false;
+  }
+}
+
+/** Freezes `o` and everything in it; stops at what is frozen already (the store froze it whole). */
 function deepFreeze<T>(o: T): T {
   if (typeof o !== 'object' || o === null || Object.isFrozen(o)) return o;
   if (Array.isArray(o)) {
@@ -716,6 +739,5 @@ function deepFreeze<T>(o: T): T {
     const r = o as Record<string, unknown>;
     for (const k in r) deepFreeze(r[k]);
   }
-  SEALED.add(o);
   return Object.freeze(o);
 }
