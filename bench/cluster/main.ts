@@ -9,7 +9,7 @@
 //   npm run bench:cluster -- --quick         # 1,000 replicas on 100 workers
 //   npm run bench:cluster -- --json          # one JSON array of rows
 //   options: --workers N --tasks N --worker-procs N --runs N --heartbeat-ms N --steady-s N
-//            --cpu-prof DIR (a V8 CPU profile of the leader while the service converges, + a summary)
+//            --cpu-prof DIR (V8 CPU profiles of the leader, a follower and a worker process while the service converges, + summaries)
 //            --network (the service attaches to an overlay network: the allocator's path)
 import os from 'node:os';
 import path from 'node:path';
@@ -177,7 +177,7 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   const runningBefore = workersBefore.reduce((a, w) => a + w.started - w.stopped, 0);
   if (profDir !== undefined) {
     await mkdir(profDir, { recursive: true });
-    await Promise.all([leader.request('profile-start'), procs[0]!.request('profile-start')]);
+    await Promise.all([leader.request('profile-start'), procs[0]!.request('profile-start'), ...followersOf.slice(0, 1).map((f) => f.request('profile-start'))]);
   }
   const hbConverging: CounterSample[] = [{ ms: 0, value: before.heartbeats }];
   const samples: ProgressSample[] = [];
@@ -220,7 +220,7 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   const followersAfter = await Promise.all(followersOf.map((m) => m.request<ManagerStats>('stats')));
   const workersAfter = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
   if (profDir !== undefined) {
-    for (const [who, child] of [['leader', leader], ['workers-0', procs[0]!]] as const) {
+    for (const [who, child] of [['leader', leader], ['workers-0', procs[0]!], ...followersOf.slice(0, 1).map((f) => ['follower', f] as const)] as const) {
       const file = path.join(profDir, `${who}-run${run}.cpuprofile`);
       await child.request('profile-stop', { file });
       const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
