@@ -137,7 +137,14 @@ export class AgentDb {
       this.queued.delete(op.key);
       this.queued.set(op.key, op);
     }
-    if (first) this.chain = this.chain.then(() => new Promise<void>((resolve) => setTimeout(resolve, COALESCE_MS))).then(() => this.drain());
+    if (first) {
+      this.chain = this.chain
+        .then(() => new Promise<void>((resolve) => setTimeout(resolve, COALESCE_MS)))
+        // Work queued for the event loop's check phase (executor steps awaiting setImmediate) lands
+        // before a busy loop's timer phase drains: one more turn lets it join this batch.
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(() => this.drain());
+    }
   }
 
   private async drain(): Promise<void> {
