@@ -102,24 +102,37 @@ function lowerBound(sorted: readonly string[], key: string): number {
   return lo;
 }
 
-function addTo(m: Map<string, Set<string>>, key: string, id: string): void {
-  let s = m.get(key);
-  if (s === undefined) m.set(key, (s = new Set()));
-  s.add(id);
+/**
+ * Index key → the IDs that have it: the ID itself while there is one (most keys: a slot, a
+ * name), a Set from the second on. A Set per key cost an allocation and a hash table for each of
+ * 10,000 tasks' slots.
+ */
+type Postings = Map<string, string | Set<string>>;
+
+function addTo(m: Postings, key: string, id: string): void {
+  const v = m.get(key);
+  if (v === undefined) m.set(key, id);
+  else if (typeof v === 'string') {
+    if (v !== id) m.set(key, new Set([v, id]));
+  } else v.add(id);
 }
 
-function removeFrom(m: Map<string, Set<string>>, key: string, id: string): void {
-  const s = m.get(key);
-  if (s === undefined) return;
-  s.delete(id);
-  if (s.size === 0) m.delete(key);
+function removeFrom(m: Postings, key: string, id: string): void {
+  const v = m.get(key);
+  if (v === undefined) return;
+  if (typeof v === 'string') {
+    if (v === id) m.delete(key);
+    return;
+  }
+  v.delete(id);
+  if (v.size === 0) m.delete(key);
 }
 
 interface Secondary {
   readonly name: IndexName;
   readonly def: IndexDef;
   readonly one: ((o: StoreObject) => string | undefined) | undefined;
-  readonly map: Map<string, Set<string>>;
+  readonly map: Postings;
 }
 
 /** Writes to the ID list between two merges before a merge is forced (at least this many; else the table's size). */
@@ -137,7 +150,7 @@ export class Table<K extends Kind> {
   private sortedIds: string[] = [];
   private addedIds: string[] = [];
   private readonly removedIds = new Set<string>();
-  private readonly names = new Map<string, Set<string>>();
+  private readonly names: Postings = new Map();
   private readonly secondary: readonly Secondary[];
   private readonly secondaryByName = new Map<IndexName, Secondary>();
 
@@ -288,8 +301,9 @@ export class Table<K extends Kind> {
     }
   }
 
-  private idsToObjects(ids: Set<string> | undefined): ObjectByKind[K][] {
+  private idsToObjects(ids: string | Set<string> | undefined): ObjectByKind[K][] {
     if (ids === undefined) return [];
+    if (typeof ids === 'string') return [this.byId.get(ids)!];
     const out: ObjectByKind[K][] = [];
     for (const id of ids) out.push(this.byId.get(id)!);
     return out;
