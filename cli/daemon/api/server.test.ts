@@ -222,6 +222,19 @@ describe('ApiServer', () => {
     expect(waitAborted).toBe(true);
   });
 
+  it('a route added after requests were served is found, beside a parameter-first route and the catch-alls', async () => {
+    const before = await unixRequest(sock, 'GET', '/v1.50/late/x');
+    expect(before.status).toBe(404);
+    api.route('GET', '/{kind}/x/y', (req) => reply.json({ kind: req.params['kind'] }));
+    api.route('GET', '/late/{id}', (req) => reply.json({ late: req.params['id'] }));
+    expect(JSON.parse((await unixRequest(sock, 'GET', '/v1.50/late/x')).text)).toEqual({ late: 'x' });
+    expect(JSON.parse((await unixRequest(sock, 'GET', '/late/x/y')).text)).toEqual({ kind: 'late' });
+    expect(JSON.parse((await unixRequest(sock, 'GET', '/other/x/y')).text)).toEqual({ kind: 'other' });
+    // The swarm gate's catch-alls still answer their prefixes; specific routes still win.
+    expect((await unixRequest(sock, 'GET', '/v1.50/nodes/n1')).status).toBe(503);
+    expect((await unixRequest(sock, 'DELETE', '/secrets/s1')).status).toBe(204);
+  });
+
   it('an empty body reads as no JSON', async () => {
     const r = await unixRequest(sock, 'POST', '/services/create', '', {});
     expect(r.status).toBe(201);

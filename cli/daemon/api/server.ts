@@ -63,6 +63,17 @@ interface Route extends CompiledPattern {
   readonly handler: Handler;
   readonly maxBodyBytes: number;
   readonly seq: number;
+  /** The pattern's first segment when it is a literal ('' for `/`), else null. */
+  readonly firstLiteral: string | null;
+}
+
+/** Distinct `METHOD firstSegment` keys remembered (paths come from clients: bounded). */
+const MAX_CANDIDATE_KEYS = 256;
+
+function firstLiteral(pattern: string): string | null {
+  const slash = pattern.indexOf('/', 1);
+  const seg = slash < 0 ? pattern.slice(1) : pattern.slice(1, slash);
+  return seg.startsWith('{') || seg === '*' ? null : seg;
 }
 
 export interface ApiServerOptions {
@@ -74,6 +85,8 @@ export type ErrorMapper = (err: unknown) => ApiError | undefined;
 
 export class ApiServer {
   private readonly routes: Route[] = [];
+  /** `METHOD firstSegment` → candidates(); cleared when a route is added. */
+  private readonly candidateCache = new Map<string, readonly Route[]>();
   private readonly mappers: ErrorMapper[] = [];
   private readonly log: Logger;
   private readonly maxBodyBytes: number;
@@ -97,8 +110,9 @@ export class ApiServer {
   route(method: string | readonly string[], pattern: string, handler: Handler, opts: RouteOptions = {}): this {
     const methods = new Set((typeof method === 'string' ? [method] : method).map((m) => m.toUpperCase()));
     const compiled = compilePattern(pattern);
-    this.routes.push({ ...compiled, methods, handler, maxBodyBytes: opts.maxBodyBytes ?? this.maxBodyBytes, seq: this.seq++ });
+    this.routes.push({ ...compiled, methods, handler, maxBodyBytes: opts.maxBodyBytes ?? this.maxBodyBytes, seq: this.seq++, firstLiteral: firstLiteral(compiled.pattern) });
     this.routes.sort(compareSpecificity);
+    this.candidateCache.clear();
     return this;
   }
 
@@ -136,7 +150,7 @@ export class ApiServer {
 
   /** Handles one request (exported for tests that drive the server without a socket). */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
+    const started = this.log.isLevelEnabled('debug') ? process.hrtime.bigint() : 0n;
     const method = (req.method ?? 'GET').toUpperCase();
     let url: ParsedUrl;
     try {
@@ -166,9 +180,26 @@ export class ApiServer {
     }
   }
 
+  /**
+   * The routes that can match a method and a path's first segment, in the order find() tries them:
+   * those with that method whose pattern starts with that literal segment or with a parameter or
+   * catch-all. A write is matched against a handful of patterns instead of every route (the
+   * patterns are matched against the raw path, so a literal first segment matches only itself).
+   */
+  private candidates(method: string, path: string): readonly Route[] {
+    const slash = path.indexOf('/', 1);
+    const first = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    const key = `${method} ${first}`;
+    let list = this.candidateCache.get(key);
+    if (list === undefined) {
+      list = this.routes.filter((r) => r.methods.has(method) && (r.firstLiteral === null || r.firstLiteral === first));
+      if (this.candidateCache.size < MAX_CANDIDATE_KEYS) this.candidateCache.set(key, list);
+    }
+    return list;
+  }
+
   private find(method: string, path: string): { route: Route; params: Record<string, string> } {
-    for (const route of this.routes) {
-      if (!route.methods.has(method)) continue;
+    for (const route of this.candidates(method, path)) {
       let params: Record<string, string> | undefined;
       try {
         params = matchPattern(route, path);
