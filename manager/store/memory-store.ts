@@ -458,7 +458,7 @@ class WriteTx implements Tx {
     }
     const created = Object.freeze(o) as unknown as StoreObject;
     this.checkName(kind, created);
-    this.record(kind, id, { op: 'create', object: created, expect: null });
+    this.record(kind, id, 'create', created, null);
     return created as ObjectByKind[K];
   }
 
@@ -471,8 +471,8 @@ class WriteTx implements Tx {
     const o = this.nextVersion(cur, obj);
     this.checkName(kind, o);
     const p = this.pending.get(kind)?.get(obj.ID);
-    if (p !== undefined) this.record(kind, obj.ID, { ...p, object: o });
-    else this.record(kind, obj.ID, { op: 'update', object: o, expect: cur.Version.Index });
+    if (p !== undefined) this.record(kind, obj.ID, p.op, o, p.expect, p.order);
+    else this.record(kind, obj.ID, 'update', o, cur.Version.Index);
     return o as ObjectByKind[K];
   }
 
@@ -487,7 +487,7 @@ class WriteTx implements Tx {
       return;
     }
     const expect = p?.op === 'update' ? p.expect : (version ?? null);
-    this.record(kind, id, { op: 'delete', object: null, expect });
+    this.record(kind, id, 'delete', null, expect);
   }
 
   /** The batch, in first-touch order; an update is sent as the top-level fields it changed. */
@@ -542,10 +542,11 @@ class WriteTx implements Tx {
     return Object.freeze(o) as unknown as StoreObject;
   }
 
-  private record(kind: Kind, id: string, p: Omit<Pending, 'order'> & { order?: number }): void {
+  private record(kind: Kind, id: string, op: Pending['op'], object: StoreObject | null, expect: number | null, order?: number): void {
     let m = this.pending.get(kind);
     if (m === undefined) this.pending.set(kind, (m = new Map()));
-    m.set(id, { ...p, order: p.order ?? this.touches++ });
+    const p: Pending = { op, object, expect, order: order ?? this.touches++ };
+    m.set(id, p);
   }
 
   private checkName(kind: Kind, o: StoreObject): void {
