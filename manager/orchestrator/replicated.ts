@@ -68,6 +68,8 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     const nowIso = new Date(this.clock.now()).toISOString();
     /** Slots per service that this pass's transactions in flight are filling. */
     const creating = new Map<string, Set<number>>();
+    /** Each service's slots as committed, read once per pass: every round is built against the same committed state. */
+    const committed = new Map<string, CommittedSlots>();
     const commits: Promise<unknown>[] = [];
     for (let round = 0; round < this.maxTxInFlight && todo.length > 0; round++) {
       const left = { writes: MAX_WRITES_PER_TX };
@@ -76,7 +78,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
       const ids = todo;
       const commit = this.store.update((tx) => {
         for (const id of ids) {
-          if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, round > 0)) unfinished.push(id);
+          if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, committed, round > 0)) unfinished.push(id);
         }
         built = true;
       });
@@ -95,11 +97,19 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
    * Returns false when the write budget ran out before the service was done, or (`scaleUpOnly`:
    * a pipelined transaction) when the service needs anything but new tasks.
    */
-  private reconcileService(tx: Tx, serviceId: string, nowIso: string, left: { writes: number }, creating: Map<string, Set<number>>, scaleUpOnly: boolean): boolean {
+  private reconcileService(
+    tx: Tx,
+    serviceId: string,
+    nowIso: string,
+    left: { writes: number },
+    creating: Map<string, Set<number>>,
+    committed: Map<string, CommittedSlots>,
+    scaleUpOnly: boolean,
+  ): boolean {
     const svc = tx.get('service', serviceId);
-    const tasks = tx.find('task', byServiceId(serviceId));
     if (scaleUpOnly && (svc === undefined || serviceMode(svc.Spec) !== 'replicated')) return false;
     if (svc === undefined || serviceMode(svc.Spec) !== 'replicated') {
+      const tasks = tx.find('task', byServiceId(serviceId));
       this.known.delete(serviceId);
       // Deleted (or now another mode, whose orchestrator creates its own tasks): retire ours.
       if (svc !== undefined && serviceMode(svc.Spec) !== 'replicated') {
@@ -107,18 +117,16 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
       }
       return retire(tx, tasks, left);
     }
-    const templateKey = stableJson(svc.Spec.TaskTemplate);
-    const slots = groupBySlot(tasks.filter((t) => t.Slot > 0));
-    const inFlight = creating.get(serviceId) ?? new Set<number>();
-    const occupied: { slot: number; tasks: Task[] }[] = [];
-    const reusable: number[] = [];
-    for (const [key, list] of slots) {
-      const slot = Number(key.slice(5));
-      const c = slotCondition(svc, list, templateKey);
-      if (c === 'empty') {
-        if (!list.every((t) => t.DesiredState === 'remove') && !inFlight.has(slot)) reusable.push(slot);
-      } else occupied.push({ slot, tasks: list });
+    // Read before this transaction writes anything of the service, so it is the committed state,
+    // which the later rounds of the pass share (their transactions are built in the same tick).
+    let base = committed.get(serviceId);
+    if (base === undefined) {
+      base = committedSlots(svc, tx.find('task', byServiceId(serviceId)));
+      committed.set(serviceId, base);
     }
+    const { tasks, occupied } = base;
+    const inFlight = creating.get(serviceId) ?? new Set<number>();
+    const reusable = base.empty.filter((slot) => !inFlight.has(slot));
     const want = replicasOf(svc.Spec);
     const filled = occupied.length + inFlight.size;
     if (scaleUpOnly && filled > want) return false;
@@ -154,7 +162,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     return true;
   }
 
-  private scaleDown(tx: Tx, svc: Service, all: readonly Task[], occupied: { slot: number; tasks: Task[] }[], n: number, left: { writes: number }): boolean {
+  private scaleDown(tx: Tx, svc: Service, all: readonly Task[], occupied: readonly { readonly slot: number; readonly tasks: Task[] }[], n: number, left: { writes: number }): boolean {
     // Tasks of this service per node, counting each slot's live task once.
     const perNode = new Map<string, number>();
     for (const t of all) if (isRunnable(t) && t.NodeID !== '') perNode.set(t.NodeID, (perNode.get(t.NodeID) ?? 0) + 1);
@@ -187,6 +195,26 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     this.log.info({ service: svc.Spec.Name, removedSlots: chosen.map((c) => c.slot) }, 'scaled down');
     return true;
   }
+}
+
+/** A service's slots as committed: the filled ones, and the empty ones that may be reused. */
+interface CommittedSlots {
+  readonly tasks: readonly Task[];
+  readonly occupied: readonly { readonly slot: number; readonly tasks: Task[] }[];
+  /** Empty slots not all of whose tasks are being removed. */
+  readonly empty: readonly number[];
+}
+
+function committedSlots(svc: Service, tasks: readonly Task[]): CommittedSlots {
+  const templateKey = stableJson(svc.Spec.TaskTemplate);
+  const occupied: { slot: number; tasks: Task[] }[] = [];
+  const empty: number[] = [];
+  for (const [key, list] of groupBySlot(tasks.filter((t) => t.Slot > 0))) {
+    const slot = Number(key.slice(5));
+    if (slotCondition(svc, list, templateKey) !== 'empty') occupied.push({ slot, tasks: list });
+    else if (!list.every((t) => t.DesiredState === 'remove')) empty.push(slot);
+  }
+  return { tasks, occupied, empty };
 }
 
 /** Desired REMOVE; a task no worker has seen yet is also marked stopped so nothing waits for it. */
