@@ -395,7 +395,7 @@ function versionRefusal(version: string): string | null {
 }
 
 function checkJsonContentType(contentType: string | undefined): void {
-  if (contentType === undefined || contentType === '') return;
+  if (contentType === undefined || contentType === '' || contentType === 'application/json') return;
   const mime = contentType.split(';')[0]?.trim().toLowerCase();
   if (mime !== 'application/json') {
     throw new InvalidArgumentError(`unsupported Content-Type header (${contentType}): must be 'application/json'`);
