@@ -29,8 +29,6 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 2000;
 export function createClusterServer(options: ClusterServerOptions): ClusterServer {
   const credentials = new ClusterServerCredentials(options.material);
   const server = new grpc.Server({
-    // No channelz bookkeeping (per-call and per-message counters and timestamps nothing here reads).
-    'grpc.enable_channelz': 0,
     ...options.serverOptions,
     interceptors: [
       authorizationInterceptor({ clusterId: () => options.clusterId, removed: options.removed, logger: options.logger }),
