@@ -63,7 +63,16 @@ const OP_CREATE_SHARED = 6;
 const KIND_CODE = new Map<Kind, number>(KINDS.map((k, i) => [k, i]));
 
 export class BatchDecodeError extends WireDecodeError {
-  override readonly code = 'ERR_STORE_BATCH_DECODE';
+  override readonly code: string = 'ERR_STORE_BATCH_DECODE';
+}
+
+/**
+ * An entry in a format, op or kind this build does not know: written by a newer Shoal. Unlike a
+ * malformed entry (every manager skips it alike), skipping this one would leave this manager's
+ * store behind the others', so the caller must stop applying instead.
+ */
+export class BatchVersionError extends BatchDecodeError {
+  override readonly code = 'ERR_STORE_BATCH_VERSION';
 }
 
 function objectJson(o: StoreObject): string {
@@ -222,7 +231,7 @@ export function encodeBatch(b: Batch): Uint8Array {
 export function decodeBatch(data: Uint8Array): Batch {
   const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   const format = r.byte();
-  if (format !== BATCH_FORMAT) throw new BatchDecodeError(`unknown format ${format}`);
+  if (format !== BATCH_FORMAT) throw new BatchVersionError(`unknown batch format ${format} (written by a newer Shoal?)`);
   const origin = Uint8Array.from(r.bytes(ORIGIN_BYTES));
   const seq = r.varint();
   const count = r.varint();
@@ -233,7 +242,7 @@ export function decodeBatch(data: Uint8Array): Batch {
     const head = r.byte();
     const op = head >> 4;
     const kind = KINDS[head & 0x0f];
-    if (kind === undefined) throw new BatchDecodeError(`unknown kind code ${head & 0x0f}`);
+    if (kind === undefined) throw new BatchVersionError(`unknown object kind code ${head & 0x0f} (written by a newer Shoal?)`);
     switch (op) {
       case OP_CREATE:
         actions.push({ op: 'create', kind, object: parseObject(r.string()) });
@@ -265,7 +274,7 @@ export function decodeBatch(data: Uint8Array): Batch {
         break;
       }
       default:
-        throw new BatchDecodeError(`unknown op ${op}`);
+        throw new BatchVersionError(`unknown store op ${op} (written by a newer Shoal?)`);
     }
   }
   if (!r.done) throw new BatchDecodeError('trailing bytes');
@@ -276,7 +285,7 @@ export function decodeBatch(data: Uint8Array): Batch {
 export function batchOrigin(data: Uint8Array): { readonly origin: Buffer; readonly seq: number } {
   const r = new Reader(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   const format = r.byte();
-  if (format !== BATCH_FORMAT) throw new BatchDecodeError(`unknown format ${format}`);
+  if (format !== BATCH_FORMAT) throw new BatchVersionError(`unknown batch format ${format} (written by a newer Shoal?)`);
   const origin = r.bytes(ORIGIN_BYTES);
   return { origin, seq: r.varint() };
 }

@@ -12,6 +12,7 @@ export type StoreErrorCode =
   | 'ERR_STORE_TOO_LARGE'
   | 'ERR_STORE_NO_PROPOSER'
   | 'ERR_STORE_CORRUPT_ENTRY'
+  | 'ERR_STORE_ENTRY_VERSION'
   | 'ERR_STORE_CLOSED'
   | 'ERR_STORE_WATCH_TOO_OLD'
   | 'ERR_STORE_WATCH_OVERFLOW'
@@ -84,6 +85,17 @@ export class CorruptEntryError extends StoreError {
   readonly code = 'ERR_STORE_CORRUPT_ENTRY';
   constructor(readonly index: number, reason: string) {
     super(`store: committed entry ${index} is not a store transaction: ${reason}`);
+  }
+}
+
+/**
+ * A committed entry this build cannot read because a newer Shoal wrote it (an unknown format, op or
+ * kind). The store stops applying there rather than skip it and drift from the other managers.
+ */
+export class StoreEntryVersionError extends StoreError {
+  readonly code = 'ERR_STORE_ENTRY_VERSION';
+  constructor(readonly index: number, cause: Error) {
+    super(`store: committed entry ${index} was written by a newer Shoal (${cause.message}); this manager stops applying here: upgrade it to the version of the other managers`, { cause });
   }
 }
 

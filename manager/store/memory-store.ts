@@ -19,7 +19,7 @@
 // with "update out of sequence" and changes nothing.
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { batchOrigin, decodeBatch, encodeBatch, ORIGIN_BYTES, type StoreAction } from './actions.js';
+import { BatchVersionError, batchOrigin, decodeBatch, encodeBatch, ORIGIN_BYTES, type StoreAction } from './actions.js';
 import {
   AmbiguousError,
   ExistsError,
@@ -29,6 +29,7 @@ import {
   NotFoundError,
   SequenceConflictError,
   StoreClosedError,
+  StoreEntryVersionError,
   StoreError,
   TransactionTooLargeError,
 } from './errors.js';
@@ -295,6 +296,13 @@ export class MemoryStore implements WatchSource, ReadTx {
       // Our own proposal: its actions are at hand (the entry holds exactly them).
       actions = waiter !== undefined ? waiter.actions : decodeBatch(e.data).actions;
     } catch (err) {
+      if (err instanceof BatchVersionError) {
+        // A newer manager wrote it: skipping would leave this store behind the others' for good.
+        // Stop here (the Raft node stops on it, and a restart stops at the same entry) until this
+        // manager runs a build that knows it.
+        this.applied = e.index - 1;
+        throw new StoreEntryVersionError(e.index, err);
+      }
       // Every manager decodes the same bytes the same way, so every one skips it alike.
       this.log.error({ index: e.index, err }, 'committed entry is not a store transaction; skipped');
       return;
