@@ -52,7 +52,13 @@ interface RunFigures {
 
 async function oneRun(run: number): Promise<RunFigures> {
   const dir = await mkdtemp(join(tmpdir(), 'raft-node-cpu-'));
-  const node = await RaftNode.open({ id: '1' as never, peers: ['1' as never], dir, dek: randomBytes(32), transport: nullTransport, apply: () => undefined, tickMs: 10, logger: pino({ level: 'silent' }) });
+  let node: RaftNode;
+  try {
+    node = await RaftNode.open({ id: '1' as never, peers: ['1' as never], dir, dek: randomBytes(32), transport: nullTransport, apply: () => undefined, tickMs: 10, logger: pino({ level: 'silent' }) });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   try {
     await waitLeader(node);
     const payload = randomBytes(PAYLOAD);
