@@ -44,6 +44,16 @@ async function children(pid: number): Promise<number[]> {
   return text.split(' ').filter((s) => s.trim() !== '').map(Number);
 }
 
+/** The children of pid once they are `want` (bounded: 100 × 50 ms), or what they are at the end. */
+async function untilChildren(pid: number, want: readonly number[], attempts = 100): Promise<number[]> {
+  let seen = await children(pid);
+  for (let i = 0; i < attempts && JSON.stringify(seen) !== JSON.stringify(want); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    seen = await children(pid);
+  }
+  return seen;
+}
+
 async function untilGone(what: string, pid: number, attempts = 200): Promise<void> {
   for (let i = 0; i < attempts; i++) {
     if ((await proc(pid)) === undefined) return;
@@ -92,8 +102,9 @@ describe('the native shim', () => {
     const shimPid = Number(await readFile(join(ex.opts.dataRoot, 'tasks', 'watched', 'shim.pid'), 'utf8'));
     const init = t.inspect().pid as number;
     expect((await proc(shimPid))?.state).toMatch(/[SR]/);
-    // runc has exited: the container's init was reparented to the shim, its only child.
-    expect(await children(shimPid)).toEqual([init]);
+    // Once runc has exited (start() returns when runc has written the init's PID, a moment before
+    // runc itself ends), the container's init is reparented to the shim, its only child.
+    expect(await untilChildren(shimPid, [init])).toEqual([init]);
     expect((await proc(init))?.ppid).toBe(shimPid);
     // The shim is a child of the launcher, which reaps it.
     expect((await proc(shimPid))?.ppid).toBe(ex.launcher.pid);
