@@ -216,7 +216,13 @@ describe('autolock through shoald processes', () => {
     expect(unlocked.code).toBe(0);
     expect(((await ok(m1, 'GET', '/info'))!['Swarm'] as Obj)['LocalNodeState']).toBe('active');
     expect(await portOpen(m1Addr)).toBe(true);
-    expect(((await ok(m1, 'GET', `/services/${SERVICE_CANARY}`))!['Spec'] as Obj)['Name']).toBe(SERVICE_CANARY);
+    // Its store comes back from its own disk: replayed up to the commit index it had saved, the
+    // rest applied once the leader's next message tells it the cluster's commit index (bounded).
+    const back = await waitFor('the service on the unlocked manager', async () => {
+      const r = await call(m1, 'GET', `/services/${SERVICE_CANARY}`);
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect((back!['Spec'] as Obj)['Name']).toBe(SERVICE_CANARY);
     await ok(m0, 'POST', '/configs/create', { Name: 'after-unlock', Data: Buffer.from('x').toString('base64') });
     await waitFor('a write on the leader to reach the unlocked manager', async () => ((await call(m1, 'GET', '/configs/after-unlock')).status === 200 ? true : undefined));
     expect(await call(m1, 'POST', '/swarm/unlock', { UnlockKey: key })).toEqual({ status: 409, body: { message: 'swarm is not locked' } });
