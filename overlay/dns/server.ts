@@ -74,8 +74,10 @@ export class ContainerDns {
         } catch (e) {
           if (!(e instanceof OverlayError) || !e.message.includes('EADDRINUSE') || attempt >= BIND_ATTEMPTS) throw e;
           // Still held after a while: the sandbox is ours, so whatever holds its resolver port is a
-          // stale resolver (of a daemon given up for dead, or one that outlived its pipes): end it.
-          if (attempt === STALE_HOLDER_ATTEMPT) await this.killOtherProcesses(stub);
+          // stale resolver (of a daemon given up for dead, or one that outlived its pipes): end it,
+          // at every attempt from then on — a daemon object given up for dead but still running in
+          // this process (as tests leave one) restarts its resolver, a bounded number of times.
+          if (attempt >= STALE_HOLDER_ATTEMPT) await this.killOtherProcesses(stub);
           await new Promise((r) => setTimeout(r, BIND_RETRY_MS));
         }
       }
