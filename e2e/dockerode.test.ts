@@ -11,6 +11,7 @@ import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LabState } from '../cli/lab/state.js';
 import { ensureCliBuilt } from './build-cli.js';
+import { pollUntil } from './support.js';
 
 const REPO = join(import.meta.dirname, '..');
 const BUILD_TIMEOUT_MS = 240_000;
@@ -31,20 +32,8 @@ function run(args: readonly string[], timeoutMs: number): Promise<{ status: numb
   });
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_LIMIT_MS;
-  let last = '';
-  for (let i = 0; i < WAIT_LIMIT_MS / POLL_MS; i++) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-  throw new Error(`timed out after ${WAIT_LIMIT_MS} ms waiting for ${what}${last === '' ? '' : ` (last: ${last})`}`);
+function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  return pollUntil(what, probe, WAIT_LIMIT_MS, POLL_MS);
 }
 
 beforeAll(async () => {

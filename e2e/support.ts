@@ -5,12 +5,12 @@ import type { SpawnSyncReturns } from 'node:child_process';
  * Polls `probe` every `pollMs` until it returns a value, for at most `limitMs` (bounded in count
  * and time); a probe that throws counts as "not yet", and the last failure is in the error.
  */
-export async function pollUntil<T>(what: string, probe: () => T | undefined, limitMs: number, pollMs: number): Promise<T> {
+export async function pollUntil<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, limitMs: number, pollMs: number): Promise<T> {
   const deadline = Date.now() + limitMs;
   let last = '';
   for (let i = 0; i < limitMs / pollMs; i++) {
     try {
-      const v = probe();
+      const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
       last = (err as Error).message;
