@@ -241,6 +241,12 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   hbSteady.push({ ms: performance.now() - s0, value: steady.heartbeats });
   const followersSteady = await Promise.all(followersOf.map((m) => m.request<ManagerStats>('stats')));
   const workersSteady = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
+  const steadyWindowS = (performance.now() - s0) / 1000;
+  const workersIdleCpuMs = workersSteady.reduce((a, w, i) => a + w.cpu_ms - workersAfter[i]!.cpu_ms, 0);
+  const workersConvergingCpuMs = workersAfter.reduce((a, w, i) => a + w.cpu_ms - workersBefore[i]!.cpu_ms, 0);
+  say(
+    `run ${run}: worker processes' CPU: ${(workersConvergingCpuMs / (ph.running_ms ?? 1)).toFixed(3)} s/s while converging, ${(workersIdleCpuMs / 1000 / steadyWindowS).toFixed(3)} s/s in the ${steadyWindowS.toFixed(1)} s after (idle: heartbeats, timers, keepalives)`,
+  );
 
   const sum = <T>(xs: readonly T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
   const running = sum(workersSteady, (w) => w.started - w.stopped);
