@@ -183,6 +183,9 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+/** How often a follower's read barrier checks that the leader it asked is still the leader. */
+const READ_BARRIER_POLL_MS = 50;
+
 export class Manager {
   private rs: ReplicatedStore | null = null;
   private membershipImpl: Membership | null = null;
@@ -452,6 +455,38 @@ export class Manager {
     } catch (err) {
       if (err instanceof ProposalRejectedError && err.reason === 'notLeader') this.requireLeader();
       throw err;
+    }
+  }
+
+  /**
+   * A read barrier for the control API on a follower: resolves once this manager's store has
+   * applied everything the leader had committed when the call was made (Raft ReadIndex), so an
+   * answer read here is never older than the leader's — the object a client just created through
+   * this follower is there. Swarmkit forwards such reads to the leader; this gives the same view
+   * without moving the data. The leader reads its own store (no round).
+   * Fails with NoLeaderError when no leader is known, when the leader changes before it answers
+   * (an election: the caller retries, as with a write), or when it does not answer in time.
+   */
+  async readBarrier(): Promise<void> {
+    const node = this.raft;
+    const s = node.status();
+    if (s.role === 'leader') return;
+    if (s.leader === null) throw new NoLeaderError();
+    const lead = s.leader;
+    let timer: NodeJS.Timeout | undefined;
+    const leaderChanged = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const now = node.status().leader;
+        if (now !== lead) reject(new NoLeaderError(`the leader changed (${String(lead)} → ${now === null ? 'none' : String(now)}) before it confirmed this manager's view; retry`));
+      }, READ_BARRIER_POLL_MS);
+    });
+    try {
+      await Promise.race([node.readIndex(), leaderChanged]);
+    } catch (err) {
+      if (err instanceof ManagerError) throw err;
+      throw new NoLeaderError(`this manager could not confirm its view with the leader ${String(lead)}: ${(err as Error).message}`);
+    } finally {
+      clearInterval(timer);
     }
   }
 

@@ -1,5 +1,5 @@
 // The control API as the daemon's handlers see it: reads answer from this manager's replicated
-// store (committed state), writes go through this manager's ControlApi and, when this manager is a
+// store (committed state; on a follower after a Raft read barrier, `fresh`), writes go through this manager's ControlApi and, when this manager is a
 // follower (ERR_CONTROL_NOT_LEADER), are sent to the leader's Control gRPC service over the
 // cluster port (mTLS with this node's certificate) and answered with the leader's result or error.
 import * as grpc from '@grpc/grpc-js';
@@ -59,6 +59,15 @@ export class ControlBackend {
     } finally {
       client.close();
     }
+  }
+
+  /**
+   * Call before a read: on a follower, waits until this manager's store has what the leader had
+   * committed (Manager.readBarrier), so reads here are never staler than the leader's.
+   */
+  async fresh(): Promise<this> {
+    await this.manager.readBarrier();
+    return this;
   }
 
   // ---- services

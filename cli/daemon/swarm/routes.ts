@@ -142,6 +142,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     if (b === null) throw new UnavailableError(p.inSwarm ? MSG_WORKER_NOT_MANAGER : MSG_NO_SWARM);
     return b;
   };
+  /** The backend for a read: on a follower, once its store has caught up with the leader's commit. */
+  const reader = (): Promise<ControlBackend> => backend().fresh();
   const exclusive = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     if (p.busy !== null) throw new UnavailableError(`a swarm ${p.busy} is already in progress on this node; wait for it to finish`);
     p.busy = what;
@@ -258,7 +260,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     });
   });
 
-  api.route('GET', '/swarm', () => reply.json(swarmObject(backend().api.getCluster())));
+  api.route('GET', '/swarm', async () => reply.json(swarmObject((await reader()).api.getCluster())));
   api.route('GET', '/swarm/unlockkey', () => reply.json({ UnlockKey: backend().api.getUnlockKey().unlockKey }));
   api.route('POST', '/swarm/update', async (req) => {
     const b = backend();
@@ -297,8 +299,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   });
 
   // ------------------------------------------------------------------------------- nodes
-  api.route('GET', '/nodes', (req) => {
-    const b = backend();
+  api.route('GET', '/nodes', async (req) => {
+    const b = await reader();
     const f = parseFilters(req.query);
     checkFilterKeys(f, ['id', 'label', 'membership', 'name', 'node.label', 'role']);
     const roles = first(f, 'role');
@@ -317,8 +319,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     // ManagerStatus (Leader, Reachability) from this manager's live Raft state, as dockerd answers.
     return reply.json(b.manager.membership.withLiveStatus(nodes));
   });
-  api.route('GET', '/nodes/{id}', (req) => {
-    const b = backend();
+  api.route('GET', '/nodes/{id}', async (req) => {
+    const b = await reader();
     return reply.json(b.manager.membership.withLiveStatus([b.api.getNode(req.params['id']!)])[0]);
   });
   api.route('POST', '/nodes/{id}/update', async (req) => {
@@ -333,8 +335,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   });
 
   // ---------------------------------------------------------------------------- services
-  api.route('GET', '/services', (req) => {
-    const b = backend();
+  api.route('GET', '/services', async (req) => {
+    const b = await reader();
     const f = parseFilters(req.query);
     checkFilterKeys(f, ['id', 'label', 'mode', 'name']);
     let list = b.api.listServices(common(f));
@@ -349,8 +351,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     const active = b.api.listNodes().filter((n) => n.Status.State === 'ready' && n.Spec.Availability === 'active').length;
     return reply.json(list.map((s) => ({ ...s, ServiceStatus: serviceStatus(s, tasks, active) })));
   });
-  api.route('GET', '/services/{id}', (req) => {
-    const s = backend().api.getService(req.params['id']!);
+  api.route('GET', '/services/{id}', async (req) => {
+    const s = (await reader()).api.getService(req.params['id']!);
     return reply.json(parseBoolParam(req.query, 'insertDefaults') ? withServiceDefaults(s) : s);
   });
   api.route('POST', '/services/create', async (req) => {
@@ -373,8 +375,8 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   registerLogRoutes(api, p);
 
   // ------------------------------------------------------------------------------- tasks
-  api.route('GET', '/tasks', (req) => {
-    const b = backend();
+  api.route('GET', '/tasks', async (req) => {
+    const b = await reader();
     const f = parseFilters(req.query);
     checkFilterKeys(f, ['id', 'name', 'service', 'node', 'label', 'desired-state', '_up-to-date']);
     const serviceIds = first(f, 'service').flatMap((ref) => {
@@ -415,15 +417,15 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     }
     return reply.json(tasks);
   });
-  api.route('GET', '/tasks/{id}', (req) => reply.json(backend().api.getTask(req.params['id']!)));
+  api.route('GET', '/tasks/{id}', async (req) => reply.json((await reader()).api.getTask(req.params['id']!)));
 
   // --------------------------------------------------------------------- secrets, configs
-  api.route('GET', '/secrets', (req) => {
+  api.route('GET', '/secrets', async (req) => {
     const f = parseFilters(req.query);
     checkFilterKeys(f, ['id', 'label', 'name', 'names']);
-    return reply.json(backend().api.listSecrets(common(f)));
+    return reply.json((await reader()).api.listSecrets(common(f)));
   });
-  api.route('GET', '/secrets/{id}', (req) => reply.json(backend().api.getSecret(req.params['id']!)));
+  api.route('GET', '/secrets/{id}', async (req) => reply.json((await reader()).api.getSecret(req.params['id']!)));
   api.route('POST', '/secrets/create', async (req) => {
     const s = await backend().createSecret(await req.json());
     return reply.json({ ID: s.ID }, 201);
@@ -437,12 +439,12 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
     await backend().removeSecret(req.params['id']!);
     return reply.empty(204);
   });
-  api.route('GET', '/configs', (req) => {
+  api.route('GET', '/configs', async (req) => {
     const f = parseFilters(req.query);
     checkFilterKeys(f, ['id', 'label', 'name', 'names']);
-    return reply.json(backend().api.listConfigs(common(f)));
+    return reply.json((await reader()).api.listConfigs(common(f)));
   });
-  api.route('GET', '/configs/{id}', (req) => reply.json(backend().api.getConfig(req.params['id']!)));
+  api.route('GET', '/configs/{id}', async (req) => reply.json((await reader()).api.getConfig(req.params['id']!)));
   api.route('POST', '/configs/create', async (req) => {
     const c = await backend().createConfig(await req.json());
     return reply.json({ ID: c.ID }, 201);
@@ -458,14 +460,14 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   });
 
   // ---------------------------------------------------------------------------- networks
-  api.route('GET', '/networks', (req) => {
+  api.route('GET', '/networks', async (req) => {
     const f = parseFilters(req.query);
     checkFilterKeys(f, ['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling']);
     const { namePrefixes: _n, ...rest } = common(f);
     const names = first(f, 'name');
     const drivers = first(f, 'driver');
     const scopes = first(f, 'scope');
-    const list = backend()
+    const list = (await reader())
       .api.listNetworks(rest)
       .map(networkResource)
       .filter((n) => names.length === 0 || names.some((x) => String(n['Name']).includes(x)))
@@ -473,7 +475,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
       .filter(() => scopes.length === 0 || scopes.includes('swarm'));
     return reply.json(list);
   });
-  api.route('GET', '/networks/{id}', (req) => reply.json(networkResource(backend().api.getNetwork(req.params['id']!))));
+  api.route('GET', '/networks/{id}', async (req) => reply.json(networkResource((await reader()).api.getNetwork(req.params['id']!))));
   api.route('POST', '/networks/create', async (req) => {
     const n = await backend().createNetwork(networkSpecOf(await req.json()));
     return reply.json({ Id: n.ID, Warning: '' }, 201);

@@ -224,6 +224,22 @@ describe('the swarm plugin', () => {
     expect(await call(0, 'DELETE', '/networks/net1')).toMatchObject({ status: 204 });
   });
 
+  it('a follower reads what was just written, at once: through itself or on the leader (Raft read barrier, no stale view)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const via = i % 2; // 0: written on the leader, 1: through the follower (forwarded)
+      const c = await call(via, 'POST', '/configs/create', { Name: `rw${i}`, Labels: {}, Data: Buffer.from(`v${i}`).toString('base64') });
+      expect(c.status, JSON.stringify(c.body)).toBe(201);
+      const id = (c.body as Obj)['ID'] as string;
+      const got = await call(1, 'GET', `/configs/${id}`);
+      expect(got.status, `config rw${i} written on daemon ${via}, read on the follower: ${JSON.stringify(got.body)}`).toBe(200);
+      expect((got.body as Obj)['Spec']['Name']).toBe(`rw${i}`);
+    }
+    const listed = (await call(1, 'GET', '/configs')).body as Obj[];
+    expect(listed.map((c) => c['Spec']['Name'] as string).filter((n) => n.startsWith('rw')).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `rw${i}`).sort());
+    for (let i = 0; i < 10; i++) expect((await call(i % 2, 'DELETE', `/configs/rw${i}`)).status).toBe(204);
+    expect(((await call(1, 'GET', '/configs')).body as Obj[]).filter((c) => String(c['Spec']['Name']).startsWith('rw'))).toEqual([]);
+  });
+
   it('node update through the follower, and leave: refused without force, then the node is out of the swarm', async () => {
     const node = (await call(1, 'GET', `/nodes/${leaderId}`)).body as Obj;
     const upd = await call(1, 'POST', `/nodes/${leaderId}/update?version=${node['Version']['Index'] as number}`, { ...node['Spec'], Availability: 'drain' });
