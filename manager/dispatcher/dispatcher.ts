@@ -34,6 +34,8 @@ import {
   type DispatcherServer,
   type HeartbeatRequest,
   type HeartbeatResponse,
+  type NodeStreamRequest,
+  type NodeStreamResponse,
   type SessionMessage,
   type SessionRequest,
   type UpdateTaskStatusRequest,
@@ -231,7 +233,68 @@ export class Dispatcher {
           this.endWithError(call, err);
         }
       },
+      nodeStream: (call) => this.nodeStream(call),
     };
+  }
+
+  /**
+   * Heartbeats and status batches of one session over one stream: each request is answered (its
+   * request_id echoed) as the unary Heartbeat / UpdateTaskStatus would answer it — a status batch
+   * once committed; an error those would return ends the stream with it.
+   */
+  private nodeStream(call: grpc.ServerDuplexStream<NodeStreamRequest, NodeStreamResponse>): void {
+    let failed = false;
+    let halfClosed = false;
+    let inFlight = 0;
+    const fail = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      if (!call.cancelled && !call.writableEnded) call.emit('error', this.toServiceError(err));
+    };
+    const answer = (res: NodeStreamResponse): void => {
+      if (!failed && !call.cancelled && !call.writableEnded) call.write(res);
+    };
+    const endIfDone = (): void => {
+      if (halfClosed && inFlight === 0 && !failed && !call.cancelled && !call.writableEnded) call.end();
+    };
+    let peer: PeerIdentity;
+    try {
+      peer = this.callerOf(call);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    call.on('data', (req: NodeStreamRequest) => {
+      const body = req.body;
+      if (failed || body === undefined) return;
+      if (body.$case === 'heartbeat') {
+        try {
+          answer({ requestId: req.requestId, body: { $case: 'heartbeat', heartbeat: this.heartbeat(peer, body.heartbeat) } });
+        } catch (err) {
+          fail(err);
+        }
+        return;
+      }
+      inFlight++;
+      this.updateTaskStatus(peer, body.status).then(
+        (res) => {
+          inFlight--;
+          answer({ requestId: req.requestId, body: { $case: 'status', status: res } });
+          endIfDone();
+        },
+        (err: unknown) => {
+          inFlight--;
+          fail(err);
+        },
+      );
+    });
+    call.on('end', () => {
+      halfClosed = true;
+      endIfDone();
+    });
+    call.on('error', () => {
+      failed = true;
+    });
   }
 
   // ------------------------------------------------------------------------------ leadership

@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -160,6 +162,23 @@ export enum AssignmentsMessage_Type {
   TYPE_COMPLETE = 0,
   TYPE_INCREMENTAL = 1,
   UNRECOGNIZED = -1,
+}
+
+export interface NodeStreamRequest {
+  /** Chosen by the node, echoed in the answer. */
+  requestId: number;
+  body?:
+    | { $case: "heartbeat"; heartbeat: HeartbeatRequest }
+    | { $case: "status"; status: UpdateTaskStatusRequest }
+    | undefined;
+}
+
+export interface NodeStreamResponse {
+  requestId: number;
+  body?:
+    | { $case: "heartbeat"; heartbeat: HeartbeatResponse }
+    | { $case: "status"; status: UpdateTaskStatusResponse }
+    | undefined;
 }
 
 function createBaseSessionRequest(): SessionRequest {
@@ -1244,6 +1263,192 @@ export const AssignmentsMessage: MessageFns<AssignmentsMessage> = {
   },
 };
 
+function createBaseNodeStreamRequest(): NodeStreamRequest {
+  return { requestId: 0, body: undefined };
+}
+
+export const NodeStreamRequest: MessageFns<NodeStreamRequest> = {
+  encode(message: NodeStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    switch (message.body?.$case) {
+      case "heartbeat":
+        HeartbeatRequest.encode(message.body.heartbeat, writer.uint32(18).fork()).join();
+        break;
+      case "status":
+        UpdateTaskStatusRequest.encode(message.body.status, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeStreamRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeStreamRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.body = { $case: "heartbeat", heartbeat: HeartbeatRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = { $case: "status", status: UpdateTaskStatusRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NodeStreamRequest>): NodeStreamRequest {
+    return NodeStreamRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NodeStreamRequest>): NodeStreamRequest {
+    const message = createBaseNodeStreamRequest();
+    message.requestId = object.requestId ?? 0;
+    switch (object.body?.$case) {
+      case "heartbeat": {
+        if (object.body?.heartbeat !== undefined && object.body?.heartbeat !== null) {
+          message.body = { $case: "heartbeat", heartbeat: HeartbeatRequest.fromPartial(object.body.heartbeat) };
+        }
+        break;
+      }
+      case "status": {
+        if (object.body?.status !== undefined && object.body?.status !== null) {
+          message.body = { $case: "status", status: UpdateTaskStatusRequest.fromPartial(object.body.status) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseNodeStreamResponse(): NodeStreamResponse {
+  return { requestId: 0, body: undefined };
+}
+
+export const NodeStreamResponse: MessageFns<NodeStreamResponse> = {
+  encode(message: NodeStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== 0) {
+      writer.uint32(8).uint64(message.requestId);
+    }
+    switch (message.body?.$case) {
+      case "heartbeat":
+        HeartbeatResponse.encode(message.body.heartbeat, writer.uint32(18).fork()).join();
+        break;
+      case "status":
+        UpdateTaskStatusResponse.encode(message.body.status, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.body = { $case: "heartbeat", heartbeat: HeartbeatResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = { $case: "status", status: UpdateTaskStatusResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create(base?: DeepPartial<NodeStreamResponse>): NodeStreamResponse {
+    return NodeStreamResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<NodeStreamResponse>): NodeStreamResponse {
+    const message = createBaseNodeStreamResponse();
+    message.requestId = object.requestId ?? 0;
+    switch (object.body?.$case) {
+      case "heartbeat": {
+        if (object.body?.heartbeat !== undefined && object.body?.heartbeat !== null) {
+          message.body = { $case: "heartbeat", heartbeat: HeartbeatResponse.fromPartial(object.body.heartbeat) };
+        }
+        break;
+      }
+      case "status": {
+        if (object.body?.status !== undefined && object.body?.status !== null) {
+          message.body = { $case: "status", status: UpdateTaskStatusResponse.fromPartial(object.body.status) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
 export type DispatcherService = typeof DispatcherService;
 export const DispatcherService = {
   /**
@@ -1291,6 +1496,22 @@ export const DispatcherService = {
     responseSerialize: (value: AssignmentsMessage): Buffer => Buffer.from(AssignmentsMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer): AssignmentsMessage => AssignmentsMessage.decode(value),
   },
+  /**
+   * Heartbeats and task status batches of one session over one stream (each a request, answered
+   * once with its request_id, as the unary Heartbeat and UpdateTaskStatus would answer it: a
+   * status batch once it is committed). Answers may come in any order. An error those calls would
+   * return (session not found, not the leader, a task of another node…) ends the stream with it.
+   * Nodes fall back to the unary calls when a manager answers UNIMPLEMENTED.
+   */
+  nodeStream: {
+    path: "/shoal.dispatcher.Dispatcher/NodeStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: NodeStreamRequest): Buffer => Buffer.from(NodeStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): NodeStreamRequest => NodeStreamRequest.decode(value),
+    responseSerialize: (value: NodeStreamResponse): Buffer => Buffer.from(NodeStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): NodeStreamResponse => NodeStreamResponse.decode(value),
+  },
 } as const;
 
 export interface DispatcherServer extends UntypedServiceImplementation {
@@ -1305,6 +1526,14 @@ export interface DispatcherServer extends UntypedServiceImplementation {
   updateTaskStatus: handleUnaryCall<UpdateTaskStatusRequest, UpdateTaskStatusResponse>;
   /** The node's assignment set: a complete set first, then incremental changes. */
   assignments: handleServerStreamingCall<AssignmentsRequest, AssignmentsMessage>;
+  /**
+   * Heartbeats and task status batches of one session over one stream (each a request, answered
+   * once with its request_id, as the unary Heartbeat and UpdateTaskStatus would answer it: a
+   * status batch once it is committed). Answers may come in any order. An error those calls would
+   * return (session not found, not the leader, a task of another node…) ends the stream with it.
+   * Nodes fall back to the unary calls when a manager answers UNIMPLEMENTED.
+   */
+  nodeStream: handleBidiStreamingCall<NodeStreamRequest, NodeStreamResponse>;
 }
 
 export interface DispatcherClient extends Client {
@@ -1357,6 +1586,19 @@ export interface DispatcherClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<AssignmentsMessage>;
+  /**
+   * Heartbeats and task status batches of one session over one stream (each a request, answered
+   * once with its request_id, as the unary Heartbeat and UpdateTaskStatus would answer it: a
+   * status batch once it is committed). Answers may come in any order. An error those calls would
+   * return (session not found, not the leader, a task of another node…) ends the stream with it.
+   * Nodes fall back to the unary calls when a manager answers UNIMPLEMENTED.
+   */
+  nodeStream(): ClientDuplexStream<NodeStreamRequest, NodeStreamResponse>;
+  nodeStream(options: Partial<CallOptions>): ClientDuplexStream<NodeStreamRequest, NodeStreamResponse>;
+  nodeStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<NodeStreamRequest, NodeStreamResponse>;
 }
 
 export const DispatcherClient = makeGenericClientConstructor(
