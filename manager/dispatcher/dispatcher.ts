@@ -92,6 +92,15 @@ export interface DispatcherConfig {
   readonly maxStreamBufferedMessages: number;
   /** Largest assignments message, by the JSON it carries (gRPC's default limit is 4 MiB). */
   readonly maxAssignmentMessageBytes: number;
+  /**
+   * The send window: a node hears incremental changes at most once per this many ms. The first
+   * change after a quiet window goes at once; what comes within the window after a send is held
+   * and goes in one message when the window ends (swarmkit batches a node's changes for up to
+   * 100 ms too). 0: every routing pass sends at once.
+   */
+  readonly assignmentWindowMs: number;
+  /** Most store events a node's window holds; past it they go at once. */
+  readonly maxHeldEvents: number;
 }
 
 export const DEFAULT_DISPATCHER_CONFIG: DispatcherConfig = {
@@ -105,6 +114,8 @@ export const DEFAULT_DISPATCHER_CONFIG: DispatcherConfig = {
   leadershipCheckMs: 200,
   maxStreamBufferedMessages: 1000,
   maxAssignmentMessageBytes: 1024 * 1024,
+  assignmentWindowMs: 100,
+  maxHeldEvents: 10_000,
 };
 
 export interface DispatcherDeps {
@@ -130,6 +141,11 @@ interface AssignmentStream {
   baseVersion: number;
   sequence: number;
   appliesTo: string;
+  /** Events held for the end of the send window (already past baseVersion), oldest first. */
+  held: ChangeEvent[];
+  holdTimer: NodeJS.Timeout | null;
+  /** When the last INCREMENTAL message went (performance.now()); -Infinity before any. */
+  lastSentAt: number;
 }
 
 interface NodeSession {
@@ -477,7 +493,10 @@ export class Dispatcher {
     s.expiry = null;
     if (this.sessions.get(s.nodeId) === s) this.sessions.delete(s.nodeId);
     if (s.sessionCall !== null) this.end(s.sessionCall, reason);
-    if (s.assignments !== null) this.end(s.assignments.call, reason);
+    if (s.assignments !== null) {
+      releaseHeld(s.assignments);
+      this.end(s.assignments.call, reason);
+    }
     s.sessionCall = null;
     s.assignments = null;
   }
@@ -530,9 +549,10 @@ export class Dispatcher {
     this.requireLeader();
     const s = this.validSession(peer.nodeId, call.request.sessionId);
     if (s.assignments !== null) this.end(s.assignments.call, new DispatcherError('ERR_DISPATCHER_SESSION_INVALID', 'a newer assignments stream replaced this one'));
-    const stream: AssignmentStream = { call, set: new AssignmentSet(peer.nodeId), baseVersion: 0, sequence: 0, appliesTo: '' };
+    const stream: AssignmentStream = { call, set: new AssignmentSet(peer.nodeId), baseVersion: 0, sequence: 0, appliesTo: '', held: [], holdTimer: null, lastSentAt: -Infinity };
     s.assignments = stream;
     const detach = (): void => {
+      releaseHeld(stream);
       if (s.assignments === stream) s.assignments = null;
     };
     call.on('cancelled', detach);
@@ -541,6 +561,8 @@ export class Dispatcher {
   }
 
   private sendComplete(stream: AssignmentStream): void {
+    // The complete set supersedes whatever the window held.
+    releaseHeld(stream);
     const items = this.store.view((tx) => {
       stream.baseVersion = tx.version;
       return stream.set.complete(tx);
@@ -656,24 +678,59 @@ export class Dispatcher {
     // Only task changes (the common case): visit the nodes they name, not every session.
     const targets: Iterable<NodeSession | undefined> =
       cache === null && shared.length === 0 ? [...byNode.keys()].map((id) => this.sessions.get(id)) : this.sessions.values();
+    const now = performance.now();
     for (const s of targets) {
       const stream = s?.assignments ?? null;
       if (s === undefined || stream === null) continue;
-      const mine = [...(byNode.get(s.nodeId) ?? []), ...shared].filter((ev) => ev.version > stream.baseVersion);
-      if (mine.length === 0 && cache === null) continue;
-      mine.sort((a, b) => a.version - b.version);
-      const delta = this.store.view((tx): AssignmentDelta => {
-        const own = mine.length > 0 ? stream.set.applyChanges(mine, tx) : { updates: [], removes: [] };
-        if (cache === null) return own;
-        const nets = stream.set.networkChanges(touched, cache, tx);
-        return { updates: [...own.updates, ...nets.updates], removes: [...own.removes, ...nets.removes] };
-      });
-      if (delta.updates.length + delta.removes.length === 0) continue;
-      this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, [
-        ...delta.updates.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),
-        ...delta.removes.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_REMOVE)),
-      ]);
+      const fresh = [...(byNode.get(s.nodeId) ?? []), ...shared].filter((ev) => ev.version > stream.baseVersion);
+      if (fresh.length === 0 && cache === null) continue;
+      // Within the node's send window (and no network view to update): held for the window's end.
+      if (cache === null && this.holds(stream, now, fresh.length)) {
+        for (const ev of fresh) stream.held.push(ev);
+        stream.holdTimer ??= setTimeout(() => this.sendHeld(stream), Math.max(0, stream.lastSentAt + this.config.assignmentWindowMs - now));
+        continue;
+      }
+      this.sendDelta(stream, fresh, touched, cache, now);
     }
+  }
+
+  private holds(stream: AssignmentStream, now: number, adding: number): boolean {
+    const window = this.config.assignmentWindowMs;
+    if (window <= 0 || stream.held.length + adding > this.config.maxHeldEvents) return false;
+    return stream.holdTimer !== null || now - stream.lastSentAt < window;
+  }
+
+  /** The window ended: what it held goes now, in one message. */
+  private sendHeld(stream: AssignmentStream): void {
+    stream.holdTimer = null;
+    if (stream.held.length === 0 || this.ended.has(stream.call) || this.watch === null) {
+      stream.held = [];
+      return;
+    }
+    try {
+      this.sendDelta(stream, [], new Set(), null, performance.now());
+    } catch (err) {
+      this.log.error({ err, nodeId: stream.set.nodeId }, 'dispatcher: sending held assignment changes failed');
+    }
+  }
+
+  /** Folds the held events and `fresh` into the node's set and sends what changed for it. */
+  private sendDelta(stream: AssignmentStream, fresh: readonly ChangeEvent[], touched: ReadonlySet<string>, cache: NetworkPeersCache | null, now: number): void {
+    const mine = stream.held.length > 0 ? [...stream.held, ...fresh] : [...fresh];
+    releaseHeld(stream);
+    mine.sort((a, b) => a.version - b.version);
+    const delta = this.store.view((tx): AssignmentDelta => {
+      const own = mine.length > 0 ? stream.set.applyChanges(mine, tx) : { updates: [], removes: [] };
+      if (cache === null) return own;
+      const nets = stream.set.networkChanges(touched, cache, tx);
+      return { updates: [...own.updates, ...nets.updates], removes: [...own.removes, ...nets.removes] };
+    });
+    if (delta.updates.length + delta.removes.length === 0) return;
+    stream.lastSentAt = now;
+    this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, [
+      ...delta.updates.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),
+      ...delta.removes.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_REMOVE)),
+    ]);
   }
 
   private nodeChanged(node: Node, deleted: boolean): void {
@@ -714,6 +771,13 @@ export class Dispatcher {
     this.log.error({ err }, 'dispatcher: call failed');
     return new DispatcherError('ERR_DISPATCHER_STOPPED', `dispatcher: ${(err as Error).message}`).toServiceError();
   }
+}
+
+/** Drops what a stream's send window held (its stream ended, or a complete set replaces it). */
+function releaseHeld(stream: AssignmentStream): void {
+  if (stream.holdTimer !== null) clearTimeout(stream.holdTimer);
+  stream.holdTimer = null;
+  stream.held = [];
 }
 
 /**
