@@ -1,26 +1,29 @@
-// Host-mode published ports (`--publish mode=host,target=80,published=8080`), Docker's way: the
-// container gets an interface on a bridge of the host (Docker's `docker_gwbridge`, here
-// `shoal_gwbridge`), and the host DNATs its published port to the container's address there.
+// The node's gateway bridge (Docker's `docker_gwbridge`, here `shoal_gwbridge`): every task gets
+// an interface on it carrying its default route (its overlay networks keep their on-link routes),
+// and the host MASQUERADEs the bridge's subnet leaving by any other interface — the task's route
+// to the outside world, as Docker gives every container. Host-mode published ports
+// (`--publish mode=host,target=80,published=8080`) ride on the same endpoint: the host DNATs its
+// published port to the container's address there.
 //
 //   client ──► node-addr:PUBLISHED ── host nat PREROUTING/OUTPUT (dst-type LOCAL) SHOAL-HOSTPORT:
 //   DNAT container-gw-addr:TARGET ──► shoal_gwbridge ──► veth sg<hash> ──► container eth<n>
 //   (default route via the bridge's gateway address, so replies go back through the host's
 //   conntrack, which un-NATs them; the client's address is preserved, as with Docker).
 //
-// Only tasks with a host-mode published port get an endpoint here (the others have no path to the
-// host, see README.md). The container's default route moves to the bridge (its overlay networks
-// keep their on-link routes), so it also reaches the outside world: MASQUERADE for the bridge's
-// subnet leaving by any other interface, as Docker does for docker_gwbridge.
+// Bridge ports are `isolated` (Docker creates docker_gwbridge with inter-container traffic off):
+// tasks cannot reach each other through the bridge, only the host and what lies beyond it, so
+// overlay networks stay the only path between tasks. An endpoint costs two `ip` processes (one
+// batch in the host, one in the container); the host rules change only for published ports.
 // Host rules live in our own chains, rewritten whole in one `iptables-restore --noflush` per change:
 //   nat    SHOAL-HOSTPORT      (jumped from PREROUTING and OUTPUT for local destinations)
 //   nat    SHOAL-GW-POST       (jumped from POSTROUTING: egress masquerade)
 //   filter SHOAL-GW-FWD        (jumped from FORWARD: published ports in, replies and egress out)
 // Not handled: 127.0.0.1:PORT from the host itself (Docker's docker-proxy), a host-mode port with
-// no published port (Docker picks a free one on the node).
+// no published port (Docker picks a free one on the node), hairpin (a task to its own node's port).
 import type { Logger } from 'pino';
 
 import { formatIpv4, macFromIpv4, parseIpv4, parseSubnet } from './addresses.js';
-import { OverlayError } from './errors.js';
+import { OverlayCommandError, OverlayError } from './errors.js';
 import { ensureIptablesJump, GONE, run, runTolerating } from './exec.js';
 import { gatewayVethName } from './names.js';
 
@@ -131,7 +134,7 @@ export class GatewayBridge {
     await run(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'], { netns });
     await this.writeRules();
     for (const jump of HOST_JUMPS) await ensureIptablesJump(netns, jump);
-    this.opts.logger.info({ bridge: GATEWAY_BRIDGE, gateway: this.gateway, prefixLength: this.prefixLength }, 'gateway bridge created (host-mode published ports)');
+    this.opts.logger.info({ bridge: GATEWAY_BRIDGE, gateway: this.gateway, prefixLength: this.prefixLength }, 'gateway bridge created (tasks\' route out, host-mode published ports)');
   }
 
   get size(): number {
@@ -139,9 +142,9 @@ export class GatewayBridge {
   }
 
   /**
-   * Gives the container an interface on the bridge (its default route), and publishes `ports` on
-   * the host to it. A stale `ifName` in the namespace (a container that survived a daemon restart)
-   * is replaced.
+   * Gives the container an interface on the bridge (its default route, `lo` up too), and publishes
+   * `ports` on the host to it. A stale `ifName` in the namespace (a container that survived a
+   * daemon restart) or a stale host veth is replaced.
    */
   async attach(req: { readonly id: string; readonly containerNetns: string; readonly ifName: string; readonly ports: readonly HostPort[] }): Promise<GatewayEndpoint> {
     if (this.removed) throw new OverlayError('ERR_OVERLAY_REMOVED', 'the gateway bridge was removed');
@@ -149,24 +152,34 @@ export class GatewayBridge {
     const ip = this.allocate();
     const hostVeth = gatewayVethName(req.id);
     const netns = this.opts.hostNetns;
-    await runTolerating(['ip', 'link', 'del', req.ifName], GONE, { netns: req.containerNetns });
-    await runTolerating(['ip', 'link', 'del', hostVeth], GONE, { netns });
     const nsName = req.containerNetns.startsWith('/run/netns/') ? req.containerNetns.slice('/run/netns/'.length) : req.containerNetns;
+    // One batch in the host: the veth pair (its host end on the bridge, up, isolated from the other ports).
+    const hostBatch = `link add ${hostVeth} master ${GATEWAY_BRIDGE} up type veth peer name ${req.ifName} netns ${nsName}\nlink set dev ${hostVeth} type bridge_slave isolated on\n`;
+    // Reserved before the first await: a concurrent attach does not take the same address.
+    this.endpoints.set(req.id, { id: req.id, ip, hostVeth, ports: req.ports });
     try {
-      await run(['ip', 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', req.ifName, 'netns', nsName], { netns });
-      await run(['ip', '-batch', '-'], { netns, input: `link set ${hostVeth} master ${GATEWAY_BRIDGE}\nlink set ${hostVeth} up\n` });
+      try {
+        await run(['ip', '-batch', '-'], { netns, input: hostBatch });
+      } catch (err) {
+        if (!(err instanceof OverlayCommandError) || !/exists/i.test(err.stderr)) throw err;
+        // Left by an earlier run: replace it (bounded, once).
+        await runTolerating(['ip', 'link', 'del', req.ifName], GONE, { netns: req.containerNetns });
+        await runTolerating(['ip', 'link', 'del', hostVeth], GONE, { netns });
+        await run(['ip', '-batch', '-'], { netns, input: hostBatch });
+      }
       await run(['ip', '-batch', '-'], {
         netns: req.containerNetns,
-        input: `addr add ${ip}/${this.prefixLength} dev ${req.ifName}\nlink set ${req.ifName} up\nroute replace default via ${this.gateway} dev ${req.ifName}\n`,
+        input: `link set lo up\naddr add ${ip}/${this.prefixLength} dev ${req.ifName}\nlink set ${req.ifName} up\nroute replace default via ${this.gateway} dev ${req.ifName}\n`,
       });
-      this.endpoints.set(req.id, { id: req.id, ip, hostVeth, ports: req.ports });
-      await this.writeRules();
+      if (req.ports.length > 0) await this.writeRules();
     } catch (err) {
       this.endpoints.delete(req.id);
       await runTolerating(['ip', 'link', 'del', hostVeth], GONE, { netns }).catch(() => undefined);
+      if (req.ports.length > 0) await this.writeRules().catch(() => undefined);
       throw err;
     }
-    this.opts.logger.info({ endpoint: req.id, ip, ports: req.ports }, 'host-mode ports published');
+    if (req.ports.length > 0) this.opts.logger.info({ endpoint: req.id, ip, ports: req.ports }, 'host-mode ports published');
+    else this.opts.logger.debug({ endpoint: req.id, ip }, 'endpoint on the gateway bridge');
     return { ifName: req.ifName, ip, gateway: this.gateway };
   }
 
@@ -175,9 +188,9 @@ export class GatewayBridge {
     const ep = this.endpoints.get(id);
     if (ep === undefined || this.removed) return;
     this.endpoints.delete(id);
-    await this.writeRules();
+    if (ep.ports.length > 0) await this.writeRules();
     await runTolerating(['ip', 'link', 'del', ep.hostVeth], GONE, { netns: this.opts.hostNetns });
-    this.opts.logger.info({ endpoint: id, ports: ep.ports }, 'host-mode ports unpublished');
+    if (ep.ports.length > 0) this.opts.logger.info({ endpoint: id, ports: ep.ports }, 'host-mode ports unpublished');
   }
 
   async remove(): Promise<void> {

@@ -3,13 +3,20 @@
 // views in the dispatcher's shapes), programs in the task namespaces it makes. Checks what a user
 // of swarm sees: tasks on two hosts reach each other, the service VIP reaches every running backend
 // and follows scaling, names resolve, another network cannot reach the service, a published port
-// on the host without the task reaches it (routing mesh), and nothing is left afterwards.
+// on the host without the task reaches it (routing mesh), every task (on no network, on an overlay,
+// on ingress only) reaches an address outside its host through the gateway bridge, seen there as
+// its node's address, and nothing is left afterwards.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { NetworkPeers, NetworkPeerTask } from '../../manager/dispatcher/network-peers.js';
 import type { Network, Task } from '../../manager/store/types.js';
 import { buildQuery, parseResponse } from '../../overlay/dns/message.js';
 import { run } from '../../overlay/exec.js';
+import { gatewayVethName } from '../../overlay/names.js';
 import { NetnsLab } from '../../overlay/testing/netns-lab.js';
 import { WorkerNetworks, VNI_OPTION } from './worker-networks.js';
 
@@ -22,6 +29,18 @@ let hostA = '';
 let hostB = '';
 let netA: WorkerNetworks;
 let netB: WorkerNetworks;
+let tmp = '';
+/** The hosts' resolv.conf (a loopback stub first, as systemd-resolved's, which a task cannot use). */
+let hostResolvConf = '';
+const HOST_RESOLV_CONF = 'nameserver 127.0.0.53\nnameserver 10.9.9.9\nsearch example.test\noptions edns0\n';
+const TASK_RESOLV_CONF = 'nameserver 10.9.9.9\nsearch example.test\noptions edns0\n';
+/** A TCP server answering each connection with the client's address as it sees it. */
+const PEER_ADDRESS_SERVER = String.raw`
+const srv = require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress.replace(/^::ffff:/, '') + '\n'); });
+srv.listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'));
+process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+`;
+const OUTSIDE_PORT = 7070;
 
 function network(id: string, name: string, vni: number, subnet: string, gateway: string, ingress = false): Network {
   return {
@@ -115,8 +134,11 @@ beforeAll(async () => {
   hostA = await lab.addNetns('ha');
   hostB = await lab.addNetns('hb');
   await lab.link(hostA, 'ul0', ADDR_A, hostB, 'ul0', ADDR_B, 24);
-  netA = new WorkerNetworks({ hostTag: TAG_A, nodeId: 'nodeA', hostNetns: hostA, upstreamResolvers: [] });
-  netB = new WorkerNetworks({ hostTag: TAG_B, nodeId: 'nodeB', hostNetns: hostB, upstreamResolvers: [] });
+  tmp = await mkdtemp(join(tmpdir(), 'shoal-wn-'));
+  hostResolvConf = join(tmp, 'resolv.conf');
+  await writeFile(hostResolvConf, HOST_RESOLV_CONF);
+  netA = new WorkerNetworks({ hostTag: TAG_A, nodeId: 'nodeA', hostNetns: hostA, upstreamResolvers: [], hostResolvConf });
+  netB = new WorkerNetworks({ hostTag: TAG_B, nodeId: 'nodeB', hostNetns: hostB, upstreamResolvers: [], hostResolvConf });
   netA.setLocalAddress(ADDR_A);
   netB.setLocalAddress(ADDR_B);
   for (const [wn, t] of [[netA, CLIENT], [netB, WEB1], [netA, WEB2], [netA, OUTSIDER]] as const) {
@@ -137,22 +159,61 @@ afterAll(async () => {
   await netA?.close().catch(() => undefined);
   await netB?.close().catch(() => undefined);
   await lab.cleanup();
+  if (tmp !== '') await rm(tmp, { recursive: true, force: true });
 });
 
 describe('worker network manager', () => {
-  it('gives each task a namespace with its addresses, the gateway route and a resolv.conf naming the gateway', async () => {
+  it('gives each task a namespace with its addresses, the default route on the gateway bridge and a resolv.conf naming the overlay gateway', async () => {
     const config = await netA.prepareTask(CLIENT); // idempotent: the same namespace
     expect(config!.networkNamespacePath).toBe(paths.get(CLIENT.ID));
     expect(config!.resolvConf).toBe('nameserver 10.77.1.1\noptions ndots:0\n');
     const addrs = await run(['ip', '-o', '-4', 'addr', 'show'], { netns: paths.get(WEB1.ID)! });
     expect(addrs).toMatch(/eth0\s+inet 10\.77\.1\.21\/24/);
     expect(addrs).toMatch(/eth1\s+inet 10\.77\.0\.21\/24/);
-    expect(await run(['ip', 'route', 'show', 'default'], { netns: paths.get(WEB1.ID)! })).toContain('via 10.77.1.1 dev eth0');
+    expect(addrs).toMatch(/eth2\s+inet 172\.18\.\d+\.\d+\/16/);
+    const routes = await run(['ip', 'route', 'show'], { netns: paths.get(WEB1.ID)! });
+    expect(routes).toMatch(/^default via 172\.18\.0\.1 dev eth2/m);
+    expect(routes).toMatch(/^10\.77\.1\.0\/24 dev eth0/m); // the overlays stay on-link
     // `ingress` has no service discovery (as Docker): no resolver process in its sandbox.
     expect((await run(['ip', 'netns', 'pids', `shoal-${TAG_B}-n${INGRESS.ID.slice(0, 12)}`])).trim()).toBe('');
     expect((await run(['ip', 'netns', 'pids', `shoal-${TAG_B}-n${BACKEND.ID.slice(0, 12)}`])).trim()).not.toBe('');
-    // A task with no overlay network gets nothing from us.
-    expect(await netA.prepareTask({ ...CLIENT, ID: 'plain', NetworksAttachments: [] })).toBeUndefined();
+  });
+
+  it('every task reaches the outside world through the gateway bridge, seen as its node; not the other tasks through it; released → nothing left', async () => {
+    // "The outside world": a server on the other host's address.
+    await lab.startProgram(hostB, PEER_ADDRESS_SERVER, [String(OUTSIDE_PORT)]);
+    await lab.startProgram(hostA, PEER_ADDRESS_SERVER, [String(OUTSIDE_PORT)]);
+    // A task on no network (Docker: the default bridge) and one on `ingress` only (routing mesh).
+    const plain: Task = { ...task(`plain${process.pid}`, 'svcplain', []), Spec: { ContainerSpec: { Image: 'busybox', DNSConfig: { Search: ['svc.test'] } } } };
+    const ingressOnly = task(`ingonly${process.pid}`, 'svcing', [[INGRESS, '10.77.0.40/24']]);
+    const pl = (await netA.prepareTask(plain))!;
+    const io = (await netA.prepareTask(ingressOnly))!;
+    // No embedded resolver for either: the host's nameservers without the loopback one (the task's
+    // --dns-search replacing the host's search domains).
+    expect(pl.resolvConf).toBe('nameserver 10.9.9.9\nsearch svc.test\noptions edns0\n');
+    expect(io.resolvConf).toBe(TASK_RESOLV_CONF);
+    expect(await run(['ip', 'route', 'show', 'default'], { netns: pl.networkNamespacePath })).toMatch(/via 172\.18\.0\.1 dev eth0/);
+    expect(await run(['ip', '-o', 'link', 'show', 'lo'], { netns: pl.networkNamespacePath })).toMatch(/UP/);
+    for (const from of [pl.networkNamespacePath, io.networkNamespacePath, paths.get(CLIENT.ID)!]) {
+      expect(await lab.tcpRequests(from, ADDR_B, OUTSIDE_PORT, 1)).toEqual([ADDR_A]); // masqueraded
+    }
+    expect(await lab.tcpRequests(paths.get(WEB1.ID)!, ADDR_A, OUTSIDE_PORT, 1)).toEqual([ADDR_B]);
+    // The overlay task still reaches its peer and the VIP.
+    expect(await lab.tcpRequests(paths.get(CLIENT.ID)!, '10.77.1.21', 8080, 1)).toEqual(['web.1']);
+    expect(new Set(await lab.tcpRequests(paths.get(CLIENT.ID)!, '10.77.1.2', 8080, 16))).toEqual(new Set(['web.1', 'web.2']));
+    // The bridge's ports are isolated (Docker's docker_gwbridge has inter-container traffic off):
+    // web.2's address there is not reachable from another task.
+    const web2Gw = /eth1\s+inet (172\.18\.\d+\.\d+)\//.exec(await run(['ip', '-o', '-4', 'addr', 'show'], { netns: paths.get(WEB2.ID)! }))?.[1];
+    expect(web2Gw).toBeDefined();
+    expect(await lab.tcpRequests(hostA, web2Gw!, 8080, 1)).toEqual(['web.2']); // the host reaches it
+    expect(await lab.tcpRequests(pl.networkNamespacePath, web2Gw!, 8080, 1, 1000)).not.toEqual(['web.2']);
+
+    const hostLinks = async (): Promise<number> => ((await run(['ip', '-o', 'link', 'show', 'master', 'shoal_gwbridge'], { netns: hostA })).match(/^\d+:/gm) ?? []).length;
+    const before = await hostLinks();
+    await netA.releaseTask(plain.ID);
+    await netA.releaseTask(ingressOnly.ID);
+    expect(await hostLinks()).toBe(before - 2);
+    expect(await run(['ip', 'netns', 'list'])).not.toMatch(new RegExp(`-t(${plain.ID}|${ingressOnly.ID})`));
   });
 
   it('tasks on two hosts reach each other, the VIP reaches every running backend, names resolve', async () => {
@@ -204,7 +265,7 @@ describe('worker network manager', () => {
     // What the agent reports as Status.PortStatus: the host-mode ports only.
     expect(hp!.ports).toEqual([hostPort]);
     expect(hy!.ports).toEqual([hybridPort]);
-    expect(hp!.resolvConf).toBeUndefined();
+    expect(hp!.resolvConf).toBe(TASK_RESOLV_CONF);
     expect(hy!.resolvConf).toBe('nameserver 10.77.1.1\noptions ndots:0\n');
     await lab.startNameServer(hp!.networkNamespacePath, 8080, 'hp.1');
     await lab.startNameServer(hy!.networkNamespacePath, 8080, 'hy.1');
@@ -224,9 +285,10 @@ describe('worker network manager', () => {
     expect(await lab.tcpRequests(hostB, ADDR_A, 8082, 1)).toEqual(['hy.1']);
     await netA.releaseTask(hybrid.ID);
     expect(await lab.tcpRequests(hostB, ADDR_A, 8082, 1, 1000)).toEqual(['ECONNREFUSED']);
-    // The last endpoint took the bridge, its veths and the host chains with it.
-    expect(await run(['ip', '-o', 'link', 'show'], { netns: hostA })).not.toMatch(/shoal_gwbridge|sg[0-9a-f]{11}/);
-    expect(await run(['iptables-save'], { netns: hostA })).not.toMatch(/SHOAL-HOSTPORT|SHOAL-GW/);
+    // Their veths and DNAT rules went with them (the bridge stays for the other tasks, as docker_gwbridge).
+    const links = await run(['ip', '-o', 'link', 'show'], { netns: hostA });
+    for (const t of [plain, hybrid]) expect(links).not.toContain(gatewayVethName(t.ID));
+    expect(await run(['iptables-save', '-t', 'nat'], { netns: hostA })).not.toMatch(/DNAT.*172\.18\./);
   });
 
   it('a network manager restarted after a crash rebuilds the sandboxes and re-attaches the surviving tasks', async () => {
@@ -250,7 +312,9 @@ describe('worker network manager', () => {
     // One sandbox per network, one veth per task: nothing doubled by the rebuild.
     const ours = (await run(['ip', 'netns', 'list'])).split('\n').filter((l) => l.startsWith(`shoal-${TAG_A}-n`));
     expect(ours).toHaveLength(3);
-    expect((await run(['ip', '-o', 'link', 'show'], { netns: client })).match(/eth\d+@/g)).toHaveLength(1);
+    // (eth0 on `backend`, eth1 on the gateway bridge)
+    expect((await run(['ip', '-o', 'link', 'show'], { netns: client })).match(/eth\d+@/g)).toHaveLength(2);
+    expect(await lab.tcpRequests(client, ADDR_B, OUTSIDE_PORT, 1)).toEqual([ADDR_A]);
   }, 60_000);
 
   it('releasing tasks and closing leaves no namespace, link or rule', async () => {
@@ -264,18 +328,22 @@ describe('worker network manager', () => {
     expect(netns).not.toContain(`shoal-${TAG_A}-`);
     expect(netns).not.toContain(`shoal-${TAG_B}-`);
     for (const host of [hostA, hostB]) {
-      expect(await run(['ip', '-o', 'link', 'show'], { netns: host })).not.toMatch(/shv|shi0/);
+      expect(await run(['ip', '-o', 'link', 'show'], { netns: host })).not.toMatch(/shv|shi0|shoal_gwbridge|sg[0-9a-f]{11}/);
       expect(await run(['iptables-save'], { netns: host })).not.toContain('SHOAL');
     }
   });
 });
 
 describe('worker network manager before the node address is known', () => {
-  it('a prepare waits for it, fails with ERR_NETWORK_NOT_READY after readyTimeoutMs, and a release cancels a waiting prepare', async () => {
+  it('a prepare waits for it, fails with ERR_NETWORK_NOT_READY after readyTimeoutMs, and a release cancels a waiting prepare; a task on no network does not wait', async () => {
     const tag = `wnc${process.pid}`;
-    const early = new WorkerNetworks({ hostTag: tag, nodeId: 'nodeC', hostNetns: hostA, upstreamResolvers: [], readyTimeoutMs: 300 });
+    const early = new WorkerNetworks({ hostTag: tag, nodeId: 'nodeC', hostNetns: hostA, upstreamResolvers: [], readyTimeoutMs: 300, hostResolvConf });
     try {
       await expect(early.prepareTask(CLIENT)).rejects.toMatchObject({ code: 'ERR_NETWORK_NOT_READY' });
+      const plain = task(`early${process.pid}`, 'svcplain', []);
+      const config = await early.prepareTask(plain);
+      expect(await lab.tcpRequests(config!.networkNamespacePath, ADDR_B, OUTSIDE_PORT, 1)).toEqual([ADDR_A]);
+      await early.releaseTask(plain.ID);
       const late = new WorkerNetworks({ hostTag: tag, nodeId: 'nodeC', hostNetns: hostA, upstreamResolvers: [] });
       try {
         const pending = late.prepareTask(WEB2);

@@ -8,8 +8,10 @@
 //   - the peers (FDB + neighbour entries), VIP rules and DNS records of each network, from the
 //     dispatcher's network views (manager/dispatcher/network-peers.ts), reprogrammed as they change;
 //   - the routing mesh: this node's ingress sandbox and the published ports (overlay/ingress.ts);
-//   - host-mode published ports: tasks publishing one get an interface on the node's gateway
-//     bridge (overlay/gateway-bridge.ts, Docker's docker_gwbridge) and the host DNATs the port to it.
+//   - every task's route to the outside world: an interface on the node's gateway bridge
+//     (overlay/gateway-bridge.ts, Docker's docker_gwbridge) carrying its default route, the host
+//     masquerading; a task on no overlay network gets a namespace with only that (Docker: the
+//     default bridge) and the host's resolvers. Host-mode published ports are DNATed to it.
 // Every change goes through one queue (bounded work per call, no overlap). The data plane starts
 // once the node's underlay address is known (Node.Status.Addr from the session).
 import { existsSync } from 'node:fs';
@@ -23,6 +25,7 @@ import { GONE, run, runTolerating } from '../../overlay/exec.js';
 import { GatewayBridge, type HostPort } from '../../overlay/gateway-bridge.js';
 import { IngressSandbox, type PublishedPort } from '../../overlay/ingress.js';
 import { netnsPath, taskNetnsName, taskNetnsPrefix } from '../../overlay/names.js';
+import { readHostResolvConfText, taskResolvConf } from './resolv-conf.js';
 
 export const VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 
@@ -36,10 +39,10 @@ export class WorkerNetworkError extends Error {
   }
 }
 
-/** What the executor gets for a task on overlay networks. */
+/** What the executor gets for a task. */
 export interface TaskNetworkConfig {
   readonly networkNamespacePath: string;
-  /** Absent when the task is only on `ingress` (no resolver there): the executor keeps its default. */
+  /** The embedded resolver on the first non-ingress overlay network, else the host's resolvers (resolv-conf.ts). */
   readonly resolvConf?: string;
   /** Host-mode ports published on this node for the task: its Status.PortStatus.Ports. */
   readonly ports?: readonly PortConfig[];
@@ -47,7 +50,7 @@ export interface TaskNetworkConfig {
 
 /** The agent's view of the network manager (worker/agent only needs this). */
 export interface TaskNetworks {
-  /** Attaches the task to its networks; undefined when it has none (the executor makes a loopback netns). */
+  /** Attaches the task to its networks and the gateway bridge; undefined: the executor makes a loopback-only netns. */
   prepareTask(task: Task): Promise<TaskNetworkConfig | undefined>;
   /** Detaches the task and removes its namespace; networks left without local tasks go. Idempotent. */
   releaseTask(taskId: string): Promise<void>;
@@ -69,8 +72,10 @@ export interface WorkerNetworksOptions {
   readonly upstreamResolvers?: readonly Upstream[];
   /** How long a task waits for the underlay address before its prepare fails. */
   readonly readyTimeoutMs?: number;
-  /** Subnet of the gateway bridge for host-mode published ports (default 172.18.0.0/16, Docker's docker_gwbridge). */
+  /** Subnet of the gateway bridge, every task's route out (default 172.18.0.0/16, Docker's docker_gwbridge). */
   readonly gatewaySubnet?: string;
+  /** The host's resolv.conf, read at each prepare of a task without an embedded resolver (default /etc/resolv.conf). */
+  readonly hostResolvConf?: string;
   /** The host's network namespace (tests, lab-style hosts in one process); undefined = ours. */
   readonly hostNetns?: string;
   readonly logger?: Logger;
@@ -80,9 +85,18 @@ interface LocalTask {
   readonly taskId: string;
   readonly netnsName: string;
   readonly networkIds: readonly string[];
-  /** It has an endpoint on the gateway bridge (host-mode ports). */
+  /** It has an endpoint on the gateway bridge. */
   readonly gateway: boolean;
   readonly config: TaskNetworkConfig;
+}
+
+/**
+ * Whether the task gets an endpoint on the gateway bridge, as libnetwork decides it: unless every
+ * network it is on is `--internal` (and it publishes no host-mode port). A task on no network gets one.
+ */
+export function needsGateway(task: Task): boolean {
+  const attachments = (task.NetworksAttachments ?? []).filter((a) => overlaySpecOf(a.Network) !== undefined);
+  return attachments.length === 0 || attachments.some((a) => a.Network.Spec.Internal !== true) || hostPortsOf(task).length > 0;
 }
 
 /** The task's host-mode published ports (from Task.Endpoint, which the allocator copies from its service). */
@@ -179,7 +193,8 @@ export class WorkerNetworks implements TaskNetworks {
         // What an earlier run left: sandboxes (rebuilt on demand from the tasks) and the ingress sandbox.
         await plane.reconcile({ networkIds: [], containerNetns: [...this.tasks.values()].map((t) => netnsPath(t.netnsName)) });
         await IngressSandbox.removeLeftovers(this.opts.hostTag, this.opts.hostNetns);
-        await GatewayBridge.removeLeftovers(this.opts.hostNetns);
+        // (A bridge this run made already, for a task on no network, is ours.)
+        if (this.gwbridge === null) await GatewayBridge.removeLeftovers(this.opts.hostNetns);
         this.plane = plane;
         this.log.info({ underlayAddress: addr, underlayInterface }, 'overlay data plane ready');
         this.resolveReady(plane);
@@ -194,9 +209,10 @@ export class WorkerNetworks implements TaskNetworks {
   prepareTask(task: Task): Promise<TaskNetworkConfig | undefined> {
     const attachments = (task.NetworksAttachments ?? []).filter((a) => overlaySpecOf(a.Network) !== undefined);
     const hostPorts = hostPortsOf(task);
-    if (attachments.length === 0 && hostPorts.length === 0) return Promise.resolve(undefined);
+    const gatewayWanted = needsGateway(task);
     this.waiting.add(task.ID);
-    const ready = this.whenReady().catch((err: unknown) => {
+    // A task on no overlay network needs only the gateway bridge, not the node's address.
+    const ready = (attachments.length > 0 ? this.whenReady() : Promise.resolve(undefined)).catch((err: unknown) => {
       this.waiting.delete(task.ID);
       this.cancelled.delete(task.ID);
       throw err;
@@ -207,47 +223,47 @@ export class WorkerNetworks implements TaskNetworks {
         if (this.cancelled.delete(task.ID)) throw new WorkerNetworkError('ERR_NETWORK_CLOSED', `task ${task.ID} was released before its networks were ready`);
         const known = this.tasks.get(task.ID);
         if (known !== undefined) return known.config;
-        const plane = this.live();
+        if (this.closed) throw new WorkerNetworkError('ERR_NETWORK_CLOSED', 'the network manager is closed');
+        const plane = attachments.length > 0 ? this.live() : null;
         const netnsName = taskNetnsName(this.opts.hostTag, task.ID);
         const path = netnsPath(netnsName);
         // A namespace that exists already holds a container that survived a daemon restart.
+        // (`lo` is brought up by the first endpoint's batch.)
         const made = !existsSync(path);
-        if (made) {
-          await run(['ip', 'netns', 'add', netnsName]);
-          await run(['ip', 'link', 'set', 'lo', 'up'], { netns: path });
-        }
+        if (made) await run(['ip', 'netns', 'add', netnsName]);
         const networkIds: string[] = [];
         let gateway = false;
         try {
-          // The first network that is not the ingress carries the resolver, and the default route
-          // unless the task publishes host-mode ports (then the gateway bridge carries it, as Docker's).
+          // The first network that is not the ingress carries the resolver; the default route goes
+          // to the gateway bridge (Docker's docker_gwbridge), else to that network.
           const primary = attachments.find((a) => a.Network.Spec.Ingress !== true) ?? attachments[0];
           let nameserver = '';
           for (const [i, a] of attachments.entries()) {
-            const net = await this.ensureNetwork(plane, a.Network);
+            const net = await this.ensureNetwork(plane!, a.Network);
             const ip = a.Addresses[0];
             if (ip === undefined) throw new WorkerNetworkError('ERR_NETWORK_INVALID', `task ${task.ID} has no address on network ${a.Network.Spec.Name}`);
-            const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary && hostPorts.length === 0 });
+            const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary && !gatewayWanted });
             networkIds.push(net.id);
             if (a === primary && a.Network.Spec.Ingress !== true) nameserver = ep.nameserver;
           }
-          if (hostPorts.length > 0) {
+          if (gatewayWanted) {
             const bridge = await this.ensureGatewayBridge();
             const ports: HostPort[] = hostPorts.map((p) => ({ protocol: p.Protocol ?? 'tcp', publishedPort: p.PublishedPort!, targetPort: p.TargetPort }));
             await bridge.attach({ id: task.ID, containerNetns: path, ifName: `eth${attachments.length}`, ports });
             gateway = true;
           }
+          const resolvConf = nameserver !== '' ? containerResolvConf(nameserver) : taskResolvConf(await readHostResolvConfText(this.opts.hostResolvConf), task.Spec.ContainerSpec?.DNSConfig);
           const config: TaskNetworkConfig = {
             networkNamespacePath: path,
-            ...(nameserver !== '' ? { resolvConf: containerResolvConf(nameserver) } : {}),
+            resolvConf,
             ...(hostPorts.length > 0 ? { ports: hostPorts } : {}),
           };
           this.tasks.set(task.ID, { taskId: task.ID, netnsName, networkIds, gateway, config });
           for (const id of networkIds) await this.program(id);
-          this.log.info({ taskId: task.ID, networks: networkIds }, 'task attached to its networks');
+          this.log.info({ taskId: task.ID, networks: networkIds, gateway }, 'task attached to its networks');
           return config;
         } catch (err) {
-          for (const id of networkIds) await plane.getNetwork(id)?.detach(task.ID).catch(() => undefined);
+          for (const id of networkIds) await plane?.getNetwork(id)?.detach(task.ID).catch(() => undefined);
           if (gateway) await this.gwbridge?.detach(task.ID).catch(() => undefined);
           if (made) await runTolerating(['ip', 'netns', 'del', netnsName], GONE);
           await this.dropUnused();
@@ -422,12 +438,12 @@ export class WorkerNetworks implements TaskNetworks {
     return this.gwbridge;
   }
 
-  /** Removes sandboxes no local task (nor the ingress sandbox) uses any more, and the gateway bridge with its last endpoint. */
+  /**
+   * Removes sandboxes no local task (nor the ingress sandbox) uses any more. The gateway bridge
+   * stays until close(), as Docker's docker_gwbridge: making it again for the next task would cost
+   * a dozen commands on the task's start.
+   */
   private async dropUnused(): Promise<void> {
-    if (this.gwbridge !== null && this.gwbridge.size === 0) {
-      await this.gwbridge.remove();
-      this.gwbridge = null;
-    }
     const plane = this.plane;
     if (plane === null) return;
     const used = new Set<string>();
