@@ -28,13 +28,13 @@ import {
   type AssignmentsMessage,
   type SessionMessage,
 } from '../../proto/gen/shoal/dispatcher.js';
-import { callUnary } from '../../proto/grpc/client.js';
 import { CLUSTER_CHANNEL_OPTIONS, clusterChannelCredentials, type TlsMaterial } from '../../proto/grpc/tls.js';
 import type { DependencyGetter, Executor } from '../executor/types.js';
 import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
 import type { TaskNetworks } from '../network/worker-networks.js';
 import { AgentDb } from './agent-db.js';
 import { AgentError } from './errors.js';
+import { NodeChannel } from './node-channel.js';
 import { StatusReporter } from './reporter.js';
 import { TaskRunner } from './task-runner.js';
 
@@ -72,6 +72,11 @@ export interface AgentOptions {
   readonly onSessionMessage?: (message: SessionMessage) => void;
   /** Overlay networks of tasks (worker/network); absent: tasks get loopback-only namespaces. */
   readonly network?: TaskNetworks;
+  /**
+   * Heartbeats and status batches over the session's NodeStream (default true); false: the unary
+   * Heartbeat and UpdateTaskStatus calls (also used whenever a manager has no NodeStream).
+   */
+  readonly nodeStream?: boolean;
 }
 
 const DEFAULTS = {
@@ -114,6 +119,8 @@ interface ActiveSession {
   readonly addr: string;
   readonly client: DispatcherClient;
   readonly sessionId: string;
+  /** Heartbeats and status batches of this session. */
+  readonly channel: NodeChannel;
 }
 
 /** Ends a session attempt; `redirect` names the leader a follower pointed at. */
@@ -455,6 +462,7 @@ export class Agent {
     });
     const calls: grpc.ClientReadableStream<unknown>[] = [];
     const heartbeat: { current: NodeJS.Timeout | null } = { current: null };
+    const channel: { current: NodeChannel | null } = { current: null };
     try {
       await new Promise<void>((_resolve, reject) => {
         let finished = false;
@@ -491,7 +499,15 @@ export class Agent {
           clearTimeout(firstTimer);
           if (msg.sessionId !== this.sessionId) this.log.info({ manager: addr, sessionId: msg.sessionId }, 'agent: session opened');
           this.sessionId = msg.sessionId;
-          const active: ActiveSession = { addr, client, sessionId: msg.sessionId };
+          const nodeChannel = new NodeChannel(
+            client,
+            msg.sessionId,
+            this.opts.callTimeoutMs,
+            (err) => fail(new SessionEnded(`node stream: ${err.details || err.message}`, null, err.code === grpc.status.NOT_FOUND)),
+            this.opts.nodeStream !== false,
+          );
+          channel.current = nodeChannel;
+          const active: ActiveSession = { addr, client, sessionId: msg.sessionId, channel: nodeChannel };
           this.openAssignments(active, calls, fail);
           this.startHeartbeat(active, heartbeat, fail);
         });
@@ -507,6 +523,7 @@ export class Agent {
     } finally {
       this.endCurrent = null;
       if (heartbeat.current !== null) clearTimeout(heartbeat.current);
+      channel.current?.close();
       if (this.active?.client === client) {
         this.active = null;
         this.reporter.setSender(null);
@@ -552,12 +569,13 @@ export class Agent {
     const beat = (): void => {
       timer.current = null;
       this.sent.heartbeats++;
-      callUnary(active.client.heartbeat.bind(active.client), { sessionId: active.sessionId }, this.opts.callTimeoutMs).then(
+      active.channel.heartbeat().then(
         (res) => {
           if (this.endCurrent !== fail) return;
           timer.current = setTimeout(beat, Math.max(1, res.periodMs));
         },
-        (err: grpc.ServiceError) => fail(new SessionEnded(`heartbeat: ${err.details || err.message}`, null, err.code === grpc.status.NOT_FOUND)),
+        (err: { readonly code?: number; readonly details?: string; readonly message: string }) =>
+          fail(new SessionEnded(`heartbeat: ${err.details || err.message}`, null, err.code === grpc.status.NOT_FOUND)),
       );
     };
     // The first heartbeat goes out at once: it proves the session and fetches the jittered period.
@@ -570,11 +588,7 @@ export class Agent {
   ): Promise<readonly { readonly taskId: string; readonly reason: string }[]> {
     this.sent.statusCalls++;
     this.sent.statusItems += updates.length;
-    const res = await callUnary(
-      active.client.updateTaskStatus.bind(active.client),
-      { sessionId: active.sessionId, updates: updates.map((u) => ({ taskId: u.taskId, status: taskStatusToProto(u.status) })) },
-      this.opts.callTimeoutMs,
-    );
+    const res = await active.channel.updateTaskStatus(updates.map((u) => ({ taskId: u.taskId, status: taskStatusToProto(u.status) })));
     return res.refused;
   }
 }
