@@ -11,6 +11,7 @@
 //   from the state the previous one left.
 // - After a failed write the log refuses further use: after a failed fsync the kernel's page
 //   cache may no longer say what the disk holds, so continuing could acknowledge lost data.
+import type { KeyObject } from 'node:crypto';
 import { Level } from 'level';
 import { pino, type Logger } from 'pino';
 import { CodecError, decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot } from '../codec.js';
@@ -19,7 +20,7 @@ import type { ConfState, Entry, HardState, Snapshot } from '../types.js';
 import { CorruptionError, StorageError, WrongKeyError, type RecordKind } from './errors.js';
 import { ENTRIES_GTE, ENTRIES_LT, KEY_CHECK, KEY_HARD_STATE, KEY_SNAPSHOT, entryIndex, entryKey } from './keys.js';
 import { randomPool } from './random-pool.js';
-import { DEK_BYTES, NONCE_BYTES, describeOpenFailure, open as openSealed, seal } from './seal.js';
+import { DEK_BYTES, NONCE_BYTES, describeOpenFailure, open as openSealed, seal, sealingKey } from './seal.js';
 
 export interface DurableLogOptions {
   /** 32-byte AES-256 data-encryption key. The log keeps its own copy. */
@@ -46,6 +47,8 @@ export class DurableLog {
   readonly memory: MemoryStorage;
 
   private dek: Buffer;
+  /** The DEK as a KeyObject, made once: every record's cipher uses it (see seal.ts). */
+  private key: KeyObject;
   /** Lowest and highest entry index on disk; null when there are none. May include entries ≤ the snapshot. */
   private diskFirst: number | null;
   private diskLast: number | null;
@@ -63,6 +66,7 @@ export class DurableLog {
     loaded: Loaded,
   ) {
     this.dek = dek;
+    this.key = sealingKey(dek);
     this.memory = loaded.memory;
     this.diskFirst = loaded.diskFirst;
     this.diskLast = loaded.diskLast;
@@ -139,7 +143,7 @@ export class DurableLog {
         for (let j = 0; j < entries.length; j++) {
           const e = entries[j]!;
           const key = entryKey(e.index);
-          ops.push({ type: 'put', key, value: seal(this.dek, nonces.subarray(j * NONCE_BYTES, (j + 1) * NONCE_BYTES), key, encodeEntry(e)) });
+          ops.push({ type: 'put', key, value: seal(this.key, nonces.subarray(j * NONCE_BYTES, (j + 1) * NONCE_BYTES), key, encodeEntry(e)) });
         }
         diskFirst = diskFirst === null ? first : Math.min(diskFirst, first);
         diskLast = last;
@@ -225,17 +229,20 @@ export class DurableLog {
   rotateKey(newDek: Uint8Array): Promise<void> {
     return this.serial('rotateKey', async () => {
       const next = checkDek(newDek);
+      const nextKey = sealingKey(next);
       // A clear still running could delete a key after the loop below re-sealed it (harmless
       // below the snapshot, but the re-sealed set would not be the stored set).
       await this.clearing;
       const ops: BatchOp[] = [];
       for await (const [key, value] of this.db.iterator()) {
-        const plain = openSealed(this.dek, key, value);
+        const plain = openSealed(this.key, key, value);
         if (typeof plain === 'string') throw corruptAt(this.dir, key, describeOpenFailure(plain, value.byteLength));
-        ops.push({ type: 'put', key, value: seal(next, randomPool.bytes(NONCE_BYTES), key, plain) });
+        ops.push({ type: 'put', key, value: seal(nextKey, randomPool.bytes(NONCE_BYTES), key, plain) });
       }
       await this.write(ops, true);
+      this.dek.fill(0);
       this.dek = next;
+      this.key = nextKey;
       this.logger.info({ records: ops.length }, 'raft log re-sealed under a new key');
     });
   }
@@ -251,7 +258,7 @@ export class DurableLog {
   }
 
   private sealRecord(key: Uint8Array, plain: Uint8Array): Buffer {
-    return seal(this.dek, randomPool.bytes(NONCE_BYTES), key, plain);
+    return seal(this.key, randomPool.bytes(NONCE_BYTES), key, plain);
   }
 
   private async write(ops: BatchOp[], sync: boolean): Promise<void> {
@@ -290,7 +297,8 @@ interface Loaded {
   readonly diskLast: number | null;
 }
 
-async function load(db: Db, dir: string, dek: Buffer): Promise<Loaded> {
+async function load(db: Db, dir: string, rawDek: Buffer): Promise<Loaded> {
+  const dek = sealingKey(rawDek);
   await checkKey(db, dir, dek);
 
   const memory = new MemoryStorage();
@@ -339,7 +347,7 @@ async function load(db: Db, dir: string, dek: Buffer): Promise<Loaded> {
 }
 
 /** Tells a wrong key from damage: a fresh log gets a key-check record sealed under its first key. */
-async function checkKey(db: Db, dir: string, dek: Buffer): Promise<void> {
+async function checkKey(db: Db, dir: string, dek: KeyObject): Promise<void> {
   const stored = await db.get(KEY_CHECK);
   if (stored === undefined) {
     for await (const _ of db.keys({ limit: 1 })) {
@@ -354,7 +362,7 @@ async function checkKey(db: Db, dir: string, dek: Buffer): Promise<void> {
   if (!plain.equals(KEY_CHECK_PLAINTEXT)) throw new CorruptionError(dir, 'keyCheck', null, 'unexpected content');
 }
 
-async function openRecord(db: Db, dir: string, dek: Buffer, key: Uint8Array, kind: RecordKind): Promise<Buffer | null> {
+async function openRecord(db: Db, dir: string, dek: KeyObject, key: Uint8Array, kind: RecordKind): Promise<Buffer | null> {
   const v = await db.get(key);
   if (v === undefined) return null;
   const plain = openSealed(dek, key, v);

