@@ -4,13 +4,21 @@ import { shoaldV8Flags } from './v8-flags.js';
 
 describe('shoald V8 flags', () => {
   it('keeps the young generation small unless the node command line sizes it', () => {
-    expect(shoaldV8Flags([])).toEqual(['--semi-space-growth-factor=1']);
-    expect(shoaldV8Flags(['--import', 'tsx', '--enable-source-maps'])).toEqual(['--semi-space-growth-factor=1']);
-    expect(shoaldV8Flags(['--max-semi-space-size=16'])).toEqual([]);
-    expect(shoaldV8Flags(['--max_semi_space_size=8'])).toEqual([]);
-    expect(shoaldV8Flags(['--min-semi-space-size', '4'])).toEqual([]);
-    expect(shoaldV8Flags([], '--max-semi-space-size=16 --enable-source-maps')).toEqual([]);
-    expect(shoaldV8Flags([], '--enable-source-maps')).toEqual(['--semi-space-growth-factor=1']);
+    const young = (flags: string[]): string[] => flags.filter((f) => f.startsWith('--semi-space'));
+    expect(young(shoaldV8Flags([]))).toEqual(['--semi-space-growth-factor=1']);
+    expect(young(shoaldV8Flags(['--import', 'tsx', '--enable-source-maps']))).toEqual(['--semi-space-growth-factor=1']);
+    expect(young(shoaldV8Flags(['--max-semi-space-size=16']))).toEqual([]);
+    expect(young(shoaldV8Flags(['--max_semi_space_size=8']))).toEqual([]);
+    expect(young(shoaldV8Flags(['--min-semi-space-size', '4']))).toEqual([]);
+    expect(young(shoaldV8Flags([], '--max-semi-space-size=16 --enable-source-maps'))).toEqual([]);
+    expect(young(shoaldV8Flags([], '--enable-source-maps'))).toEqual(['--semi-space-growth-factor=1']);
+  });
+
+  it('tiers code up sooner unless the node command line sets the interrupt budget', () => {
+    expect(shoaldV8Flags([])).toEqual(['--semi-space-growth-factor=1', '--interrupt-budget=16384']);
+    expect(shoaldV8Flags(['--interrupt-budget=65536'])).toEqual(['--semi-space-growth-factor=1']);
+    expect(shoaldV8Flags(['--interrupt_budget=65536', '--max-semi-space-size=16'])).toEqual([]);
+    expect(shoaldV8Flags([], '--interrupt-budget=1000')).toEqual(['--semi-space-growth-factor=1']);
   });
 
   it('the flags hold when set at run time: new space stays at its initial size under allocation', () => {

@@ -10,9 +10,18 @@
 // config write the same within the noise (0.62 vs 0.59 ms, 1.21 vs 1.14 ms in two A/B sets).
 // The old generation is left at V8's default limit (a quarter of RAM, at most 4 GiB here), so a big
 // cluster's store never meets an artificially low ceiling.
+//
+// Tier-up: V8 optimizes a function once it has run through an interrupt budget of bytecode
+// (67,584 by default in Node 20). A control-API write runs a few hundred small functions once
+// each, so a fresh shoald spent 2-3x its steady CPU per config write for its first ~3,500 writes
+// (900 → 350 µs at c=16, batches of 500). With a budget of 16,384 it is at its steady cost after
+// ~1,000 writes; the first 500 cost more (more is compiled, on V8's background threads), the
+// total over the first 2,000 about the same; PSS the same (bench/store/README.md, session 5).
 
 /** Flags the node command line may already carry that size the young generation: then we leave it alone. */
 const YOUNG_GENERATION_FLAGS = ['--max-semi-space-size', '--min-semi-space-size', '--semi-space-growth-factor', '--max-new-space-size'];
+const TIER_UP_FLAG = '--interrupt-budget';
+const TIER_UP_BUDGET = 16_384;
 
 /**
  * The V8 flags to set at run time, given the node command line's own flags (`process.execArgv`)
@@ -22,5 +31,5 @@ export function shoaldV8Flags(execArgv: readonly string[], nodeOptions = ''): st
   // V8 takes `--max_semi_space_size` as well as `--max-semi-space-size`.
   const names = [...execArgv, ...nodeOptions.split(/\s+/)].map((a) => a.split('=')[0]!.replace(/_/g, '-'));
   const sized = names.some((n) => YOUNG_GENERATION_FLAGS.includes(n));
-  return sized ? [] : ['--semi-space-growth-factor=1'];
+  return [...(sized ? [] : ['--semi-space-growth-factor=1']), ...(names.includes(TIER_UP_FLAG) ? [] : [`${TIER_UP_FLAG}=${TIER_UP_BUDGET}`])];
 }
