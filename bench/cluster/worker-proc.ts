@@ -96,6 +96,8 @@ async function main(): Promise<void> {
         },
         logger,
         callTimeoutMs: 30_000,
+        // SHOAL_BENCH_AGENT_UNARY=1: heartbeats and statuses as unary calls (A/B against NodeStream).
+        ...(process.env['SHOAL_BENCH_AGENT_UNARY'] === '1' ? { nodeStream: false } : {}),
       });
       agents.push(agent);
       const deadline = performance.now() + SESSION_WAIT_MS;
