@@ -20,6 +20,8 @@
 //   filter SHOAL-GW-FWD        (jumped from FORWARD: published ports in, replies and egress out)
 // Not handled: 127.0.0.1:PORT from the host itself (Docker's docker-proxy), a host-mode port with
 // no published port (Docker picks a free one on the node), hairpin (a task to its own node's port).
+import { existsSync } from 'node:fs';
+
 import type { Logger } from 'pino';
 
 import { formatIpv4, macFromIpv4, parseIpv4, parseSubnet } from './addresses.js';
@@ -143,10 +145,11 @@ export class GatewayBridge {
 
   /**
    * Gives the container an interface on the bridge (its default route, `lo` up too), and publishes
-   * `ports` on the host to it. A stale `ifName` in the namespace (a container that survived a
-   * daemon restart) or a stale host veth is replaced.
+   * `ports` on the host to it. `createNetns`: the namespace (`/run/netns/NAME`) is made in the same
+   * `ip` batch (one process less for a new task). A stale `ifName` in the namespace (a container
+   * that survived a daemon restart) or a stale host veth is replaced.
    */
-  async attach(req: { readonly id: string; readonly containerNetns: string; readonly ifName: string; readonly ports: readonly HostPort[] }): Promise<GatewayEndpoint> {
+  async attach(req: { readonly id: string; readonly containerNetns: string; readonly ifName: string; readonly ports: readonly HostPort[]; readonly createNetns?: boolean }): Promise<GatewayEndpoint> {
     if (this.removed) throw new OverlayError('ERR_OVERLAY_REMOVED', 'the gateway bridge was removed');
     if (this.endpoints.has(req.id)) throw new OverlayError('ERR_OVERLAY_ENDPOINT_EXISTS', `endpoint ${req.id} is already on the gateway bridge`);
     const ip = this.allocate();
@@ -154,18 +157,19 @@ export class GatewayBridge {
     const netns = this.opts.hostNetns;
     const nsName = req.containerNetns.startsWith('/run/netns/') ? req.containerNetns.slice('/run/netns/'.length) : req.containerNetns;
     // One batch in the host: the veth pair (its host end on the bridge, up, isolated from the other ports).
-    const hostBatch = `link add ${hostVeth} master ${GATEWAY_BRIDGE} up type veth peer name ${req.ifName} netns ${nsName}\nlink set dev ${hostVeth} type bridge_slave isolated on\n`;
+    const veth = `link add ${hostVeth} master ${GATEWAY_BRIDGE} up type veth peer name ${req.ifName} netns ${nsName}\nlink set dev ${hostVeth} type bridge_slave isolated on\n`;
     // Reserved before the first await: a concurrent attach does not take the same address.
     this.endpoints.set(req.id, { id: req.id, ip, hostVeth, ports: req.ports });
     try {
       try {
-        await run(['ip', '-batch', '-'], { netns, input: hostBatch });
+        // (`ip netns add` in a batch returns to the batch's namespace afterwards.)
+        await run(['ip', '-batch', '-'], { netns, input: req.createNetns === true ? `netns add ${nsName}\n${veth}` : veth });
       } catch (err) {
-        if (!(err instanceof OverlayCommandError) || !/exists/i.test(err.stderr)) throw err;
+        if (!(err instanceof OverlayCommandError) || !/exists/i.test(err.stderr) || !existsSync(req.containerNetns)) throw err;
         // Left by an earlier run: replace it (bounded, once).
         await runTolerating(['ip', 'link', 'del', req.ifName], GONE, { netns: req.containerNetns });
         await runTolerating(['ip', 'link', 'del', hostVeth], GONE, { netns });
-        await run(['ip', '-batch', '-'], { netns, input: hostBatch });
+        await run(['ip', '-batch', '-'], { netns, input: veth });
       }
       await run(['ip', '-batch', '-'], {
         netns: req.containerNetns,

@@ -227,15 +227,24 @@ export class WorkerNetworks implements TaskNetworks {
         const plane = attachments.length > 0 ? this.live() : null;
         const netnsName = taskNetnsName(this.opts.hostTag, task.ID);
         const path = netnsPath(netnsName);
-        // A namespace that exists already holds a container that survived a daemon restart.
-        // (`lo` is brought up by the first endpoint's batch.)
+        // A namespace that exists already holds a container that survived a daemon restart. A new
+        // one is made by the gateway bridge's batch (one process less), else here; `lo` is brought
+        // up by the first endpoint's batch.
         const made = !existsSync(path);
-        if (made) await run(['ip', 'netns', 'add', netnsName]);
+        if (made && !gatewayWanted) await run(['ip', 'netns', 'add', netnsName]);
         const networkIds: string[] = [];
         let gateway = false;
         try {
-          // The first network that is not the ingress carries the resolver; the default route goes
-          // to the gateway bridge (Docker's docker_gwbridge), else to that network.
+          // The gateway bridge (Docker's docker_gwbridge) carries the default route: `eth<n>` after
+          // the overlays'. Attached first, as it makes the namespace.
+          if (gatewayWanted) {
+            const bridge = await this.ensureGatewayBridge();
+            const ports: HostPort[] = hostPorts.map((p) => ({ protocol: p.Protocol ?? 'tcp', publishedPort: p.PublishedPort!, targetPort: p.TargetPort }));
+            await bridge.attach({ id: task.ID, containerNetns: path, ifName: `eth${attachments.length}`, ports, createNetns: made });
+            gateway = true;
+          }
+          // The first network that is not the ingress carries the resolver (and the default route
+          // when there is no gateway endpoint).
           const primary = attachments.find((a) => a.Network.Spec.Ingress !== true) ?? attachments[0];
           let nameserver = '';
           for (const [i, a] of attachments.entries()) {
@@ -245,12 +254,6 @@ export class WorkerNetworks implements TaskNetworks {
             const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary && !gatewayWanted });
             networkIds.push(net.id);
             if (a === primary && a.Network.Spec.Ingress !== true) nameserver = ep.nameserver;
-          }
-          if (gatewayWanted) {
-            const bridge = await this.ensureGatewayBridge();
-            const ports: HostPort[] = hostPorts.map((p) => ({ protocol: p.Protocol ?? 'tcp', publishedPort: p.PublishedPort!, targetPort: p.TargetPort }));
-            await bridge.attach({ id: task.ID, containerNetns: path, ifName: `eth${attachments.length}`, ports });
-            gateway = true;
           }
           const resolvConf = nameserver !== '' ? containerResolvConf(nameserver) : taskResolvConf(await readHostResolvConfText(this.opts.hostResolvConf), task.Spec.ContainerSpec?.DNSConfig);
           const config: TaskNetworkConfig = {
