@@ -6,12 +6,14 @@
 //   - repeated requests through the VIP reach every backend; scaling adds the new backend, and
 //     scaling down takes the stopped ones out;
 //   - a task on another network neither resolves nor reaches the service;
+//   - a task on an overlay and one on no network reach an address outside their host (another lab
+//     host), seen there as their host's address (the gateway bridge, masqueraded);
 //   - a published port on a node without the task reaches it (routing mesh), from every host;
 //   - a host-mode port reaches the task on its node only, shows in `service inspect` and the task's
 //     PortStatus (`service ps` PORTS), and keeps a second task of the port off that node;
 //   - after `service rm` and `network rm` nothing of the network is left (namespaces, links, rules).
 // The lab is always taken down.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -181,6 +183,36 @@ describe('overlay networks on a lab', () => {
     for (const a of answers) expect(web.some((t) => a === t.id)).toBe(false);
   }, 30_000);
 
+  it('a task on an overlay and a task on no network reach an address outside their host, seen there as their host', async () => {
+    ok(docker(['service', 'create', '--detach', '--name', 'loner', 'busybox', 'sleep', '600']));
+    const [loner] = (await waitFor('the task on no network', () => runningTasks('loner', 1)))!;
+    // "The outside world": a server on every lab host answering with the client's address as it sees it.
+    const port = 7171;
+    const source = `require('node:net').createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress + '\\n'); }).listen(${port}, () => console.log('ready'))`;
+    const servers: ChildProcess[] = [];
+    try {
+      for (const h of state!.hosts) {
+        const child = spawn('nsenter', [`--net=/run/netns/${h.netns}`, process.execPath, '-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
+        servers.push(child);
+        await new Promise<void>((resolve, reject) => {
+          child.stdout!.once('data', () => resolve());
+          child.once('exit', (code) => reject(new Error(`the server on ${h.name} exited ${code}`)));
+        });
+      }
+      for (const t of [client, loner!]) {
+        const outside = state!.hosts.find((h) => h.name !== t.host.name)!;
+        const seen = await waitFor(`${t.host.name} → ${outside.name}:${port}`, () => /(\d+\.\d+\.\d+\.\d+)/.exec(inTask(t, `nc -w 3 ${outside.address} ${port} </dev/null`))?.[1]);
+        expect(seen, `${t.id} on ${t.host.name}`).toBe(t.host.address);
+      }
+    } finally {
+      for (const child of servers) child.kill('SIGKILL');
+    }
+    // No embedded resolver on no network: the host's nameservers (loopback ones left out).
+    const resolv = inTask(loner!, 'cat /etc/resolv.conf');
+    expect(resolv).toMatch(/^nameserver \S+$/m);
+    expect(resolv).not.toMatch(/^nameserver 127\./m);
+  }, 60_000);
+
   it('scaling down takes the stopped tasks out of the VIP and of tasks.web', async () => {
     ok(docker(['service', 'scale', '--detach', 'web=1']));
     const [left] = (await waitFor('1 running web task', () => runningTasks('web', 1)))!;
@@ -233,7 +265,7 @@ describe('overlay networks on a lab', () => {
 
   it('after service rm and network rm nothing of the networks is left', async () => {
     const networkIds = ['backend', 'other'].map((n) => ok(docker(['network', 'inspect', n, '--format', '{{.ID}}'])).trim());
-    ok(docker(['service', 'rm', 'web', 'client', 'outsider', 'pub', 'rr', 'hostpub']));
+    ok(docker(['service', 'rm', 'web', 'client', 'outsider', 'pub', 'rr', 'hostpub', 'loner']));
     await waitFor('the networks to be removable', () => {
       for (const n of ['backend', 'other']) {
         const r = docker(['network', 'rm', n]);
@@ -241,9 +273,9 @@ describe('overlay networks on a lab', () => {
       }
       return true;
     });
-    // The host-mode port's gateway bridge goes with its last task.
-    await waitFor('no gateway bridge left', () =>
-      state!.hosts.every((h) => !spawnSync('nsenter', [`--net=/run/netns/${h.netns}`, 'ip', '-o', 'link', 'show'], { encoding: 'utf8' }).stdout.includes('shoal_gwbridge')) ? true : undefined,
+    // The tasks' endpoints on the gateway bridge go with them (the bridge stays, as docker_gwbridge).
+    await waitFor('no endpoint left on the gateway bridge', () =>
+      state!.hosts.every((h) => spawnSync('nsenter', [`--net=/run/netns/${h.netns}`, 'ip', '-o', 'link', 'show', 'master', 'shoal_gwbridge'], { encoding: 'utf8' }).stdout.trim() === '') ? true : undefined,
     );
     await waitFor('no task namespace or network sandbox left', () => {
       const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
