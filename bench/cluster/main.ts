@@ -231,6 +231,14 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   const ph = phases(samples, tasks);
   say(`run ${run}: all created at ${fmt(ph.created_ms)} s, all assigned at ${fmt(ph.assigned_ms)} s, every pretend task started on the workers at ${fmt(startedMs)} s, all running in the store at ${fmt(ph.running_ms)} s`);
   const agentDelta = (k: keyof WorkerProcStats['agent']): string => (workersAfter.reduce((a, w, i) => a + w.agent[k] - workersBefore[i]!.agent[k], 0) / tasks).toFixed(2);
+  for (const [who, b, a] of [['leader', before, after] as const, ...followersOf.map((f, i) => [f.name, followersBefore[i]!, followersAfter[i]!] as const)]) {
+    const t = (k: keyof ManagerStats['threads']): string => ((a.threads[k] - b.threads[k]) / tasks).toFixed(3);
+    const writes = a.store_actions - b.store_actions;
+    say(
+      `run ${run}: ${who}: CPU ms per task main thread ${t('main_user_ms')} user + ${t('main_sys_ms')} sys, other threads ${t('other_user_ms')} + ${t('other_sys_ms')}; ` +
+        `store: ${a.store_entries - b.store_entries} entries, ${writes} object writes (${(writes / tasks).toFixed(2)} per task, ${Math.round((a.store_bytes - b.store_bytes) / Math.max(1, writes))} entry bytes each), ${a.store_watches} watches`,
+    );
+  }
   say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
 
   // Steady state: heartbeats only.

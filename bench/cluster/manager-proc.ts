@@ -5,6 +5,8 @@
 //
 // Ops: tokens, leading, control {method, args}, drain-managers, nodes, progress {serviceId},
 // stats, profile-start, profile-stop {file}, close.
+import { readdirSync, readFileSync } from 'node:fs';
+
 import { pino } from 'pino';
 
 import { Manager } from '../../manager/manager.js';
@@ -33,6 +35,54 @@ export interface ManagerStats {
   readonly writer_commits: number;
   readonly writer_items: number;
   readonly store_version: number;
+  /** CPU ms of this process's threads (Linux /proc): the main thread and all the others (libuv's pool: LevelDB, fsync; V8's GC and compiler helpers), user and system. */
+  readonly threads: ThreadCpu;
+  /** Store entries and actions applied, and open store watches. */
+  readonly store_entries: number;
+  readonly store_actions: number;
+  readonly store_bytes: number;
+  readonly store_watches: number;
+}
+
+export interface ThreadCpu {
+  readonly main_user_ms: number;
+  readonly main_sys_ms: number;
+  readonly other_user_ms: number;
+  readonly other_sys_ms: number;
+}
+
+const ZERO_THREADS: ThreadCpu = { main_user_ms: 0, main_sys_ms: 0, other_user_ms: 0, other_sys_ms: 0 };
+
+/** Per-thread CPU from /proc/self/task/<tid>/stat (utime, stime in clock ticks of 10 ms); zeros where /proc is missing. */
+function threadCpu(): ThreadCpu {
+  const TICK_MS = 10;
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return ZERO_THREADS;
+  }
+  const out = { ...ZERO_THREADS };
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // Fields after the command (which may hold spaces) start at state: utime is the 14th field overall, stime the 15th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const user = Number(f[11]) * TICK_MS;
+    const sys = Number(f[12]) * TICK_MS;
+    if (Number(tid) === process.pid) {
+      out.main_user_ms += user;
+      out.main_sys_ms += sys;
+    } else {
+      out.other_user_ms += user;
+      out.other_sys_ms += sys;
+    }
+  }
+  return out;
 }
 
 async function start(spec: ManagerProcSpec): Promise<Manager> {
@@ -97,6 +147,7 @@ async function main(): Promise<void> {
         return { ...countProgress(m.store.find('task', byServiceId(String(args['serviceId'])))), version: m.store.version };
       case 'stats': {
         const d = m.leaderServices?.dispatcher;
+        const st = m.store.stats();
         return {
           rss_mb: rssMb(),
           heap_mb: process.memoryUsage().heapUsed / (1024 * 1024),
@@ -107,6 +158,11 @@ async function main(): Promise<void> {
           writer_commits: d?.writerStats.commits ?? 0,
           writer_items: d?.writerStats.items ?? 0,
           store_version: m.store.version,
+          threads: threadCpu(),
+          store_entries: st.entriesApplied,
+          store_actions: st.actionsApplied,
+          store_bytes: st.bytesApplied,
+          store_watches: st.watches,
         } satisfies ManagerStats;
       }
       case 'profile-start':

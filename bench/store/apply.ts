@@ -18,6 +18,8 @@
 // `manager/store/memory-store.ts` is the "before"), and each round runs one child process for each
 // tree, the order alternating between rounds; rows are medians over `--rounds` (default 5).
 import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { MemoryStore as MemoryStoreT, NewObject, Service, StoreWatch, Task, TaskState } from '../../manager/store/index.js';
@@ -31,6 +33,8 @@ interface Args {
   ab: string | undefined;
   impl: string | undefined;
   child: boolean;
+  /** Child only: write a V8 CPU profile of the follower's apply loop to this file. */
+  profFollower: string | undefined;
 }
 
 interface Figures {
@@ -67,7 +71,7 @@ type Phase = (typeof PHASES)[number];
 const WARMUP_TASKS = 2_000;
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { json: false, tasks: 10_000, batch: 500, rounds: 5, ab: undefined, impl: undefined, child: false };
+  const a: Args = { json: false, tasks: 10_000, batch: 500, rounds: 5, ab: undefined, impl: undefined, child: false, profFollower: undefined };
   const int = (s: string | undefined, min: number, max: number): number => Math.max(min, Math.min(max, Number.parseInt(s ?? '', 10) || min));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -78,6 +82,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--ab') a.ab = path.resolve(argv[++i] ?? '.');
     else if (arg === '--impl') a.impl = path.resolve(argv[++i] ?? '.');
     else if (arg === '--child') a.child = true;
+    else if (arg === '--prof-follower') a.profFollower = path.resolve(argv[++i] ?? 'follower.cpuprofile');
     else throw new Error(`unknown argument ${arg} (expected --json, --tasks N, --batch N, --rounds N, --ab DIR)`);
   }
   return a;
@@ -121,7 +126,7 @@ function serviceSpec(): NewObject<'service'> {
 }
 
 /** One full pass: returns CPU µs per write per phase for leader and follower, and snapshot figures. */
-async function pass(mod: StoreModule, tasks: number, batch: number): Promise<Figures> {
+async function pass(mod: StoreModule, tasks: number, batch: number, profFollower?: string): Promise<Figures> {
   let index = 0;
   let phaseEntries: Uint8Array[] = [];
   const leader: MemoryStoreT = new mod.MemoryStore({
@@ -181,11 +186,13 @@ async function pass(mod: StoreModule, tasks: number, batch: number): Promise<Fig
   const followerUs: Record<string, number> = {};
   let fi = 0;
   for (const e of all[0]!) follower.applyEntry({ index: ++fi, data: e });
+  const session = profFollower === undefined ? undefined : await startProfile();
   for (let p = 0; p < PHASES.length; p++) {
     const t0 = cpuUs();
     for (const e of all[p + 1]!) follower.applyEntry({ index: ++fi, data: e });
     followerUs[PHASES[p]!] = (cpuUs() - t0) / tasks;
   }
+  if (session !== undefined) await stopProfile(session, profFollower!);
   if (follower.count('task') !== tasks || follower.find('task').some((t) => t.Status.State !== 'running')) throw new Error('bench: the follower does not hold what the leader wrote');
 
   let t0 = performance.now();
@@ -227,10 +234,26 @@ function next(t: Task, phase: Exclude<Phase, 'create'>, node: string): Task {
   }
 }
 
+async function startProfile(): Promise<Session> {
+  const s = new Session();
+  s.connect();
+  await s.post('Profiler.enable');
+  await s.post('Profiler.setSamplingInterval', { interval: 100 });
+  await s.post('Profiler.start');
+  return s;
+}
+
+async function stopProfile(s: Session, file: string): Promise<void> {
+  const { profile } = await s.post('Profiler.stop');
+  s.disconnect();
+  await writeFile(file, JSON.stringify(profile));
+  process.stderr.write(`follower apply profile written to ${file}\n`);
+}
+
 async function runChild(a: Args): Promise<void> {
   const mod = await loadStore(a.impl ?? THIS_TREE);
   await pass(mod, Math.min(WARMUP_TASKS, a.tasks), a.batch);
-  const f = await pass(mod, a.tasks, a.batch);
+  const f = await pass(mod, a.tasks, a.batch, a.profFollower);
   process.stdout.write(`${JSON.stringify(f)}\n`);
 }
 
