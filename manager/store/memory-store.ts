@@ -106,6 +106,10 @@ export interface StoreStats {
   /** How many times a snapshot replaced the contents (on start and from the leader). */
   readonly restores: number;
   readonly lastRestoreIndex: number;
+  /** Committed entries applied since this store was made (its own and others'), and the object writes in them. */
+  readonly entriesApplied: number;
+  readonly actionsApplied: number;
+  readonly bytesApplied: number;
 }
 
 type Outcome = { readonly ok: true; readonly events: readonly ChangeEvent[] } | { readonly ok: false; readonly error: StoreError };
@@ -141,6 +145,9 @@ export class MemoryStore implements WatchSource, ReadTx {
   private gen = 0;
   private resetVersion = 0;
   private restoreCount = 0;
+  private entriesApplied = 0;
+  private actionsApplied = 0;
+  private bytesApplied = 0;
   private isClosed = false;
 
   constructor(opts: MemoryStoreOptions = {}) {
@@ -209,6 +216,9 @@ export class MemoryStore implements WatchSource, ReadTx {
       oldestWatchVersion: this.ring.oldestVersion,
       restores: this.restoreCount,
       lastRestoreIndex: this.resetVersion,
+      entriesApplied: this.entriesApplied,
+      actionsApplied: this.actionsApplied,
+      bytesApplied: this.bytesApplied,
     };
   }
 
@@ -308,6 +318,9 @@ export class MemoryStore implements WatchSource, ReadTx {
       return;
     }
     const outcome = this.applyActions(actions, e.index);
+    this.entriesApplied++;
+    this.actionsApplied += actions.length;
+    this.bytesApplied += e.data.byteLength;
     if (outcome.ok && outcome.events.length > 0) {
       const fromSeq = this.ring.head;
       for (const ev of outcome.events) this.ring.push(ev);
@@ -352,10 +365,14 @@ export class MemoryStore implements WatchSource, ReadTx {
     return t;
   }
 
-  /** Applies all actions or none. Only StoreErrors are expected; anything else is a bug and propagates. */
+  /**
+   * Applies all actions or none. Only StoreErrors are expected; anything else is a bug and
+   * propagates. The events double as the undo log: each says what its action replaced.
+   */
   private applyActions(actions: readonly StoreAction[], index: number): Outcome {
-    const undo: { t: Table<Kind>; id: string; prev: StoreObject | undefined }[] = [];
     const events: ChangeEvent[] = [];
+    // Every object of the entry gets this version: one frozen object for all of them.
+    const version = Object.freeze({ Index: index });
     try {
       for (const a of actions) {
         const t = this.table(a.kind) as Table<Kind>;
@@ -363,9 +380,8 @@ export class MemoryStore implements WatchSource, ReadTx {
           const id = a.object.ID;
           if (t.get(id) !== undefined) throw new ExistsError(a.kind, id);
           checkUniqueName(t, a.object, id);
-          const o = stamp(a.object, index);
-          t.put(o);
-          undo.push({ t, id, prev: undefined });
+          const o = stamp(a.object, version);
+          t.insert(o);
           events.push({ kind: a.kind, action: 'create', version: index, object: o } as ChangeEvent);
         } else if (a.op === 'update') {
           const id = a.object.ID;
@@ -373,19 +389,17 @@ export class MemoryStore implements WatchSource, ReadTx {
           if (cur === undefined) throw new NotFoundError(a.kind, id);
           if (cur.Version.Index !== a.expectVersion) throw new SequenceConflictError(a.kind, id, a.expectVersion, cur.Version.Index);
           checkUniqueName(t, a.object, id);
-          const o = stamp(a.object, index);
-          t.put(o);
-          undo.push({ t, id, prev: cur });
+          const o = stamp(a.object, version);
+          t.replace(o, cur);
           events.push({ kind: a.kind, action: 'update', version: index, object: o, old: cur } as ChangeEvent);
         } else if (a.op === 'patch') {
           const id = a.id;
           const cur = t.get(id);
           if (cur === undefined) throw new NotFoundError(a.kind, id);
           if (cur.Version.Index !== a.expectVersion) throw new SequenceConflictError(a.kind, id, a.expectVersion, cur.Version.Index);
-          const o = patched(cur, a.set, a.unset, index);
+          const o = patched(cur, a.set, a.unset, version);
           checkUniqueName(t, o, id);
-          t.put(o);
-          undo.push({ t, id, prev: cur });
+          t.replace(o, cur);
           events.push({ kind: a.kind, action: 'update', version: index, object: o, old: cur } as ChangeEvent);
         } else {
           const cur = t.get(a.id);
@@ -394,15 +408,16 @@ export class MemoryStore implements WatchSource, ReadTx {
             throw new SequenceConflictError(a.kind, a.id, a.expectVersion, cur.Version.Index);
           }
           t.remove(a.id);
-          undo.push({ t, id: a.id, prev: cur });
           events.push({ kind: a.kind, action: 'delete', version: index, object: cur } as ChangeEvent);
         }
       }
     } catch (err) {
-      for (let i = undo.length - 1; i >= 0; i--) {
-        const u = undo[i]!;
-        if (u.prev === undefined) u.t.remove(u.id);
-        else u.t.put(u.prev);
+      for (let i = events.length - 1; i >= 0; i--) {
+        const ev = events[i]!;
+        const t = this.table(ev.kind) as Table<Kind>;
+        if (ev.action === 'create') t.remove(ev.object.ID);
+        else if (ev.action === 'update') t.replace(ev.old!, ev.object);
+        else t.insert(ev.object);
       }
       if (err instanceof StoreError) return { ok: false, error: err };
       throw err;
@@ -602,10 +617,13 @@ function checkUniqueName(t: Table<Kind>, o: StoreObject, id: string): void {
   for (const other of t.byName(name)) if (other.ID !== id) throw new NameConflictError(t.kind, name, other.ID);
 }
 
-/** The object as committed at `index`: bookkeeping first, as dockerd orders its fields. */
-function stamp(o: StoreObject, index: number): StoreObject {
-  const { ID, Version: _version, ...rest } = o;
-  return deepFreeze({ ID, Version: { Index: index }, ...rest }) as StoreObject;
+/** The object as committed at `version` (the entry's, shared by its objects): bookkeeping first, as dockerd orders its fields. */
+function stamp(o: StoreObject, version: StoreObject['Version']): StoreObject {
+  // One copy (a rest pattern and a spread made two): the fields in `o`'s order after ID and Version.
+  const src = o as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = { ID: o.ID, Version: version };
+  for (const k in src) if (k !== 'ID' && k !== 'Version') setOwn(out, k, src[k]);
+  return deepFreeze(out) as unknown as StoreObject;
 }
 
 /** A transaction's objects before commit (the stored one gets the entry's index). */
@@ -637,13 +655,13 @@ function diff(base: StoreObject, next: StoreObject): { set: Record<string, unkno
 }
 
 /**
- * `cur` with a patch applied, as committed at `index`: the fields in `cur`'s order (changed ones
+ * `cur` with a patch applied, as committed at `version`: the fields in `cur`'s order (changed ones
  * replaced, removed ones left out), then new ones in the patch's order. Every manager builds the
  * same object from the same stored one. Unchanged fields are shared with `cur` (frozen already).
  */
-function patched(cur: StoreObject, set: Readonly<Record<string, unknown>>, unset: readonly string[], index: number): StoreObject {
+function patched(cur: StoreObject, set: Readonly<Record<string, unknown>>, unset: readonly string[], version: StoreObject['Version']): StoreObject {
   const c = cur as unknown as Record<string, unknown>;
-  const o: Record<string, unknown> = { ID: cur.ID, Version: Object.freeze({ Index: index }) };
+  const o: Record<string, unknown> = { ID: cur.ID, Version: version };
   for (const k in c) {
     if (k === 'ID' || k === 'Version') continue;
     if (hasOwn(set, k)) setOwn(o, k, deepFreeze(set[k]));

@@ -13,7 +13,13 @@ export type IndexName = 'serviceId' | 'nodeId' | 'desiredState' | 'slot' | 'role
  * A secondary index: `one` for a field with at most one key per object (no array is made per
  * call, which matters on every task write), `many` for a set of keys.
  */
-export type IndexDef = { readonly one: (o: StoreObject) => string | undefined } | { readonly many: (o: StoreObject) => readonly string[] };
+export type IndexDef =
+  | {
+      readonly one: (o: StoreObject) => string | undefined;
+      /** Optional: true when two versions certainly have the same key (saves building it twice on every write). */
+      readonly same?: (a: StoreObject, b: StoreObject) => boolean;
+    }
+  | { readonly many: (o: StoreObject) => readonly string[] };
 
 interface KindSchema {
   readonly uniqueNames: boolean;
@@ -74,6 +80,7 @@ export const SCHEMA: Readonly<Record<Kind, KindSchema>> = {
           const t = o as Task;
           return t.ServiceID ? slotKey(t.ServiceID, t.Slot) : undefined;
         },
+        same: (a, b) => (a as Task).ServiceID === (b as Task).ServiceID && (a as Task).Slot === (b as Task).Slot,
       },
     },
   },
@@ -132,6 +139,7 @@ interface Secondary {
   readonly name: IndexName;
   readonly def: IndexDef;
   readonly one: ((o: StoreObject) => string | undefined) | undefined;
+  readonly same: ((a: StoreObject, b: StoreObject) => boolean) | undefined;
   readonly map: Postings;
 }
 
@@ -158,7 +166,7 @@ export class Table<K extends Kind> {
     this.schema = SCHEMA[kind];
     const list: Secondary[] = [];
     for (const [name, def] of Object.entries(this.schema.indexes) as [IndexName, IndexDef][]) {
-      const ix: Secondary = { name, def, one: 'one' in def ? def.one : undefined, map: new Map() };
+      const ix: Secondary = { name, def, one: 'one' in def ? def.one : undefined, same: 'one' in def ? def.same : undefined, map: new Map() };
       list.push(ix);
       this.secondaryByName.set(name, ix);
     }
@@ -206,16 +214,25 @@ export class Table<K extends Kind> {
 
   /** Inserts or replaces (by ID), keeping every index in step; only the keys that changed are touched. */
   put(o: ObjectByKind[K]): void {
+    const prev = this.byId.get(o.ID);
+    if (prev === undefined) this.insert(o);
+    else this.replace(o, prev);
+  }
+
+  /** Adds an object whose ID is not in the table (the caller checked). */
+  insert(o: ObjectByKind[K]): void {
     const id = o.ID;
-    const prev = this.byId.get(id);
     this.byId.set(id, o);
-    if (prev === undefined) {
-      if (this.removedIds.has(id)) this.removedIds.delete(id);
-      else this.addedIds.push(id);
-      this.maybeMergeIds();
-      this.index(o);
-      return;
-    }
+    if (this.removedIds.has(id)) this.removedIds.delete(id);
+    else this.addedIds.push(id);
+    this.maybeMergeIds();
+    this.index(o);
+  }
+
+  /** Replaces `prev`, the object stored under the same ID (the caller read it), with `o`. */
+  replace(o: ObjectByKind[K], prev: ObjectByKind[K]): void {
+    const id = o.ID;
+    this.byId.set(id, o);
     const name = this.schema.name(o);
     const prevName = this.schema.name(prev);
     if (name !== prevName) {
@@ -224,6 +241,7 @@ export class Table<K extends Kind> {
     }
     for (const ix of this.secondary) {
       if (ix.one !== undefined) {
+        if (ix.same !== undefined && ix.same(prev, o)) continue;
         const a = ix.one(prev);
         const b = ix.one(o);
         if (a === b) continue;

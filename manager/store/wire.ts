@@ -85,7 +85,11 @@ export class Reader {
 
   string(): string {
     const len = this.varint();
-    return this.bytes(len).toString('utf8');
+    const start = this.pos;
+    if (start + len > this.buf.length) throw new WireDecodeError('truncated');
+    this.pos += len;
+    // Decoded in place: no Buffer view per string.
+    return this.buf.toString('utf8', start, start + len);
   }
 
   get done(): boolean {
