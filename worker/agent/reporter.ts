@@ -49,8 +49,11 @@ export class StatusReporter {
   report(taskId: string, status: TaskStatus): void {
     if (this.closed) return;
     const before = this.dirty.get(taskId);
-    this.dirty.set(taskId, { status, sinceMs: before?.sinceMs ?? performance.now() });
-    this.schedule();
+    const p: Pending = { status, sinceMs: before?.sinceMs ?? performance.now() };
+    this.dirty.set(taskId, p);
+    // Only this task's entry changed: the next flush is due no later than when it becomes sendable
+    // (an armed timer that fires sooner stays). No scan of every pending status per report.
+    this.schedule(this.sendableAtMs(p));
   }
 
   /** Forgets a task (it left the assignment set). */
@@ -82,17 +85,21 @@ export class StatusReporter {
 
   /**
    * Arms the timer for the next flush: `batchMs` from now, or later when every pending status is
-   * held (then when the first hold ends). An armed timer that fires sooner is kept.
+   * held (then when the first hold ends). An armed timer that fires sooner is kept. `firstMs`: when
+   * the first pending status is sendable, if the caller knows (else every pending one is looked at).
    */
-  private schedule(): void {
+  private schedule(firstMs?: number): void {
     if (this.closed || this.send === null || this.sending || this.dirty.size === 0) return;
     const nowMs = performance.now();
     // No flush can be due sooner than batchMs from now: an armed timer within that stays.
     if (this.timer !== null && this.timerDueMs <= nowMs + this.opts.batchMs) return;
-    let firstMs = Infinity;
-    for (const p of this.dirty.values()) {
-      firstMs = Math.min(firstMs, this.sendableAtMs(p));
-      if (firstMs <= nowMs) break;
+    if (firstMs === undefined || this.timer === null) {
+      // No timer armed (or none given): the earliest of every pending status decides.
+      firstMs = Infinity;
+      for (const p of this.dirty.values()) {
+        firstMs = Math.min(firstMs, this.sendableAtMs(p));
+        if (firstMs <= nowMs) break;
+      }
     }
     const dueMs = Math.max(nowMs + this.opts.batchMs, firstMs);
     if (this.timer !== null && this.timerDueMs <= dueMs) return;
