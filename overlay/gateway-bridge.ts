@@ -79,6 +79,7 @@ export class GatewayBridge {
   /** Serial allocation (next free after the last) so a just-released address is not reused at once. */
   private lastOffset = 1;
   private removed = false;
+  private rulesWritten: Promise<void> = Promise.resolve();
 
   private constructor(private readonly opts: GatewayBridgeOptions) {
     const { network, prefixLength } = parseSubnet(opts.subnet ?? DEFAULT_GATEWAY_SUBNET);
@@ -205,8 +206,17 @@ export class GatewayBridge {
     this.opts.logger.info({ bridge: GATEWAY_BRIDGE }, 'gateway bridge removed');
   }
 
-  /** The host's three chains, from the endpoints, in one transaction. */
-  private async writeRules(): Promise<void> {
+  /**
+   * The host's three chains, from the endpoints, in one transaction. Writes run one at a time, each
+   * from the endpoints as they are when it starts (attach/detach may run concurrently).
+   */
+  private writeRules(): Promise<void> {
+    const next = this.rulesWritten.then(() => this.writeRulesNow());
+    this.rulesWritten = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeRulesNow(): Promise<void> {
     const subnet = `${formatIpv4(this.base)}/${this.prefixLength}`;
     const nat = [`:${NAT_CHAIN} - [0:0]`, `:${POST_CHAIN} - [0:0]`, `-A ${POST_CHAIN} -s ${subnet} ! -o ${GATEWAY_BRIDGE} -j MASQUERADE`];
     const filter = [

@@ -208,6 +208,14 @@ describe('worker network manager', () => {
     expect(await lab.tcpRequests(hostA, web2Gw!, 8080, 1)).toEqual(['web.2']); // the host reaches it
     expect(await lab.tcpRequests(pl.networkNamespacePath, web2Gw!, 8080, 1, 1000)).not.toEqual(['web.2']);
 
+    // Tasks on no network are prepared beside one another (not one at a time): distinct addresses, each with its way out.
+    const batch = [1, 2, 3].map((i) => task(`par${i}x${process.pid}`, 'svcpar', []));
+    const configs = await Promise.all(batch.map((t) => netA.prepareTask(t)));
+    const addrs = await Promise.all(configs.map(async (c) => /eth0\s+inet (\S+)\//.exec(await run(['ip', '-o', '-4', 'addr', 'show'], { netns: c!.networkNamespacePath }))?.[1]));
+    expect(new Set(addrs).size).toBe(3);
+    expect(await lab.tcpRequests(configs[2]!.networkNamespacePath, ADDR_B, OUTSIDE_PORT, 1)).toEqual([ADDR_A]);
+    await Promise.all(batch.map((t) => netA.releaseTask(t.ID)));
+
     const hostLinks = async (): Promise<number> => ((await run(['ip', '-o', 'link', 'show', 'master', 'shoal_gwbridge'], { netns: hostA })).match(/^\d+:/gm) ?? []).length;
     const before = await hostLinks();
     await netA.releaseTask(plain.ID);

@@ -144,6 +144,13 @@ export class WorkerNetworks implements TaskNetworks {
   private ingress: IngressSandbox | null = null;
   private ingressNetworkId: string | null = null;
   private gwbridge: GatewayBridge | null = null;
+  private gwbridgeMaking: Promise<GatewayBridge> | null = null;
+  /**
+   * Tasks on no overlay network: their prepare and release run beside the queue (they touch only
+   * their own namespace and the gateway bridge), one at a time per task; the chain's tail per task.
+   */
+  private readonly ownLane = new Map<string, Promise<unknown>>();
+  private readonly laneTasks = new Set<string>();
   /** The peer list last applied to each network's sandbox: a view that changes only services skips setPeers (two kernel reads). */
   private readonly appliedPeers = new WeakMap<OverlayNetwork, string>();
   private localAddr: string | null = null;
@@ -193,8 +200,7 @@ export class WorkerNetworks implements TaskNetworks {
         // What an earlier run left: sandboxes (rebuilt on demand from the tasks) and the ingress sandbox.
         await plane.reconcile({ networkIds: [], containerNetns: [...this.tasks.values()].map((t) => netnsPath(t.netnsName)) });
         await IngressSandbox.removeLeftovers(this.opts.hostTag, this.opts.hostNetns);
-        // (A bridge this run made already, for a task on no network, is ours.)
-        if (this.gwbridge === null) await GatewayBridge.removeLeftovers(this.opts.hostNetns);
+        // (A gateway bridge an earlier run left is removed when this run makes its own, with its first task.)
         this.plane = plane;
         this.log.info({ underlayAddress: addr, underlayInterface }, 'overlay data plane ready');
         this.resolveReady(plane);
@@ -209,10 +215,11 @@ export class WorkerNetworks implements TaskNetworks {
   prepareTask(task: Task): Promise<TaskNetworkConfig | undefined> {
     const attachments = (task.NetworksAttachments ?? []).filter((a) => overlaySpecOf(a.Network) !== undefined);
     const hostPorts = hostPortsOf(task);
+    // A task on no overlay network needs only the gateway bridge: not the node's address, nor the queue.
+    if (attachments.length === 0) return this.prepareOnGatewayOnly(task, hostPorts);
     const gatewayWanted = needsGateway(task);
     this.waiting.add(task.ID);
-    // A task on no overlay network needs only the gateway bridge, not the node's address.
-    const ready = (attachments.length > 0 ? this.whenReady() : Promise.resolve(undefined)).catch((err: unknown) => {
+    const ready = this.whenReady().catch((err: unknown) => {
       this.waiting.delete(task.ID);
       this.cancelled.delete(task.ID);
       throw err;
@@ -277,6 +284,7 @@ export class WorkerNetworks implements TaskNetworks {
   }
 
   releaseTask(taskId: string): Promise<void> {
+    if (this.laneTasks.has(taskId)) return this.releaseOnGatewayOnly(taskId);
     if (this.waiting.has(taskId)) this.cancelled.add(taskId);
     return this.serialize(async () => {
       const t = this.tasks.get(taskId);
@@ -319,6 +327,7 @@ export class WorkerNetworks implements TaskNetworks {
         const name = line.split(' ')[0] ?? '';
         if (!name.startsWith(prefix) || tasks.has(name)) continue;
         if ([...this.tasks.values()].some((t) => t.netnsName === name)) continue;
+        if ([...this.ownLane.keys()].some((id) => taskNetnsName(this.opts.hostTag, id) === name)) continue; // being prepared
         await runTolerating(['ip', 'netns', 'del', name], GONE);
         this.log.info({ netns: name }, 'removed the namespace of a task no longer assigned');
       }
@@ -327,9 +336,11 @@ export class WorkerNetworks implements TaskNetworks {
 
   /** Removes everything: task namespaces, the ingress sandbox, every network sandbox. */
   close(): Promise<void> {
+    this.closed = true; // no new task from now on
     return this.serialize(async () => {
-      this.closed = true;
       this.rejectReady(new WorkerNetworkError('ERR_NETWORK_CLOSED', 'the network manager is closed'));
+      await Promise.allSettled([...this.ownLane.values()]);
+      this.laneTasks.clear();
       for (const t of this.tasks.values()) await runTolerating(['ip', 'netns', 'del', t.netnsName], GONE);
       this.tasks.clear();
       await this.ingress?.remove();
@@ -432,13 +443,78 @@ export class WorkerNetworks implements TaskNetworks {
     await this.ingress.setPorts(ports);
   }
 
-  private async ensureGatewayBridge(): Promise<GatewayBridge> {
-    this.gwbridge ??= await GatewayBridge.create({
+  /** Made once (concurrent callers share the making; a failed one is tried again by the next task). */
+  private ensureGatewayBridge(): Promise<GatewayBridge> {
+    if (this.gwbridge !== null) return Promise.resolve(this.gwbridge);
+    this.gwbridgeMaking ??= GatewayBridge.create({
       logger: this.log,
       ...(this.opts.hostNetns !== undefined ? { hostNetns: this.opts.hostNetns } : {}),
       ...(this.opts.gatewaySubnet !== undefined ? { subnet: this.opts.gatewaySubnet } : {}),
+    }).then(
+      (bridge) => {
+        this.gwbridge = bridge;
+        this.gwbridgeMaking = null;
+        return bridge;
+      },
+      (err: unknown) => {
+        this.gwbridgeMaking = null;
+        throw err;
+      },
+    );
+    return this.gwbridgeMaking;
+  }
+
+  /** Runs `fn` after the task's earlier lane operations (bounded: one chain per task, dropped when idle). */
+  private inOwnLane<T>(taskId: string, fn: () => Promise<T>): Promise<T> {
+    const next = (this.ownLane.get(taskId) ?? Promise.resolve()).then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.ownLane.set(taskId, tail);
+    void tail.then(() => {
+      if (this.ownLane.get(taskId) === tail) this.ownLane.delete(taskId);
     });
-    return this.gwbridge;
+    return next;
+  }
+
+  /** A task on no overlay network: its namespace with an endpoint on the gateway bridge (its way out), the host's resolvers. */
+  private prepareOnGatewayOnly(task: Task, hostPorts: readonly PortConfig[]): Promise<TaskNetworkConfig> {
+    this.laneTasks.add(task.ID);
+    return this.inOwnLane(task.ID, async () => {
+      const known = this.tasks.get(task.ID);
+      if (known !== undefined) return known.config;
+      const closed = (): WorkerNetworkError => new WorkerNetworkError('ERR_NETWORK_CLOSED', 'the network manager is closed');
+      if (this.closed) throw closed();
+      const bridge = await this.ensureGatewayBridge();
+      const netnsName = taskNetnsName(this.opts.hostTag, task.ID);
+      const path = netnsPath(netnsName);
+      // A namespace that exists already holds a container that survived a daemon restart.
+      const made = !existsSync(path);
+      let attached = false;
+      try {
+        const ports: HostPort[] = hostPorts.map((p) => ({ protocol: p.Protocol ?? 'tcp', publishedPort: p.PublishedPort!, targetPort: p.TargetPort }));
+        await bridge.attach({ id: task.ID, containerNetns: path, ifName: 'eth0', ports, createNetns: made });
+        attached = true;
+        const resolvConf = taskResolvConf(await readHostResolvConfText(this.opts.hostResolvConf), task.Spec.ContainerSpec?.DNSConfig);
+        if (this.closed) throw closed();
+        const config: TaskNetworkConfig = { networkNamespacePath: path, resolvConf, ...(hostPorts.length > 0 ? { ports: hostPorts } : {}) };
+        this.tasks.set(task.ID, { taskId: task.ID, netnsName, networkIds: [], gateway: true, config });
+        this.log.info({ taskId: task.ID, networks: [], gateway: true }, 'task attached to its networks');
+        return config;
+      } catch (err) {
+        if (attached) await bridge.detach(task.ID).catch(() => undefined);
+        if (made) await runTolerating(['ip', 'netns', 'del', netnsName], GONE).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  private releaseOnGatewayOnly(taskId: string): Promise<void> {
+    return this.inOwnLane(taskId, async () => {
+      const t = this.tasks.get(taskId);
+      this.tasks.delete(taskId);
+      if (t?.gateway === true) await this.gwbridge?.detach(taskId);
+      await runTolerating(['ip', 'netns', 'del', taskNetnsName(this.opts.hostTag, taskId)], GONE);
+      this.laneTasks.delete(taskId);
+    });
   }
 
   /**
