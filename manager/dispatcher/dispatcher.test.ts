@@ -19,7 +19,9 @@ import type { MemoryStore } from '../store/memory-store.js';
 import type { Task, TaskState } from '../store/types.js';
 import { DispatchCluster, waitFor } from './testing/harness.js';
 
-const HEARTBEAT_MS = 150;
+// The grace period is (period + jitter) × 3: long enough that a test process starved on a loaded machine
+// (other suites running beside it) does not lose its sessions between keep-alives.
+const HEARTBEAT_MS = 500;
 
 let cluster: DispatchCluster;
 let leader: number;

@@ -152,6 +152,8 @@ interface NodeSession {
   readonly nodeId: string;
   readonly sessionId: string;
   expiry: NodeJS.Timeout | null;
+  /** The grace period `expiry` was armed with. */
+  expiryMs: number;
   sessionCall: SessionCall | null;
   assignments: AssignmentStream | null;
   /** The node's Spec as last sent, to send changes only. */
@@ -442,7 +444,7 @@ export class Dispatcher {
       s.sessionCall = call;
       this.armExpiry(s);
     } else {
-      s = { nodeId: peer.nodeId, sessionId, expiry: null, sessionCall: call, assignments: null, lastSpecJson: '' };
+      s = { nodeId: peer.nodeId, sessionId, expiry: null, expiryMs: 0, sessionCall: call, assignments: null, lastSpecJson: '' };
       this.sessions.set(peer.nodeId, s);
       this.armExpiry(s);
     }
@@ -470,9 +472,16 @@ export class Dispatcher {
     };
   }
 
-  private armExpiry(s: NodeSession): void {
+  private armExpiry(s: NodeSession, periodMs = this.heartbeatPeriodMs()): void {
+    const grace = (periodMs + this.config.heartbeatJitterMs) * this.config.gracePeriodMultiplier;
+    // Every heartbeat re-arms: the same grace restarts the timer in place (no new timer per beat).
+    if (s.expiry !== null && s.expiryMs === grace) {
+      s.expiry.refresh();
+      return;
+    }
     if (s.expiry !== null) clearTimeout(s.expiry);
-    s.expiry = setTimeout(() => this.expire(s), this.graceMs());
+    s.expiry = setTimeout(() => this.expire(s), grace);
+    s.expiryMs = grace;
   }
 
   private expire(s: NodeSession): void {
@@ -504,10 +513,11 @@ export class Dispatcher {
   private heartbeat(peer: PeerIdentity, req: HeartbeatRequest): HeartbeatResponse {
     this.requireLeader();
     const s = this.validSession(peer.nodeId, req.sessionId);
-    this.armExpiry(s);
+    const period = this.heartbeatPeriodMs();
+    this.armExpiry(s, period);
     this.heartbeatsHandled++;
     const jitter = (Math.random() * 2 - 1) * this.config.heartbeatJitterMs;
-    return { periodMs: Math.max(1, Math.round(this.heartbeatPeriodMs() + jitter)) };
+    return { periodMs: Math.max(1, Math.round(period + jitter)) };
   }
 
   // ------------------------------------------------------------------------------ task status
