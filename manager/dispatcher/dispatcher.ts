@@ -99,6 +99,12 @@ export interface DispatcherConfig {
    * 100 ms too). 0: every routing pass sends at once.
    */
   readonly assignmentWindowMs: number;
+  /**
+   * How long the first change after a quiet window waits for more of the same burst (0: sent at
+   * once). swarmkit waits 100 ms after every change; with the first change sent at once, a
+   * scheduler pass and the one right after it still make two messages per node.
+   */
+  readonly assignmentFirstDelayMs: number;
   /** Most store events a node's window holds; past it they go at once. */
   readonly maxHeldEvents: number;
 }
@@ -115,6 +121,7 @@ export const DEFAULT_DISPATCHER_CONFIG: DispatcherConfig = {
   maxStreamBufferedMessages: 1000,
   maxAssignmentMessageBytes: 1024 * 1024,
   assignmentWindowMs: 100,
+  assignmentFirstDelayMs: 0,
   maxHeldEvents: 10_000,
 };
 
@@ -697,7 +704,8 @@ export class Dispatcher {
       // Within the node's send window (and no network view to update): held for the window's end.
       if (cache === null && this.holds(stream, now, fresh.length)) {
         for (const ev of fresh) stream.held.push(ev);
-        stream.holdTimer ??= setTimeout(() => this.sendHeld(stream), Math.max(0, stream.lastSentAt + this.config.assignmentWindowMs - now));
+        const quiet = now - stream.lastSentAt >= this.config.assignmentWindowMs;
+        stream.holdTimer ??= setTimeout(() => this.sendHeld(stream), quiet ? this.config.assignmentFirstDelayMs : stream.lastSentAt + this.config.assignmentWindowMs - now);
         continue;
       }
       this.sendDelta(stream, fresh, touched, cache, now);
@@ -707,7 +715,7 @@ export class Dispatcher {
   private holds(stream: AssignmentStream, now: number, adding: number): boolean {
     const window = this.config.assignmentWindowMs;
     if (window <= 0 || stream.held.length + adding > this.config.maxHeldEvents) return false;
-    return stream.holdTimer !== null || now - stream.lastSentAt < window;
+    return stream.holdTimer !== null || now - stream.lastSentAt < window || this.config.assignmentFirstDelayMs > 0;
   }
 
   /** The window ended: what it held goes now, in one message. */
