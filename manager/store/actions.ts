@@ -81,25 +81,72 @@ function objectJson(o: StoreObject): string {
   return JSON.stringify(rest);
 }
 
-/** Object-valued top-level fields of the batch's creates that hold the same object more than once. */
-function sharedValues(actions: readonly StoreAction[]): Set<object> | null {
+/**
+ * Two values JSON writes identically, found without writing them: the same reference, or plain
+ * objects (or arrays) with the same keys in the same order whose values are each the same
+ * primitive or the same reference. Enough for the Status a pass of the orchestrator gives each
+ * new task (equal objects, made one per task). The transaction's objects are JSON-faithful
+ * copies (no undefined, no NaN), so equal here means equal JSON.
+ */
+function sameFlat(a: object, b: object): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  const kx = Object.keys(x);
+  const ky = Object.keys(y);
+  if (kx.length !== ky.length) return false;
+  for (let i = 0; i < kx.length; i++) {
+    const k = kx[i]!;
+    if (k !== ky[i] || x[k] !== y[k]) return false;
+  }
+  return true;
+}
+
+/**
+ * The object-valued top-level fields of the batch's creates that hold the same value more than
+ * once: the same object (a service's task template as every task's Spec), or an equal one in the
+ * same field of the previous create (each task's Status). `canon` maps a value to the first of
+ * its equals; `shared` holds those first ones. The decoder needs nothing new: a create defines a
+ * slot with its field's value and the next ones refer to it, whatever the leader's references.
+ */
+interface SharedValues {
+  readonly shared: Set<object>;
+  readonly canon: Map<object, object>;
+}
+
+function sharedValues(actions: readonly StoreAction[]): SharedValues | null {
   let seen: Set<object> | null = null;
-  let shared: Set<object> | null = null;
+  let out: SharedValues | null = null;
+  const lastByField = new Map<string, object>();
   for (const a of actions) {
     if (a.op !== 'create') continue;
     const o = a.object as unknown as Record<string, unknown>;
     for (const k in o) {
       const v = o[k];
       if (typeof v !== 'object' || v === null || k === 'Version') continue;
-      if (seen === null) seen = new Set();
-      if (!seen.has(v)) seen.add(v);
-      else (shared ??= new Set()).add(v);
+      seen ??= new Set();
+      const prev = lastByField.get(k);
+      let rep: object = v;
+      if (prev !== undefined && prev !== v && !seen.has(v) && sameFlat(prev, v)) {
+        out ??= { shared: new Set(), canon: new Map() };
+        rep = out.canon.get(prev) ?? prev;
+        out.canon.set(v, rep);
+        out.shared.add(rep);
+      } else if (seen.has(v)) {
+        out ??= { shared: new Set(), canon: new Map() };
+        rep = out.canon.get(v) ?? v;
+        out.shared.add(rep);
+      }
+      seen.add(v);
+      lastByField.set(k, v);
     }
   }
-  return shared;
+  return out;
 }
 
-function writeSharedCreate(w: Writer, kind: number, obj: StoreObject, shared: ReadonlySet<object>, slots: Map<object, number>): boolean {
+function writeSharedCreate(w: Writer, kind: number, obj: StoreObject, sv: SharedValues, slots: Map<object, number>): boolean {
   const o = obj as unknown as Record<string, unknown>;
   const defs: string[] = [];
   const refs: { pos: number; name: string; slot: number }[] = [];
@@ -107,12 +154,15 @@ function writeSharedCreate(w: Writer, kind: number, obj: StoreObject, shared: Re
   for (const k in o) {
     if (k === 'Version') continue;
     const v = o[k];
-    if (typeof v === 'object' && v !== null && shared.has(v) && k !== 'ID') {
-      const slot = slots.get(v);
-      if (slot !== undefined) refs.push({ pos, name: k, slot });
-      else {
-        slots.set(v, slots.size);
-        defs.push(k);
+    if (typeof v === 'object' && v !== null && k !== 'ID') {
+      const rep = sv.canon.get(v) ?? v;
+      if (sv.shared.has(rep)) {
+        const slot = slots.get(rep);
+        if (slot !== undefined) refs.push({ pos, name: k, slot });
+        else {
+          slots.set(rep, slots.size);
+          defs.push(k);
+        }
       }
     }
     pos++;

@@ -135,6 +135,62 @@ describe('the proposer applies its own objects; the others decode the entry', ()
   });
 });
 
+describe('creates of one batch with equal values in a field', () => {
+  it('send the value once (equal, not only the same object): both managers hold equal tasks, the follower one shared Status', async () => {
+    let index = 0;
+    const sizes: number[] = [];
+    const follower = new MemoryStore({ logger: silent });
+    const leader: MemoryStore = new MemoryStore({
+      logger: silent,
+      proposer: {
+        propose: (data: Uint8Array) => {
+          index++;
+          sizes.push(data.byteLength);
+          leader.applyEntry({ index, data });
+          follower.applyEntry({ index, data });
+          return Promise.resolve({ index, term: 1 });
+        },
+      },
+    });
+    const { result: svc } = await leader.update((tx) => tx.create('service', { Spec: { Name: 'web', TaskTemplate: template, Mode: { Replicated: { Replicas: 100 } } } }));
+    const batch = async (status: (slot: number) => object): Promise<string[]> =>
+      (
+        await leader.update((tx) => {
+          const ids: string[] = [];
+          for (let slot = 1; slot <= 100; slot++) {
+            ids.push(tx.create('task', { Spec: svc.Spec.TaskTemplate, ServiceID: svc.ID, Slot: slot, NodeID: '', DesiredState: 'running', Status: status(slot) } as unknown as NewObject<'task'>).ID);
+          }
+          return ids;
+        })
+      ).result;
+    // Every task its own Status object, all equal (what an orchestrator pass makes).
+    const equal = await batch(() => ({ Timestamp: '2026-01-01T00:00:00.000Z', State: 'pending', Message: 'pending task scheduling' }));
+    // Equal ones, then different ones (another timestamp, a nested part that is not the same object, other keys).
+    const mixed = await batch((slot) =>
+      slot <= 40
+        ? { Timestamp: '2026-01-01T00:00:00.000Z', State: 'pending', Message: 'pending task scheduling' }
+        : slot <= 60
+          ? { Timestamp: `2026-01-01T00:00:${String(slot).padStart(2, '0')}.000Z`, State: 'pending', Message: 'pending task scheduling' }
+          : slot <= 80
+            ? { Timestamp: '2026-01-01T00:00:00.000Z', State: 'pending', Message: 'pending task scheduling', PortStatus: { Ports: [] } }
+            : { State: 'pending', Timestamp: '2026-01-01T00:00:00.000Z', Message: 'pending task scheduling' },
+    );
+    expectSame(leader, follower);
+    const st = (s: MemoryStore, id: string): Task['Status'] => s.get('task', id)!.Status;
+    for (const id of [...equal, ...mixed]) expect(st(follower, id)).toEqual(st(leader, id));
+    expect(Object.keys(st(follower, mixed[99]!))).toEqual(['State', 'Timestamp', 'Message']);
+    // The follower parsed the equal Status once per batch.
+    expect(new Set(equal.map((id) => st(follower, id))).size).toBe(1);
+    expect(new Set(mixed.slice(0, 40).map((id) => st(follower, id))).size).toBe(1);
+    expect(new Set(mixed.slice(40, 60).map((id) => st(follower, id))).size).toBe(20);
+    expect(follower.find('task').every(isDeepFrozen)).toBe(true);
+    // The entry of 100 equal ones is smaller than that of 100 tasks with 60 to 100 unshared.
+    expect(sizes[1]!).toBeLessThan(sizes[2]! - 40 * 50);
+    leader.close();
+    follower.close();
+  });
+});
+
 describe('callers cannot change what the store holds', () => {
   it('stored objects, shared parts and watch events are deeply frozen on leader and follower; the written object stays the caller’s', async () => {
     const { leader, follower } = pair();
