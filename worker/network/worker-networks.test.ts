@@ -301,6 +301,9 @@ describe('worker network manager', () => {
 
   it('a network manager restarted after a crash rebuilds the sandboxes and re-attaches the surviving tasks', async () => {
     for (const wn of [netA, netB]) wn.setView(INGRESS_VIEW);
+    // A task on no network survives too.
+    const loner = task(`loner${process.pid}`, 'svcloner', []);
+    const lonerPath = (await netA.prepareTask(loner))!.networkNamespacePath;
     // Host A's daemon "dies" (its objects are abandoned, its sandboxes and resolvers stay behind);
     // a new one starts on the same host, learns its address, and gets the tasks and views again.
     const restarted = new WorkerNetworks({ hostTag: TAG_A, nodeId: 'nodeA', hostNetns: hostA, upstreamResolvers: [] });
@@ -309,6 +312,10 @@ describe('worker network manager', () => {
     void abandoned; // never closed: what a SIGKILL leaves
     restarted.setLocalAddress(ADDR_A);
     for (const t of [CLIENT, WEB2, OUTSIDER]) expect((await restarted.prepareTask(t))!.networkNamespacePath).toBe(paths.get(t.ID));
+    expect((await restarted.prepareTask(loner))!.networkNamespacePath).toBe(lonerPath);
+    expect((await run(['ip', '-o', 'link', 'show'], { netns: lonerPath })).match(/eth\d+@/g)).toHaveLength(1);
+    expect(await lab.tcpRequests(lonerPath, ADDR_B, OUTSIDE_PORT, 1)).toEqual([ADDR_A]);
+    await restarted.releaseTask(loner.ID);
     restarted.setView(backendView(true));
     restarted.setView(INGRESS_VIEW);
     restarted.setView(OTHER_VIEW);
