@@ -2,38 +2,59 @@
 // burst of scheduler commits reaches it as one message (one manager, a raw Dispatcher client over
 // mTLS acting as the worker).
 import type * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import { AssignmentsMessage_Type, type AssignmentsMessage, type DispatcherClient, type SessionMessage } from '../../proto/gen/shoal/dispatcher.js';
+import { AssignmentsMessage_Type, type AssignmentsMessage, type SessionMessage } from '../../proto/gen/shoal/dispatcher.js';
 import { callUnary } from '../../proto/grpc/client.js';
 import { newId } from '../store/ids.js';
 import type { MemoryStore } from '../store/memory-store.js';
+import type { DispatcherConfig } from './dispatcher.js';
 import { DispatchCluster, waitFor } from './testing/harness.js';
 
-// Long enough that the burst below (three sequential commits on one manager) fits in it.
+// Long enough that a burst of three sequential commits on one manager fits in it.
 const WINDOW_MS = 1500;
 
-let cluster: DispatchCluster | undefined;
-let store: MemoryStore;
-let client: DispatcherClient | undefined;
-const streams: grpc.ClientReadableStream<unknown>[] = [];
-let keepAlive: NodeJS.Timeout | undefined;
+interface Node {
+  readonly store: MemoryStore;
+  readonly nodeId: string;
+  /** Assignment messages received, in order (the first is the COMPLETE set). */
+  readonly got: AssignmentsMessage[];
+}
 
-beforeAll(async () => {
-  cluster = await DispatchCluster.start({ size: 1, config: { heartbeatPeriodMs: 1000, maxBatchIntervalMs: 10, leadershipCheckMs: 20, assignmentWindowMs: WINDOW_MS } });
-  const leader = await cluster.leaderId();
-  store = cluster.stores.rs(leader).store;
-  await waitFor('the leader to dispatch', () => cluster!.manager(leader).dispatcher?.leading === true);
-});
+/** One manager with `config`, one worker session with its assignments stream; all closed after `fn`. */
+async function withNode(config: Partial<DispatcherConfig>, fn: (n: Node) => Promise<void>): Promise<void> {
+  const cluster = await DispatchCluster.start({ size: 1, config: { heartbeatPeriodMs: 1000, maxBatchIntervalMs: 10, leadershipCheckMs: 20, ...config } });
+  const streams: grpc.ClientReadableStream<unknown>[] = [];
+  let keepAlive: NodeJS.Timeout | undefined;
+  let close: (() => void) | undefined;
+  try {
+    const leader = await cluster.leaderId();
+    await waitFor('the leader to dispatch', () => cluster.manager(leader).dispatcher?.leading === true);
+    const w = await cluster.workerIdentity();
+    const c = cluster.client(cluster.manager(leader).addr, w);
+    close = () => c.close();
+    const session = c.session({ sessionId: '', descriptionJson: Buffer.from(JSON.stringify({ Hostname: 'window-host' })) });
+    streams.push(session);
+    session.on('error', () => undefined);
+    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
+    keepAlive = setInterval(() => void callUnary(c.heartbeat.bind(c), { sessionId: first.sessionId }).catch(() => undefined), 300);
+    const got: AssignmentsMessage[] = [];
+    const stream = c.assignments({ sessionId: first.sessionId });
+    streams.push(stream);
+    stream.on('data', (m: AssignmentsMessage) => got.push(m));
+    stream.on('error', () => undefined);
+    await waitFor('the complete set', () => got.length >= 1);
+    expect(got[0]!.type).toBe(AssignmentsMessage_Type.TYPE_COMPLETE);
+    await fn({ store: cluster.stores.rs(leader).store, nodeId: w.nodeId, got });
+  } finally {
+    if (keepAlive !== undefined) clearInterval(keepAlive);
+    for (const s of streams) s.cancel();
+    close?.();
+    await cluster.close();
+  }
+}
 
-afterAll(async () => {
-  if (keepAlive !== undefined) clearInterval(keepAlive);
-  for (const s of streams) s.cancel();
-  client?.close();
-  await cluster?.close();
-});
-
-async function createAssigned(nodeId: string): Promise<string> {
+async function createAssigned(store: MemoryStore, nodeId: string): Promise<string> {
   const { result } = await store.update((tx) =>
     tx.create('task', {
       ID: newId(),
@@ -54,33 +75,29 @@ function taskIds(m: AssignmentsMessage): string[] {
 
 describe('assignment send window', () => {
   it('sends the first change after a quiet window alone, and a burst after it in one message', async () => {
-    const w = await cluster!.workerIdentity();
-    const c = cluster!.client(cluster!.manager(await cluster!.leaderId()).addr, w);
-    client = c;
-    const session = c.session({ sessionId: '', descriptionJson: Buffer.from(JSON.stringify({ Hostname: 'window-host' })) });
-    streams.push(session);
-    session.on('error', () => undefined);
-    const first = await new Promise<SessionMessage>((resolve) => session.once('data', resolve));
-    keepAlive = setInterval(() => void callUnary(c.heartbeat.bind(c), { sessionId: first.sessionId }).catch(() => undefined), 300);
-    const got: AssignmentsMessage[] = [];
-    const stream = c.assignments({ sessionId: first.sessionId });
-    streams.push(stream);
-    stream.on('data', (m: AssignmentsMessage) => got.push(m));
-    stream.on('error', () => undefined);
-    await waitFor('the complete set', () => got.length >= 1);
-    expect(got[0]!.type).toBe(AssignmentsMessage_Type.TYPE_COMPLETE);
+    await withNode({ assignmentWindowMs: WINDOW_MS, assignmentFirstDelayMs: 0 }, async ({ store, nodeId, got }) => {
+      // Nothing sent since the complete set: the first change goes at once, alone.
+      const a = await createAssigned(store, nodeId);
+      await waitFor('the first change', () => got.length >= 2);
+      expect(taskIds(got[1]!)).toEqual([a]);
 
-    // Nothing sent since the complete set: the first change goes at once, alone.
-    const a = await createAssigned(w.nodeId);
-    await waitFor('the first change', () => got.length >= 2);
-    expect(taskIds(got[1]!)).toEqual([a]);
+      // Three commits right after it: held for the window, then one message with all three, in order.
+      const burst = [await createAssigned(store, nodeId), await createAssigned(store, nodeId), await createAssigned(store, nodeId)];
+      await waitFor('the burst', () => got.length >= 3, WINDOW_MS + 10_000);
+      expect(got[2]!.type).toBe(AssignmentsMessage_Type.TYPE_INCREMENTAL);
+      expect(got[2]!.appliesTo).toBe(got[1]!.resultsIn);
+      expect(taskIds(got[2]!)).toEqual(burst);
+      expect(got).toHaveLength(3);
+    });
+  });
 
-    // Three commits right after it: held for the window, then one message with all three, in order.
-    const burst = [await createAssigned(w.nodeId), await createAssigned(w.nodeId), await createAssigned(w.nodeId)];
-    await waitFor('the burst', () => got.length >= 3, WINDOW_MS + 10_000);
-    expect(got[2]!.type).toBe(AssignmentsMessage_Type.TYPE_INCREMENTAL);
-    expect(got[2]!.appliesTo).toBe(got[1]!.resultsIn);
-    expect(taskIds(got[2]!)).toEqual(burst);
-    expect(got).toHaveLength(3);
+  it('with a first-change delay, the first change of a quiet node waits for the rest of its burst', async () => {
+    await withNode({ assignmentWindowMs: WINDOW_MS, assignmentFirstDelayMs: WINDOW_MS }, async ({ store, nodeId, got }) => {
+      const burst = [await createAssigned(store, nodeId), await createAssigned(store, nodeId), await createAssigned(store, nodeId)];
+      await waitFor('the burst', () => got.length >= 2, WINDOW_MS + 10_000);
+      expect(got[1]!.appliesTo).toBe(got[0]!.resultsIn);
+      expect(taskIds(got[1]!)).toEqual(burst);
+      expect(got).toHaveLength(2);
+    });
   });
 });
