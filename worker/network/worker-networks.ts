@@ -230,8 +230,7 @@ export class WorkerNetworks implements TaskNetworks {
         if (this.cancelled.delete(task.ID)) throw new WorkerNetworkError('ERR_NETWORK_CLOSED', `task ${task.ID} was released before its networks were ready`);
         const known = this.tasks.get(task.ID);
         if (known !== undefined) return known.config;
-        if (this.closed) throw new WorkerNetworkError('ERR_NETWORK_CLOSED', 'the network manager is closed');
-        const plane = attachments.length > 0 ? this.live() : null;
+        const plane = this.live();
         const netnsName = taskNetnsName(this.opts.hostTag, task.ID);
         const path = netnsPath(netnsName);
         // A namespace that exists already holds a container that survived a daemon restart. A new
@@ -255,7 +254,7 @@ export class WorkerNetworks implements TaskNetworks {
           const primary = attachments.find((a) => a.Network.Spec.Ingress !== true) ?? attachments[0];
           let nameserver = '';
           for (const [i, a] of attachments.entries()) {
-            const net = await this.ensureNetwork(plane!, a.Network);
+            const net = await this.ensureNetwork(plane, a.Network);
             const ip = a.Addresses[0];
             if (ip === undefined) throw new WorkerNetworkError('ERR_NETWORK_INVALID', `task ${task.ID} has no address on network ${a.Network.Spec.Name}`);
             const ep = await net.attach({ id: task.ID, containerNetns: path, ifName: `eth${i}`, ip: stripPrefix(ip), defaultRoute: a === primary && !gatewayWanted });
@@ -273,7 +272,7 @@ export class WorkerNetworks implements TaskNetworks {
           this.log.info({ taskId: task.ID, networks: networkIds, gateway }, 'task attached to its networks');
           return config;
         } catch (err) {
-          for (const id of networkIds) await plane?.getNetwork(id)?.detach(task.ID).catch(() => undefined);
+          for (const id of networkIds) await plane.getNetwork(id)?.detach(task.ID).catch(() => undefined);
           if (gateway) await this.gwbridge?.detach(task.ID).catch(() => undefined);
           if (made) await runTolerating(['ip', 'netns', 'del', netnsName], GONE);
           await this.dropUnused();
