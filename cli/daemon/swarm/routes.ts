@@ -261,7 +261,7 @@ export function registerSwarmRoutes(api: ApiServer, p: SwarmPlugin): void {
   });
 
   api.route('GET', '/swarm', async () => reply.json(swarmObject((await reader()).api.getCluster())));
-  api.route('GET', '/swarm/unlockkey', () => reply.json({ UnlockKey: backend().api.getUnlockKey().unlockKey }));
+  api.route('GET', '/swarm/unlockkey', async () => reply.json({ UnlockKey: (await reader()).api.getUnlockKey().unlockKey }));
   api.route('POST', '/swarm/update', async (req) => {
     const b = backend();
     const version = versionParam(req.query);
