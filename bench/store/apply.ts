@@ -156,6 +156,8 @@ async function pass(mod: StoreModule, tasks: number, batch: number, profFollower
     for (let from = 0; from < tasks; from += batch) {
       const n = Math.min(batch, tasks - from);
       await leader.update((tx) => {
+        // One timestamp per pass, as the orchestrator's newTask gives every task it creates.
+        const nowIso = new Date().toISOString();
         for (let i = 0; i < n; i++) {
           if (phase === 'create') {
             const t = tx.create('task', {
@@ -164,7 +166,7 @@ async function pass(mod: StoreModule, tasks: number, batch: number, profFollower
               Slot: from + i + 1,
               NodeID: '',
               DesiredState: 'running',
-              Status: { Timestamp: new Date().toISOString(), State: 'new', Message: 'created' },
+              Status: { Timestamp: nowIso, State: 'new', Message: 'created' },
             } as NewObject<'task'>);
             ids.push(t.ID);
           } else {
