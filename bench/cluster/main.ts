@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { Child, cleanup, installExitHandlers, makeTempDir } from './ipc.js';
+import { shoaldV8Flags } from '../../cli/daemon/v8-flags.js';
 import type { ManagerProcInfo, ManagerProcSpec, ManagerStats } from './manager-proc.js';
 import { formatProfileSummary, summarizeProfile, type CpuProfile } from './profile.js';
 import { formatTable, medianRow, phases, summarizeRun, type BenchRow, type CounterSample, type Progress, type ProgressSample, type RunFigures } from './stats.js';
@@ -25,6 +26,8 @@ import type { WorkerProcSpec, WorkerProcStats } from './worker-proc.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MANAGER_ENTRY = path.join(HERE, 'manager-proc.ts');
+/** The managers run with the V8 flags shoald sets on itself (cli/daemon/v8-flags.ts), as in production; SHOAL_BENCH_NO_V8_FLAGS=1 runs them without (A/B). */
+const MANAGER_EXEC_ARGV = process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags([]);
 const WORKER_ENTRY = path.join(HERE, 'worker-proc.ts');
 
 const POLL_MS = 100;
@@ -86,12 +89,13 @@ async function main(): Promise<void> {
     say(`3 managers, ${workers} workers in ${workerProcs} processes, ${tasks} tasks, heartbeat ${heartbeatMs} ms (logs: ${logDir})`);
     const mspec = (i: number, extra: Partial<ManagerProcSpec> = {}): ManagerProcSpec =>
       ({ mode: 'init', dataRoot: path.join(base, `m${i}`), heartbeatPeriodMs: heartbeatMs, ...extra }) as ManagerProcSpec;
-    const first = await Child.start<ManagerProcInfo>('manager-1', MANAGER_ENTRY, mspec(1), path.join(logDir, 'm1.log'), { timeoutMs: START_TIMEOUT_MS });
+    const first = await Child.start<ManagerProcInfo>('manager-1', MANAGER_ENTRY, mspec(1), path.join(logDir, 'm1.log'), { execArgv: MANAGER_EXEC_ARGV, timeoutMs: START_TIMEOUT_MS });
     managers.push(first);
     const tokens = await first.request<{ Worker: string; Manager: string }>('tokens');
     for (const i of [2, 3]) {
       managers.push(
         await Child.start<ManagerProcInfo>(`manager-${i}`, MANAGER_ENTRY, mspec(i, { mode: 'join', remoteAddr: first.info.addr, token: tokens.Manager }), path.join(logDir, `m${i}.log`), {
+          execArgv: MANAGER_EXEC_ARGV,
           timeoutMs: START_TIMEOUT_MS,
         }),
       );
