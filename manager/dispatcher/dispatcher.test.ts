@@ -17,7 +17,7 @@ import { callUnary, isServiceError } from '../../proto/grpc/client.js';
 import { newId } from '../store/ids.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { Task, TaskState } from '../store/types.js';
-import { DispatchCluster, waitFor } from './testing/harness.js';
+import { createNodeTask, DispatchCluster, waitFor } from './testing/harness.js';
 
 // The grace period is (period + jitter) × 3: long enough that a test process starved on a loaded machine
 // (other suites running beside it) does not lose its sessions between keep-alives.
@@ -80,20 +80,8 @@ function watchAssignments(c: DispatcherClient, sessionId: string): AssignmentsMe
   return got;
 }
 
-async function createTask(nodeId: string, state: TaskState, extra: Partial<Task> = {}): Promise<Task> {
-  const { result } = await store.update((tx) =>
-    tx.create('task', {
-      ID: newId(),
-      Spec: { ContainerSpec: { Image: 'busybox' } },
-      ServiceID: '',
-      Slot: 1,
-      NodeID: nodeId,
-      Status: { Timestamp: new Date().toISOString(), State: state, Message: state },
-      DesiredState: 'running',
-      ...extra,
-    }),
-  );
-  return store.get('task', result.ID)!;
+function createTask(nodeId: string, state: TaskState, extra: Partial<Task> = {}): Promise<Task> {
+  return createNodeTask(store, nodeId, state, extra);
 }
 
 function update(c: DispatcherClient, sessionId: string, updates: { taskId: string; state: P; err?: string }[]): Promise<UpdateTaskStatusResponse> {

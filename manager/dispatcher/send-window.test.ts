@@ -6,10 +6,9 @@ import { describe, expect, it } from 'vitest';
 
 import { AssignmentsMessage_Type, type AssignmentsMessage, type SessionMessage } from '../../proto/gen/shoal/dispatcher.js';
 import { callUnary } from '../../proto/grpc/client.js';
-import { newId } from '../store/ids.js';
 import type { MemoryStore } from '../store/memory-store.js';
 import type { DispatcherConfig } from './dispatcher.js';
-import { DispatchCluster, waitFor } from './testing/harness.js';
+import { createNodeTask, DispatchCluster, waitFor } from './testing/harness.js';
 
 // Long enough that a burst of three sequential commits on one manager fits in it.
 const WINDOW_MS = 1500;
@@ -55,18 +54,7 @@ async function withNode(config: Partial<DispatcherConfig>, fn: (n: Node) => Prom
 }
 
 async function createAssigned(store: MemoryStore, nodeId: string): Promise<string> {
-  const { result } = await store.update((tx) =>
-    tx.create('task', {
-      ID: newId(),
-      Spec: { ContainerSpec: { Image: 'busybox' } },
-      ServiceID: '',
-      Slot: 1,
-      NodeID: nodeId,
-      Status: { Timestamp: new Date().toISOString(), State: 'assigned', Message: 'assigned' },
-      DesiredState: 'running',
-    }),
-  );
-  return result.ID;
+  return (await createNodeTask(store, nodeId, 'assigned')).ID;
 }
 
 function taskIds(m: AssignmentsMessage): string[] {

@@ -12,10 +12,30 @@ import { MANAGER_ROLE, WORKER_ROLE } from '../../../ca/roles.js';
 import { DispatcherClient } from '../../../proto/gen/shoal/dispatcher.js';
 import { createClusterServer, type ClusterServer } from '../../../proto/grpc/server.js';
 import { CLUSTER_CHANNEL_OPTIONS, clusterChannelCredentials } from '../../../proto/grpc/tls.js';
+import { newId } from '../../store/ids.js';
+import type { MemoryStore } from '../../store/memory-store.js';
 import { StoreCluster, waitFor } from '../../store/testing/cluster.js';
+import type { Task, TaskState } from '../../store/types.js';
 import { registerDispatcher, type Dispatcher, type DispatcherConfig, type ManagerPeer } from '../dispatcher.js';
 
 export { waitFor };
+
+/** A task of no service on `nodeId`, in `state`, wanted running (with `extra` fields), as stored. */
+export async function createNodeTask(store: MemoryStore, nodeId: string, state: TaskState, extra: Partial<Task> = {}): Promise<Task> {
+  const { result } = await store.update((tx) =>
+    tx.create('task', {
+      ID: newId(),
+      Spec: { ContainerSpec: { Image: 'busybox' } },
+      ServiceID: '',
+      Slot: 1,
+      NodeID: nodeId,
+      Status: { Timestamp: new Date().toISOString(), State: state, Message: state },
+      DesiredState: 'running',
+      ...extra,
+    }),
+  );
+  return store.get('task', result.ID)!;
+}
 
 export interface DispatchManager {
   /** The StoreCluster member ID. */
