@@ -18,7 +18,7 @@ const BUILD_TIMEOUT_MS = 240_000;
 const POLL_MS = 300;
 const WAIT_LIMIT_MS = 45_000;
 
-let root: string;
+let root = ''; // '' until beforeAll made it: afterAll must not fail over a failed beforeAll
 
 function run(args: readonly string[], timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -42,7 +42,7 @@ beforeAll(async () => {
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
 describe('dockerode against shoald', () => {

@@ -21,8 +21,8 @@ const BUILD_TIMEOUT_MS = 240_000;
 const POLL_MS = 500;
 const WAIT_LIMIT_MS = 90_000;
 
-let root: string;
-let dockerConfig: string;
+let root = ''; // '' until beforeAll made it: afterAll must not fail over a failed beforeAll
+let dockerConfig = '';
 
 function shoal(args: readonly string[]): SpawnSyncReturns<string> {
   const [node, ...pre] = SHOAL as [string, ...string[]];
@@ -46,8 +46,8 @@ beforeAll(async () => {
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-  await rm(dockerConfig, { recursive: true, force: true });
+  if (root !== '') await rm(root, { recursive: true, force: true });
+  if (dockerConfig !== '') await rm(dockerConfig, { recursive: true, force: true });
 });
 
 describe('three managers and two workers through updates, a dead worker and a partitioned leader', () => {

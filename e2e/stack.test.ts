@@ -24,9 +24,9 @@ const WAIT_LIMIT_MS = 45_000;
 
 type Host = LabState['hosts'][number];
 
-let root: string;
-let work: string;
-let dockerConfig: string;
+let root = ''; // '' until beforeAll made it: afterAll must not fail over a failed beforeAll
+let work = '';
+let dockerConfig = '';
 
 /** A command run without blocking the test worker (lab up/down take a while). */
 function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ status: number | null; stdout: string; stderr: string }> {
@@ -85,9 +85,9 @@ beforeAll(async () => {
 }, BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-  await rm(work, { recursive: true, force: true });
-  await rm(dockerConfig, { recursive: true, force: true });
+  if (root !== '') await rm(root, { recursive: true, force: true });
+  if (work !== '') await rm(work, { recursive: true, force: true });
+  if (dockerConfig !== '') await rm(dockerConfig, { recursive: true, force: true });
 });
 
 describe('stacks on a lab', () => {
