@@ -250,7 +250,7 @@ export class LeaderServices {
     const clock = this.o.clock ?? systemClock;
     const logger = this.m.logger;
     this.orch = new Orchestrators({ store: this.m.store, logger: logger.child({ component: 'orchestrator' }), clock });
-    this.sched = new SchedulerLoop({ store: this.m.store, logger: logger.child({ component: 'scheduler' }), clock, allocatorAdmits: true });
+    this.sched = new SchedulerLoop({ store: this.m.store, logger: logger.child({ component: 'scheduler' }), clock, allocatorAdmits: true, burst: this.orch.burst });
     this.alloc = new Allocator({ store: this.m.store, logger: logger.child({ component: 'allocator' }), clock });
     this.orch.start();
     this.alloc.start();

@@ -1,6 +1,7 @@
 // The orchestrators and how the manager runtime starts them (on the leader only: they write).
 import type { Logger } from 'pino';
 import type { MemoryStore } from '../store/memory-store.js';
+import { CreationBurst } from './burst.js';
 import { systemClock, type Clock } from './clock.js';
 import { GlobalOrchestrator } from './global.js';
 import { ReplicatedOrchestrator } from './replicated.js';
@@ -15,6 +16,7 @@ export { RestartSupervisor, needsRestartDecision } from './restart.js';
 export { TaskReaper, isFinished } from './task-reaper.js';
 export { Updater } from './updater.js';
 export { JobsOrchestrator, type JobService } from './jobs.js';
+export { CreationBurst } from './burst.js';
 export { ReconcileLoop, MAX_WRITES_PER_TX, type LoopOptions } from './loop.js';
 export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.js';
 export * from './task-state.js';
@@ -24,6 +26,8 @@ export interface OrchestratorsOptions {
   readonly store: MemoryStore;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** Shared with the scheduler loop (`SchedulerLoopOptions.burst`); default a new one, see `burst`. */
+  readonly burst?: CreationBurst;
 }
 
 /** Every orchestration loop, started and stopped together (the manager runs them while it leads). */
@@ -34,10 +38,13 @@ export class Orchestrators {
   readonly reaper: TaskReaper;
   readonly updater: Updater;
   readonly jobs: JobsOrchestrator;
+  /** Held while the replicated orchestrator commits a scale-up: give it to the scheduler loop. */
+  readonly burst: CreationBurst;
 
   constructor(opts: OrchestratorsOptions) {
     const o = { store: opts.store, logger: opts.logger, clock: opts.clock ?? systemClock };
-    this.replicated = new ReplicatedOrchestrator(o);
+    this.burst = opts.burst ?? new CreationBurst();
+    this.replicated = new ReplicatedOrchestrator({ ...o, burst: this.burst });
     this.global = new GlobalOrchestrator(o);
     this.restarts = new RestartSupervisor(o);
     this.reaper = new TaskReaper(o);

@@ -5,7 +5,7 @@
 //            ┌────────────────────────────────────────────┘
 //            ▼
 //   ┌─► drain the events already applied (≤ maxEventsPerPass) → onEvent marks keys dirty
-//   │   work? ─ yes ─► pass(keys) : read the store, decide, commit in as few transactions as fit
+//   │   work (and not passHeld())? ─ yes ─► pass(keys) : read the store, decide, commit in as few transactions as fit
 //   │     │             └─ failed: keys stay dirty; a conflict retries at once (≤ 5 times),
 //   │     no                anything else after a backoff on the clock
 //   │     ▼
@@ -67,6 +67,14 @@ export abstract class ReconcileLoop {
   protected abstract onEvent(ev: ChangeEvent): void;
   /** Reconciles these keys (or everything when `all`). Keys it could not finish it marks dirty again. */
   protected abstract pass(keys: ReadonlySet<string>, all: boolean): Promise<void>;
+
+  /**
+   * While this returns true a due pass waits: the loop keeps reading its watch (events keep
+   * marking keys dirty) and asks again after every event and every `wake()`. Default: never held.
+   */
+  protected passHeld(): boolean {
+    return false;
+  }
 
   /** How many times the watch lost continuity and the loop re-listed (for tests and logs). */
   get resyncs(): number {
@@ -173,7 +181,7 @@ export abstract class ReconcileLoop {
         }
         if (this.store.closed) return;
       }
-      if (this.dirtyAll || this.dirty.size > 0) {
+      if ((this.dirtyAll || this.dirty.size > 0) && !this.passHeld()) {
         await this.runPass();
         continue;
       }

@@ -22,6 +22,7 @@ import type { ReadTx, Tx } from '../store/memory-store.js';
 import { byServiceId } from '../store/query.js';
 import type { Service, Task } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
+import type { CreationBurst } from './burst.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
 import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, stableJson } from './service-model.js';
 import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
@@ -29,16 +30,28 @@ import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js'
 export interface ReplicatedOrchestratorOptions extends LoopOptions {
   /** Transactions one pass may have in flight for a large scale-up (default 4). */
   readonly maxTxInFlight?: number;
+  /**
+   * Held while a scale-up is still being committed (from its first creation pass until the
+   * commits of its last one landed), so the scheduler loop can place the whole burst in one pass.
+   */
+  readonly burst?: CreationBurst;
 }
 
 export class ReplicatedOrchestrator extends ReconcileLoop {
   /** Services this loop owns, so a deleted one is recognised from its ID alone. */
   private readonly known = new Set<string>();
   private readonly maxTxInFlight: number;
+  private readonly burst: CreationBurst | null;
 
   constructor(opts: ReplicatedOrchestratorOptions) {
     super(opts, 'replicated-orchestrator', ['service', 'task']);
     this.maxTxInFlight = Math.max(1, opts.maxTxInFlight ?? 4);
+    this.burst = opts.burst ?? null;
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    this.burst?.release();
   }
 
   protected resync(tx: ReadTx): void {
@@ -88,8 +101,19 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
       if (!built) break;
       if (creating.size === 0) break; // nothing of this round can overlap with the next
     }
-    const failed = (await Promise.allSettled(commits)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
+    // Creating tasks: a burst until a pass creates and leaves nothing over for the next one.
+    if (creating.size > 0) this.burst?.hold();
+    let settled: PromiseSettledResult<unknown>[];
+    try {
+      settled = await Promise.allSettled(commits);
+    } finally {
+      if (creating.size === 0 || todo.length === 0 || this.isStopped) this.burst?.release();
+    }
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      this.burst?.release();
+      throw failed.reason;
+    }
     for (const id of todo) this.markDirty(id);
   }
 

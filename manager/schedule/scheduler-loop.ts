@@ -9,8 +9,15 @@
 //         ─► schedule() ─► one transaction: assigned tasks → ASSIGNED with their node;
 //            unplaced tasks keep PENDING with the reason in Status.Err (only when it changed)
 //
-// The commit is one transaction per pass (split only past MAX_WRITES_PER_TX writes). If it fails
-// because a task changed meanwhile, the pass runs again on fresh state.
+// The commit is one transaction per pass (split only past MAX_WRITES_PER_TX writes, the chunks
+// proposed together and cut at node boundaries: each node's new tasks land in one Raft entry, so
+// the dispatcher sends each node one message per pass). If it fails because a task changed
+// meanwhile, the pass runs again on fresh state.
+//
+// Bursts: while the replicated orchestrator is still committing a scale-up (`CreationBurst` held),
+// a due pass waits — the new tasks gather — and runs the moment the burst is released (at most
+// `maxBurstHoldMs` after it began to wait, then again every `maxBurstHoldMs` while the burst lasts).
+// A lone task's burst ends with its one commit: nothing waits on a timer on its way.
 //
 // Allocator seam: on a manager, `manager/allocator` moves tasks NEW → PENDING after giving them
 // their network attachments, and this loop works from PENDING only (`allocatorAdmits: true`, as
@@ -19,7 +26,8 @@
 import type { Logger } from 'pino';
 import { schedule } from '../../scheduler/index.js';
 import type { GenericResource, PendingTask, PlacedTask, PortConfig } from '../../scheduler/index.js';
-import type { Clock } from '../orchestrator/clock.js';
+import type { CreationBurst } from '../orchestrator/burst.js';
+import type { Clock, TimerHandle } from '../orchestrator/clock.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop } from '../orchestrator/loop.js';
 import { holdsResources, isTerminal } from '../orchestrator/task-state.js';
 import type { MemoryStore, ReadTx, Tx } from '../store/memory-store.js';
@@ -33,7 +41,13 @@ export interface SchedulerLoopOptions {
   readonly logger: Logger;
   /** The allocator moves tasks NEW → PENDING (default false: this loop admits them itself). */
   readonly allocatorAdmits?: boolean;
+  /** The replicated orchestrator's creation burst (`Orchestrators.burst`): passes wait while it is held. */
+  readonly burst?: CreationBurst;
+  /** Longest a due pass waits for a burst to end (default 3,000 ms). */
+  readonly maxBurstHoldMs?: number;
 }
+
+const DEFAULT_MAX_BURST_HOLD_MS = 3_000;
 
 /** A task as the scheduler loop reads and writes it: the generic units it was given live on the task. */
 type TaskWithUnits = Task & { readonly AssignedGenericResources?: readonly GenericResource[] };
@@ -57,10 +71,56 @@ export class SchedulerLoop extends ReconcileLoop {
   private last: PassReport = { admitted: 0, assigned: 0, unplaced: 0 };
 
   private readonly allocatorAdmits: boolean;
+  private readonly burst: CreationBurst | null;
+  private readonly maxBurstHoldMs: number;
+  private readonly unsubscribe: () => void;
+  /** When a due pass began to wait for the burst (clock ms), and the timer that ends the wait. */
+  private heldSince: number | null = null;
+  private holdTimer: TimerHandle | null = null;
+  private heldCount = 0;
 
   constructor(opts: SchedulerLoopOptions) {
     super(opts, 'scheduler-loop', ['task', 'node', 'service']);
     this.allocatorAdmits = opts.allocatorAdmits === true;
+    this.burst = opts.burst ?? null;
+    this.maxBurstHoldMs = Math.max(0, opts.maxBurstHoldMs ?? DEFAULT_MAX_BURST_HOLD_MS);
+    this.unsubscribe = this.burst?.onRelease(() => this.wake()) ?? (() => undefined);
+  }
+
+  override async stop(): Promise<void> {
+    this.unsubscribe();
+    this.endHold();
+    await super.stop();
+  }
+
+  /** Passes that waited for a creation burst before running (tests, logs). */
+  get heldPasses(): number {
+    return this.heldCount;
+  }
+
+  protected override passHeld(): boolean {
+    if (this.burst === null || !this.burst.active || this.isStopped) {
+      this.endHold();
+      return false;
+    }
+    const now = this.clock.now();
+    if (this.heldSince === null) {
+      this.heldSince = now;
+      this.heldCount++;
+      this.holdTimer = this.clock.setTimer(this.maxBurstHoldMs, () => {
+        this.holdTimer = null;
+        this.wake();
+      });
+    }
+    if (now - this.heldSince < this.maxBurstHoldMs) return true;
+    this.endHold();
+    return false;
+  }
+
+  private endHold(): void {
+    this.heldSince = null;
+    this.holdTimer?.cancel();
+    this.holdTimer = null;
   }
 
   /** What the last pass did (tests, logs). */
@@ -101,33 +161,36 @@ export class SchedulerLoop extends ReconcileLoop {
     const nowIso = new Date(this.clock.now()).toISOString();
     const admitted = this.allocatorAdmits ? 0 : await this.admitNewTasks(nowIso);
     const plan = this.plan();
-    const writes: { task: TaskWithUnits; next: TaskWithUnits }[] = [];
+    // Assignments grouped by node (decision order within a node), so that chunks can be cut
+    // between nodes: a node's new tasks come in one entry, and the dispatcher sends it one message.
+    const byNode = new Map<string, TaskWithUnits[]>();
     for (const [taskId, nodeId] of plan.result.assignments) {
       const t = plan.pending.get(taskId)!;
       const units = plan.result.genericResources.get(taskId);
-      writes.push({
-        task: t,
-        next: {
-          ...t,
-          NodeID: nodeId,
-          Status: { ...t.Status, State: 'assigned', Message: 'scheduler assigned task to node', Err: undefined, Timestamp: nowIso },
-          ...(units !== undefined ? { AssignedGenericResources: units } : {}),
-        },
+      let list = byNode.get(nodeId);
+      if (list === undefined) byNode.set(nodeId, (list = []));
+      list.push({
+        ...t,
+        NodeID: nodeId,
+        Status: { ...t.Status, State: 'assigned', Message: 'scheduler assigned task to node', Err: undefined, Timestamp: nowIso },
+        ...(units !== undefined ? { AssignedGenericResources: units } : {}),
       });
     }
+    const groups: TaskWithUnits[][] = [...byNode.values()];
+    const reasons: TaskWithUnits[] = [];
     for (const [taskId, reason] of plan.result.unplaced) {
       const t = plan.pending.get(taskId)!;
       if (t.Status.Err === reason) continue;
-      writes.push({ task: t, next: { ...t, Status: { ...t.Status, Err: reason, Message: 'pending task scheduling' } } });
+      reasons.push({ ...t, Status: { ...t.Status, Err: reason, Message: 'pending task scheduling' } });
     }
+    if (reasons.length > 0) groups.push(reasons);
     // The chunks touch distinct tasks, decided against one view: proposed together, their Raft
     // round trips overlap. A failed chunk fails the pass (its tasks stay pending for the next one).
     const commits: Promise<unknown>[] = [];
-    for (let i = 0; i < writes.length; i += MAX_WRITES_PER_TX) {
-      const chunk = writes.slice(i, i + MAX_WRITES_PER_TX);
+    for (const chunk of chunksByGroup(groups, MAX_WRITES_PER_TX)) {
       commits.push(
         this.store.update((tx) => {
-          for (const w of chunk) tx.update('task', w.next);
+          for (const next of chunk) tx.update('task', next);
         }),
       );
     }
@@ -201,4 +264,28 @@ export class SchedulerLoop extends ReconcileLoop {
     const result = pendingTasks.length === 0 ? { assignments: new Map(), unplaced: new Map(), genericResources: new Map() } : schedule({ nodes, placedTasks, pendingTasks });
     return { result, pending, nodes: nodes.length };
   }
+}
+
+/**
+ * Chunks of at most `max` items, each group whole in one chunk where it fits (a group larger than
+ * `max` is split over chunks of its own). Order is kept.
+ */
+export function chunksByGroup<T>(groups: readonly (readonly T[])[], max: number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  for (const g of groups) {
+    if (cur.length > 0 && cur.length + g.length > max) {
+      out.push(cur);
+      cur = [];
+    }
+    for (const item of g) {
+      if (cur.length >= max) {
+        out.push(cur);
+        cur = [];
+      }
+      cur.push(item);
+    }
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }

@@ -118,7 +118,7 @@ export interface ControlPlane {
 /** Starts the orchestrators, the scheduler loop and simulated workers over the harness's store. */
 export function startControlPlane(h: Harness, clock: Clock = h.clock): ControlPlane {
   const orch = new Orchestrators({ store: h.store, logger: h.logger, clock });
-  const sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock });
+  const sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock, burst: orch.burst });
   const sim = new SimWorkers({ store: h.store });
   orch.start();
   sched.start();
