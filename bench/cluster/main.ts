@@ -27,7 +27,9 @@ import type { WorkerProcSpec, WorkerProcStats } from './worker-proc.js';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MANAGER_ENTRY = path.join(HERE, 'manager-proc.ts');
 /** The managers run with the V8 flags shoald sets on itself (cli/daemon/v8-flags.ts), as in production; SHOAL_BENCH_NO_V8_FLAGS=1 runs them without (A/B). */
-const MANAGER_EXEC_ARGV = process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags([]);
+/** SHOAL_BENCH_MANAGER_V8_FLAGS adds flags to the managers' command line (A/B of V8 settings; shoald's own give way to them as in shoaldV8Flags). */
+const EXTRA_MANAGER_FLAGS = (process.env['SHOAL_BENCH_MANAGER_V8_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
+const MANAGER_EXEC_ARGV = [...(process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags(EXTRA_MANAGER_FLAGS)), ...EXTRA_MANAGER_FLAGS];
 const WORKER_ENTRY = path.join(HERE, 'worker-proc.ts');
 
 const POLL_MS = 100;
@@ -229,6 +231,13 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
       await child.request('profile-stop', { file });
       const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
       say(`CPU profile of ${who} written to ${file}; top self time:\n${formatProfileSummary(summarizeProfile(profile, 25))}`);
+    }
+  }
+  if (process.env['SHOAL_BENCH_HEAP'] === '1') {
+    // What holds the managers' memory after convergence: V8's heap by space before and after a full GC.
+    for (const [who, child] of [['leader', leader], ...followersOf.slice(0, 1).map((f) => ['follower', f] as const)] as const) {
+      const file = profDir !== undefined ? path.join(profDir, `${who}-run${run}.heapsnapshot`) : undefined;
+      say(`run ${run}: ${who} memory: ${JSON.stringify(await child.request('heap', file !== undefined && process.env['SHOAL_BENCH_HEAP_SNAPSHOT'] === '1' ? { snapshot: file } : {}))}`);
     }
   }
   if (!(await leader.request<boolean>('leading'))) say(`warning: ${leader.name} lost the leadership during run ${run} (an overloaded machine delays Raft heartbeats): its figures mix two leaders`);

@@ -4,8 +4,10 @@
 //   node --import tsx bench/cluster/manager-proc.ts '<json ManagerProcSpec>'
 //
 // Ops: tokens, leading, control {method, args}, drain-managers, nodes, progress {serviceId},
-// stats, profile-start, profile-stop {file}, close.
+// stats, heap {snapshot?}, profile-start, profile-stop {file}, close.
 import { readdirSync, readFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 import { pino } from 'pino';
 
@@ -83,6 +85,25 @@ function threadCpu(): ThreadCpu {
     }
   }
   return out;
+}
+
+/**
+ * What holds this process's memory (SHOAL_BENCH_HEAP=1 in main.ts): RSS, and V8's heap by space
+ * before and after a full GC, so "retained" (live after GC) can be told from "not collected yet".
+ * With `snapshot`, a heap snapshot is written there too (slow for a big heap).
+ */
+function heapReport(snapshot: string | undefined): Record<string, unknown> {
+  const spaces = (): Record<string, number> =>
+    Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, Math.round(s.space_used_size / 1048576)]));
+  const mb = (n: number): number => Math.round(n / 1048576);
+  const before = { rss_mb: mb(process.memoryUsage().rss), heap_total_mb: mb(v8.getHeapStatistics().total_heap_size), used_mb: spaces() };
+  v8.setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+  const h = v8.getHeapStatistics();
+  const mu = process.memoryUsage();
+  const after = { rss_mb: mb(mu.rss), heap_total_mb: mb(h.total_heap_size), heap_used_mb: mb(h.used_heap_size), external_mb: mb(mu.external), array_buffers_mb: mb(mu.arrayBuffers), used_mb: spaces() };
+  if (snapshot !== undefined) v8.writeHeapSnapshot(snapshot);
+  return { before, after_gc: after };
 }
 
 async function start(spec: ManagerProcSpec): Promise<Manager> {
@@ -165,6 +186,8 @@ async function main(): Promise<void> {
           store_watches: st.watches,
         } satisfies ManagerStats;
       }
+      case 'heap':
+        return heapReport(typeof args['snapshot'] === 'string' ? args['snapshot'] : undefined);
       case 'profile-start':
         await profiler.start();
         return null;
