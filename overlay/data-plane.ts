@@ -55,6 +55,8 @@ export class OverlayDataPlane {
   readonly dns: ContainerDns;
   private readonly networks = new Map<string, OverlayNetwork>();
   private readonly creating = new Set<string>();
+  /** Containers' own resolvers (`--dns`), by netnsKey of the container's namespace. */
+  private readonly containerResolvers = new Map<string, readonly Upstream[]>();
   private readonly log: Logger;
 
   constructor(private readonly options: OverlayDataPlaneOptions) {
@@ -64,6 +66,7 @@ export class OverlayDataPlane {
     this.dns = new ContainerDns({
       upstreams: options.upstreamResolvers ?? readHostResolvConf().nameservers,
       view: (networkId, sourceIp) => this.viewOf(networkId, sourceIp),
+      upstreamsFor: (networkId, sourceIp) => this.resolversOf(networkId, sourceIp),
       logger: this.log,
       ...(options.dnsPort !== undefined ? { port: options.dnsPort } : {}),
     });
@@ -179,6 +182,22 @@ export class OverlayDataPlane {
   }
 
   /** Networks visible to whoever sent `sourceIp` on `networkId`: the arrival network first, then the asker's others. */
+  /**
+   * The resolvers a container's names outside the cluster go to (its `--dns` servers, as Docker's
+   * embedded DNS forwards to them), instead of the host's; undefined or empty: the host's again.
+   */
+  setContainerResolvers(containerNetns: string, upstreams: readonly Upstream[] | undefined): void {
+    const key = netnsKey(containerNetns);
+    if (upstreams === undefined || upstreams.length === 0) this.containerResolvers.delete(key);
+    else this.containerResolvers.set(key, upstreams);
+  }
+
+  private resolversOf(networkId: string, sourceIp: string): readonly Upstream[] | undefined {
+    if (this.containerResolvers.size === 0) return undefined;
+    const container = this.networks.get(networkId)?.containerOf(sourceIp);
+    return container === undefined ? undefined : this.containerResolvers.get(container);
+  }
+
   private viewOf(networkId: string, sourceIp: string): readonly NetworkRecords[] {
     const arrival = this.networks.get(networkId);
     if (arrival === undefined) return [];

@@ -14,7 +14,7 @@ export {
   type AttachedEndpoint,
 } from './spec.js';
 export { OverlayError, OverlayCommandError, EncryptedOverlayUnsupportedError, type OverlayErrorCode } from './errors.js';
-export { containerResolvConf, readHostResolvConf, parseResolvConf, type Upstream } from './dns/upstream.js';
+export { containerResolvConf, nameserverUpstreams, readHostResolvConf, parseResolvConf, type Upstream } from './dns/upstream.js';
 export { macFromIpv4 } from './addresses.js';
 export { IngressSandbox, type PublishedPort, type IngressSandboxOptions, INGRESS_SANDBOX_ADDR, INGRESS_HOST_ADDR } from './ingress.js';
 export { taskNetnsName, ingressSandboxName } from './names.js';

@@ -26,7 +26,10 @@ const STALE_HOLDER_ATTEMPT = 5;
 export type ViewResolver = (networkId: string, sourceIp: string) => readonly NetworkRecords[];
 
 export interface ContainerDnsOptions {
+  /** Where names not ours are forwarded, unless `upstreamsFor` names the asker's own. */
   readonly upstreams: readonly Upstream[];
+  /** The asker's own resolvers (a task started with `--dns`), by arrival network and source address. */
+  readonly upstreamsFor?: (networkId: string, sourceIp: string) => readonly Upstream[] | undefined;
   readonly view: ViewResolver;
   readonly logger?: Logger;
   /** Port the stubs bind (53; tests may use another). */
@@ -137,13 +140,14 @@ export class ContainerDns {
       case 'nxdomain':
         return buildResponse(queryBytes, query, { rcode: RCODE_NXDOMAIN, authoritative: true });
       case 'forward': {
-        if (this.forwardsInFlight >= MAX_FORWARDS_IN_FLIGHT || this.options.upstreams.length === 0) {
+        const upstreams = this.options.upstreamsFor?.(networkId, sourceIp) ?? this.options.upstreams;
+        if (this.forwardsInFlight >= MAX_FORWARDS_IN_FLIGHT || upstreams.length === 0) {
           return buildResponse(queryBytes, query, { rcode: RCODE_SERVFAIL });
         }
         this.forwardsInFlight++;
         try {
           const forward = transport === 'tcp' ? forwardQueryTcp : forwardQuery;
-          const reply = await forward(queryBytes, this.options.upstreams, this.options.upstreamTimeoutMs);
+          const reply = await forward(queryBytes, upstreams, this.options.upstreamTimeoutMs);
           return reply ?? buildResponse(queryBytes, query, { rcode: RCODE_SERVFAIL });
         } finally {
           this.forwardsInFlight--;

@@ -38,12 +38,22 @@ export function readHostResolvConf(path = '/etc/resolv.conf'): ResolvConf {
   }
 }
 
-/** The resolv.conf a container on the overlay gets: our resolver, and the host's search domains. */
-export function containerResolvConf(nameserver: string, search: readonly string[] = []): string {
+/**
+ * The resolv.conf a container on the overlay gets, as Docker writes it for its embedded resolver:
+ * our resolver, the search domains (the task's `--dns-search`, else the host's) and the options
+ * (the task's `--dns-option`), with `ndots:0` unless those set ndots themselves.
+ */
+export function containerResolvConf(nameserver: string, search: readonly string[] = [], options: readonly string[] = []): string {
   const lines = [`nameserver ${nameserver}`];
   if (search.length > 0) lines.push(`search ${search.join(' ')}`);
-  lines.push('options ndots:0');
+  const opts = options.some((o) => o.startsWith('ndots:')) ? options : ['ndots:0', ...options];
+  lines.push(`options ${opts.join(' ')}`);
   return lines.join('\n') + '\n';
+}
+
+/** The IPv4 nameservers of a list (a task's `--dns`), as upstreams on port 53; others are left out. */
+export function nameserverUpstreams(nameservers: readonly string[]): Upstream[] {
+  return nameservers.filter(isIpv4).map((address) => ({ address, port: 53 }));
 }
 
 /** Sends `query` to each upstream in turn until one answers; undefined when none does in time. */

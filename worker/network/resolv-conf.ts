@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 
 import type { ContainerSpec } from '../../manager/store/types.js';
+import { containerResolvConf } from '../../overlay/index.js';
 
 export const HOST_RESOLV_CONF = '/etc/resolv.conf';
 /** Where systemd-resolved keeps the real upstreams when /etc/resolv.conf names only its 127.0.0.53 stub. */
@@ -54,6 +55,19 @@ export function taskResolvConf(hostText: string, dns?: DnsConfig): string {
   if (search.length > 0) lines.push(`search ${search.join(' ')}`);
   if (options.length > 0) lines.push(`options ${options.join(' ')}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The resolv.conf of a task with an embedded resolver (`nameserver`, on its first overlay), as
+ * Docker writes it: the task's `--dns-search` and `--dns-option` replace the host's search domains
+ * and options; its `--dns` servers are where the resolver forwards its other names (the data
+ * plane's `setContainerResolvers`), so they are not listed here.
+ */
+export function embeddedResolverConf(hostText: string, nameserver: string, dns?: DnsConfig): string {
+  const host = parse(hostText);
+  const search = (dns?.Search?.length ?? 0) > 0 ? dns!.Search! : host.search;
+  const options = (dns?.Options?.length ?? 0) > 0 ? dns!.Options! : host.options;
+  return containerResolvConf(nameserver, search, options);
 }
 
 /**

@@ -6,6 +6,7 @@
 // on the host without the task reaches it (routing mesh), every task (on no network, on an overlay,
 // on ingress only) reaches an address outside its host through the gateway bridge, seen there as
 // its node's address, and nothing is left afterwards.
+import dgram from 'node:dgram';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { NetworkPeers, NetworkPeerTask } from '../../manager/dispatcher/network-peers.js';
 import type { Network, Task } from '../../manager/store/types.js';
-import { buildQuery, parseResponse } from '../../overlay/dns/message.js';
+import { buildQuery, buildResponse, parseQuery, parseResponse } from '../../overlay/dns/message.js';
 import { run } from '../../overlay/exec.js';
 import { gatewayVethName } from '../../overlay/names.js';
 import { NetnsLab } from '../../overlay/testing/netns-lab.js';
@@ -41,6 +42,8 @@ srv.listen(Number(process.argv[1]), '0.0.0.0', () => console.log('ready'));
 process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
 `;
 const OUTSIDE_PORT = 7070;
+/** A task's own resolver (its --dns server): a loopback address of the test's namespace, port 53. */
+const OWN_RESOLVER = '127.77.0.53';
 
 function network(id: string, name: string, vni: number, subnet: string, gateway: string, ingress = false): Network {
   return {
@@ -166,7 +169,7 @@ describe('worker network manager', () => {
   it('gives each task a namespace with its addresses, the default route on the gateway bridge and a resolv.conf naming the overlay gateway', async () => {
     const config = await netA.prepareTask(CLIENT); // idempotent: the same namespace
     expect(config!.networkNamespacePath).toBe(paths.get(CLIENT.ID));
-    expect(config!.resolvConf).toBe('nameserver 10.77.1.1\noptions ndots:0\n');
+    expect(config!.resolvConf).toBe('nameserver 10.77.1.1\nsearch example.test\noptions ndots:0 edns0\n'); // the host's search domains and options
     const addrs = await run(['ip', '-o', '-4', 'addr', 'show'], { netns: paths.get(WEB1.ID)! });
     expect(addrs).toMatch(/eth0\s+inet 10\.77\.1\.21\/24/);
     expect(addrs).toMatch(/eth1\s+inet 10\.77\.0\.21\/24/);
@@ -237,6 +240,32 @@ describe('worker network manager', () => {
     expect(out!.rcode).toBe(3); // NXDOMAIN: not on a shared network
   });
 
+  it("a task's --dns servers answer its names outside the cluster, its --dns-search and --dns-option are in its resolv.conf; other tasks' names go to the host's resolvers", async () => {
+    // The task's own resolver: a real one on a loopback address of the daemon's namespace (the
+    // embedded resolver forwards from the daemon; here the hosts' resolvers are none: SERVFAIL).
+    const own = dgram.createSocket('udp4');
+    own.on('message', (msg, rinfo) => own.send(buildResponse(msg, parseQuery(msg), { rcode: 0, addresses: ['192.0.2.7'] }), rinfo.port, rinfo.address));
+    await new Promise<void>((resolve, reject) => {
+      own.once('error', reject);
+      own.bind(53, OWN_RESOLVER, resolve);
+    });
+    const withDns: Task = { ...task(`owndns${process.pid}`, 'svcclient', [[BACKEND, '10.77.1.30/24']]), Spec: { ContainerSpec: { Image: 'busybox', DNSConfig: { Nameservers: [OWN_RESOLVER], Search: ['corp.test'], Options: ['timeout:1'] } } } };
+    try {
+      const config = (await netA.prepareTask(withDns))!;
+      expect(config.resolvConf).toBe('nameserver 10.77.1.1\nsearch corp.test\noptions ndots:0 timeout:1\n');
+      const [mine] = (await lab.dnsExchange(config.networkNamespacePath, '10.77.1.1', 53, [buildQuery(1, 'example.com')])).map((r) => parseResponse(r!));
+      expect(mine!.addresses).toEqual(['192.0.2.7']);
+      const [theirs] = (await lab.dnsExchange(paths.get(CLIENT.ID)!, '10.77.1.1', 53, [buildQuery(2, 'example.com')])).map((r) => parseResponse(r!));
+      expect(theirs!.rcode).toBe(2); // SERVFAIL: the hosts have no resolver a task can use here
+      // Cluster names are still ours for it.
+      const [web] = (await lab.dnsExchange(config.networkNamespacePath, '10.77.1.1', 53, [buildQuery(3, 'web')])).map((r) => parseResponse(r!));
+      expect(web!.addresses).toEqual(['10.77.1.2']);
+    } finally {
+      await netA.releaseTask(withDns.ID);
+      own.close();
+    }
+  });
+
   it('scaling updates the backends: a task no longer running gets no VIP traffic', async () => {
     const client = paths.get(CLIENT.ID)!;
     for (const wn of [netA, netB]) wn.setView(backendView(false));
@@ -274,7 +303,7 @@ describe('worker network manager', () => {
     expect(hp!.ports).toEqual([hostPort]);
     expect(hy!.ports).toEqual([hybridPort]);
     expect(hp!.resolvConf).toBe(TASK_RESOLV_CONF);
-    expect(hy!.resolvConf).toBe('nameserver 10.77.1.1\noptions ndots:0\n');
+    expect(hy!.resolvConf).toBe('nameserver 10.77.1.1\nsearch example.test\noptions ndots:0 edns0\n');
     await lab.startNameServer(hp!.networkNamespacePath, 8080, 'hp.1');
     await lab.startNameServer(hy!.networkNamespacePath, 8080, 'hy.1');
     expect(await lab.tcpRequests(hostB, ADDR_A, 8081, 2)).toEqual(['hp.1', 'hp.1']);

@@ -20,12 +20,12 @@ import { pino, type Logger } from 'pino';
 
 import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
 import type { Network, PortConfig, Task } from '../../manager/store/types.js';
-import { containerResolvConf, OverlayDataPlane, type OverlayNetwork, type OverlayNetworkSpec, type Upstream } from '../../overlay/index.js';
+import { nameserverUpstreams, OverlayDataPlane, type OverlayNetwork, type OverlayNetworkSpec, type Upstream } from '../../overlay/index.js';
 import { GONE, run, runTolerating } from '../../overlay/exec.js';
 import { GatewayBridge, type HostPort } from '../../overlay/gateway-bridge.js';
 import { IngressSandbox, type PublishedPort } from '../../overlay/ingress.js';
 import { netnsPath, taskNetnsName, taskNetnsPrefix } from '../../overlay/names.js';
-import { readHostResolvConfText, taskResolvConf } from './resolv-conf.js';
+import { embeddedResolverConf, readHostResolvConfText, taskResolvConf } from './resolv-conf.js';
 
 export const VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 
@@ -261,7 +261,11 @@ export class WorkerNetworks implements TaskNetworks {
             networkIds.push(net.id);
             if (a === primary && a.Network.Spec.Ingress !== true) nameserver = ep.nameserver;
           }
-          const resolvConf = nameserver !== '' ? containerResolvConf(nameserver) : taskResolvConf(await readHostResolvConfText(this.opts.hostResolvConf), task.Spec.ContainerSpec?.DNSConfig);
+          const dns = task.Spec.ContainerSpec?.DNSConfig;
+          const hostText = await readHostResolvConfText(this.opts.hostResolvConf);
+          const resolvConf = nameserver !== '' ? embeddedResolverConf(hostText, nameserver, dns) : taskResolvConf(hostText, dns);
+          // Names outside the cluster go to the task's own `--dns` servers, as Docker's embedded resolver forwards them.
+          if (nameserver !== '') plane.setContainerResolvers(path, nameserverUpstreams(dns?.Nameservers ?? []));
           const config: TaskNetworkConfig = {
             networkNamespacePath: path,
             resolvConf,
@@ -290,6 +294,7 @@ export class WorkerNetworks implements TaskNetworks {
       this.tasks.delete(taskId);
       if (t !== undefined && this.plane !== null) {
         for (const id of t.networkIds) await this.plane.getNetwork(id)?.detach(taskId);
+        this.plane.setContainerResolvers(netnsPath(t.netnsName), undefined);
       }
       if (t?.gateway === true) await this.gwbridge?.detach(taskId);
       await runTolerating(['ip', 'netns', 'del', taskNetnsName(this.opts.hostTag, taskId)], GONE);
