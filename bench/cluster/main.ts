@@ -207,15 +207,14 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   await until(
     `${tasks} tasks RUNNING`,
     async () => {
-      const p = await leader.request<Progress & { version: number }>('progress', { serviceId: svc.ID });
-      const s = await leader.request<ManagerStats>('stats');
+      const p = await leader.request<Progress & { version: number; heartbeats: number }>('progress', { serviceId: svc.ID });
       const ms = performance.now() - t0;
       if (startedMs === null) {
         const ws = await Promise.all(procs.map((w) => w.request<WorkerProcStats>('stats')));
         if (ws.reduce((a, w) => a + w.started - w.stopped, 0) - runningBefore >= tasks) startedMs = ms;
       }
       samples.push({ ms, wanted: p.wanted, assigned: p.assigned, running: p.running, failed: p.failed });
-      hbConverging.push({ ms, value: s.heartbeats });
+      hbConverging.push({ ms, value: p.heartbeats });
       if (last === undefined || Math.floor(p.running / (tasks / 10)) !== Math.floor(last.running / (tasks / 10))) say(`  ${(ms / 1000).toFixed(2)} s: ${p.wanted} created, ${p.assigned} assigned, ${p.running} running`);
       last = p;
       return p.running >= tasks ? p : undefined;
@@ -252,6 +251,10 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
         `store: ${a.store_entries - b.store_entries} entries, ${writes} object writes (${(writes / tasks).toFixed(2)} per task, ${Math.round((a.store_bytes - b.store_bytes) / Math.max(1, writes))} entry bytes each), ${a.store_watches} watches`,
     );
   }
+  say(
+    `run ${run}: leader loops: ${after.scheduler_passes - before.scheduler_passes} scheduler passes (${after.scheduler_held_passes - before.scheduler_held_passes} waited for a creation burst), ` +
+      `${after.replicated_passes - before.replicated_passes} replicated orchestrator passes, ${after.creation_bursts - before.creation_bursts} creation bursts`,
+  );
   say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
 
   // Steady state: heartbeats only.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { formatProfileSummary, shortFile, summarizeProfile, type CpuProfile } from './profile.js';
-import { countProgress, formatTable, medianRow, phases, ratePerSecond, summarizeRun, type BenchRow, type RunFigures } from './stats.js';
+import { countProgress, formatTable, ProgressTally, medianRow, phases, ratePerSecond, summarizeRun, type BenchRow, type RunFigures } from './stats.js';
 
 const task = (DesiredState: string, State: string): { DesiredState: string; Status: { State: string } } => ({ DesiredState, Status: { State } });
 
@@ -19,6 +19,23 @@ describe('countProgress', () => {
       task('running', 'rejected'),
     ]);
     expect(p).toEqual({ wanted: 7, assigned: 4, running: 2, failed: 2 });
+  });
+
+  it('ProgressTally followed change by change ends where a recount does', () => {
+    const tally = new ProgressTally();
+    const a0 = task('running', 'pending');
+    const b0 = task('running', 'pending');
+    tally.add(a0);
+    tally.add(b0);
+    const a1 = task('running', 'running');
+    tally.remove(a0);
+    tally.add(a1);
+    const b1 = task('shutdown', 'failed');
+    tally.remove(b0);
+    tally.add(b1);
+    expect(tally.progress).toEqual(countProgress([a1, b1]));
+    tally.remove(b1); // deleted
+    expect(tally.progress).toEqual({ wanted: 1, assigned: 1, running: 1, failed: 0 });
   });
 });
 

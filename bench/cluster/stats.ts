@@ -27,18 +27,37 @@ const PLACED = new Set(['assigned', 'accepted', 'preparing', 'ready', 'starting'
 const BAD = new Set(['failed', 'rejected', 'orphaned', 'remove']);
 
 export function countProgress(tasks: Iterable<TaskLike>): Progress {
-  let wanted = 0;
-  let assigned = 0;
-  let running = 0;
-  let failed = 0;
-  for (const t of tasks) {
-    if (BAD.has(t.Status.State)) failed++;
-    if (t.DesiredState !== 'running') continue;
-    wanted++;
-    if (PLACED.has(t.Status.State)) assigned++;
-    if (t.Status.State === 'running') running++;
+  const tally = new ProgressTally();
+  for (const t of tasks) tally.add(t);
+  return tally.progress;
+}
+
+/**
+ * `countProgress` kept up to date change by change (the bench's leader process follows a store
+ * watch instead of re-reading every task at each poll): `add` a task as it is now, `remove` it as
+ * it was.
+ */
+export class ProgressTally {
+  private wanted = 0;
+  private assigned = 0;
+  private running = 0;
+  private failed = 0;
+
+  add(t: TaskLike, sign: 1 | -1 = 1): void {
+    if (BAD.has(t.Status.State)) this.failed += sign;
+    if (t.DesiredState !== 'running') return;
+    this.wanted += sign;
+    if (PLACED.has(t.Status.State)) this.assigned += sign;
+    if (t.Status.State === 'running') this.running += sign;
   }
-  return { wanted, assigned, running, failed };
+
+  remove(t: TaskLike): void {
+    this.add(t, -1);
+  }
+
+  get progress(): Progress {
+    return { wanted: this.wanted, assigned: this.assigned, running: this.running, failed: this.failed };
+  }
 }
 
 /** One poll of the leader, `ms` after the service was created. */
