@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 
 import { ControlApi } from './controlapi/control-api.js';
 import { controlRegistration } from './controlapi/grpc.js';
+import { DISPATCHER_SERVICE } from './dispatcher/assignment-wire.js';
 import { Dispatcher, type DispatcherConfig, type ManagerPeer } from './dispatcher/dispatcher.js';
 import { LogBroker } from './logbroker/broker.js';
 import { logBrokerRegistrations } from './logbroker/grpc.js';
@@ -28,7 +29,6 @@ import { systemClock, type Clock } from './orchestrator/clock.js';
 import { SchedulerLoop } from './schedule/index.js';
 import { Allocator } from './allocator/index.js';
 import { ControlService } from '../proto/gen/shoal/control.js';
-import { DispatcherService } from '../proto/gen/shoal/dispatcher.js';
 
 export interface LeaderServicesOptions {
   /** Dispatcher tuning (heartbeat period, batching…); defaults are Docker's. */
@@ -116,7 +116,7 @@ export class LeaderServices {
   registrations(): ServiceRegistration[] {
     return [
       { definition: ControlService, implementation: lazyImplementation(ControlService, () => this.controlImpl, 'control API') },
-      { definition: DispatcherService, implementation: lazyImplementation(DispatcherService, () => this.dispatcherGrpc, 'dispatcher') },
+      { definition: DISPATCHER_SERVICE, implementation: lazyImplementation(DISPATCHER_SERVICE, () => this.dispatcherGrpc, 'dispatcher') },
       ...logBrokerRegistrations(() => this.broker, managerLocator(this.m, () => this.broker)),
     ];
   }

@@ -25,10 +25,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 
 import {
-  AssignmentAction,
   AssignmentsMessage_Type,
-  DispatcherService,
-  type AssignmentChange,
   type AssignmentsMessage,
   type AssignmentsRequest,
   type DispatcherServer,
@@ -48,6 +45,7 @@ import type { MemoryStore } from '../store/memory-store.js';
 import type { Node, TaskStatus } from '../store/types.js';
 import type { ChangeEvent, StoreWatch } from '../store/watch.js';
 import { AssignmentSet, type AssignedItem, type AssignmentDelta } from './assignment-set.js';
+import { DISPATCHER_SERVICE, EncodedAssignments, encodeAssignmentsMessage, encodedChange, objectJson, type EncodedChange } from './assignment-wire.js';
 import { BatchWriter, nodeRoleOfCertificate } from './batch-writer.js';
 import { DispatcherError, notLeader, sessionInvalid } from './errors.js';
 import { NetworkPeersCache, touchedNetworks, type NetworkPeers } from './network-peers.js';
@@ -189,7 +187,7 @@ export class Dispatcher {
   private readonly ended = new WeakSet<AnyStream>();
   private readonly sessions = new Map<string, NodeSession>();
   /** Encoded network views, by view object (views live for one routing pass). */
-  private readonly viewBytes = new WeakMap<NetworkPeers, Buffer>();
+  private readonly viewJson = new WeakMap<NetworkPeers, string>();
   /** Nodes a new leader has not heard from yet: written down when these fire. */
   private readonly unknownTimers = new Map<string, NodeJS.Timeout>();
   private writer: BatchWriter | null = null;
@@ -235,7 +233,7 @@ export class Dispatcher {
     this.stepDown(new DispatcherError('ERR_DISPATCHER_STOPPED', 'the dispatcher on this manager is shutting down: use another manager'));
   }
 
-  /** The grpc-js implementation (for `server.addService(DispatcherService, …)`). */
+  /** The grpc-js implementation (for `server.addService(DISPATCHER_SERVICE, …)`: assignments are written as bytes). */
   implementation(): DispatcherServer {
     return {
       session: (call) => {
@@ -590,21 +588,12 @@ export class Dispatcher {
     this.sendAssignments(
       stream,
       AssignmentsMessage_Type.TYPE_COMPLETE,
-      items.map((item) => this.change(item, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),
+      items.map((item) => this.change(item, false)),
     );
   }
 
-  private change(item: AssignedItem, action: AssignmentAction): { readonly change: AssignmentChange; readonly sizeBytes: number } {
-    const json = item.kind === 'network' ? this.networkBytes(item.object) : encodeJson(item.object);
-    const assignment =
-      item.kind === 'task'
-        ? { item: { $case: 'taskJson' as const, taskJson: json } }
-        : item.kind === 'secret'
-          ? { item: { $case: 'secretJson' as const, secretJson: json } }
-          : item.kind === 'network'
-            ? { item: { $case: 'networkJson' as const, networkJson: json } }
-            : { item: { $case: 'configJson' as const, configJson: json } };
-    return { change: { assignment, action }, sizeBytes: json.byteLength };
+  private change(item: AssignedItem, remove: boolean): EncodedChange {
+    return encodedChange(item.kind, item.kind === 'network' ? this.networkJson(item.object) : objectJson(item.object), remove);
   }
 
   /**
@@ -612,33 +601,39 @@ export class Dispatcher {
    * object per network and every node sharing the network gets that object (it holds every live
    * task of the network, so encoding it per node cost O(nodes × tasks) per change).
    */
-  private networkBytes(view: NetworkPeers): Buffer {
-    let bytes = this.viewBytes.get(view);
-    if (bytes === undefined) {
-      bytes = encodeJson(view);
-      this.viewBytes.set(view, bytes);
+  private networkJson(view: NetworkPeers): string {
+    let json = this.viewJson.get(view);
+    if (json === undefined) {
+      json = JSON.stringify(view);
+      this.viewJson.set(view, json);
     }
-    return bytes;
+    return json;
   }
 
-  private sendAssignments(stream: AssignmentStream, type: AssignmentsMessage_Type, changes: readonly { readonly change: AssignmentChange; readonly sizeBytes: number }[]): void {
-    // Chunk by size; an empty COMPLETE still goes out as one message.
-    const chunks: AssignmentChange[][] = [[]];
-    let size = 0;
-    for (const c of changes) {
-      if (size + c.sizeBytes > this.config.maxAssignmentMessageBytes && chunks[chunks.length - 1]!.length > 0) {
-        chunks.push([]);
-        size = 0;
+  /**
+   * Sends changes as one message, or as several (`more` on all but the last) when their JSON is
+   * over maxAssignmentMessageBytes; an empty COMPLETE still goes out as one message. Each message
+   * is encoded here (assignment-wire.ts) and written as bytes.
+   */
+  private sendAssignments(stream: AssignmentStream, type: AssignmentsMessage_Type, changes: readonly EncodedChange[]): void {
+    let start = 0;
+    // Bounded: each round sends at least one change, or the one empty message.
+    for (;;) {
+      let end = start;
+      let size = 0;
+      while (end < changes.length && (end === start || size + changes[end]!.bytes <= this.config.maxAssignmentMessageBytes)) {
+        size += changes[end]!.bytes;
+        end++;
       }
-      chunks[chunks.length - 1]!.push(c.change);
-      size += c.sizeBytes;
-    }
-    chunks.forEach((chunk, i) => {
+      const more = end < changes.length;
       stream.sequence++;
       const resultsIn = String(stream.sequence);
-      this.write(stream.call, { type, appliesTo: stream.appliesTo, resultsIn, changes: chunk, more: i < chunks.length - 1 });
+      const chunk = start === 0 && !more ? changes : changes.slice(start, end);
+      this.write(stream.call as unknown as grpc.ServerWritableStream<unknown, EncodedAssignments>, new EncodedAssignments(encodeAssignmentsMessage(type, stream.appliesTo, resultsIn, chunk, more)));
       stream.appliesTo = resultsIn;
-    });
+      if (!more) return;
+      start = end;
+    }
   }
 
   // ------------------------------------------------------------------------------ store watch
@@ -749,8 +744,8 @@ export class Dispatcher {
     if (delta.updates.length + delta.removes.length === 0) return;
     stream.lastSentAt = now;
     this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, [
-      ...delta.updates.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_UPDATE)),
-      ...delta.removes.map((i) => this.change(i, AssignmentAction.ASSIGNMENT_ACTION_REMOVE)),
+      ...delta.updates.map((i) => this.change(i, false)),
+      ...delta.removes.map((i) => this.change(i, true)),
     ]);
   }
 
@@ -807,7 +802,7 @@ function releaseHeld(stream: AssignmentStream): void {
  */
 export function registerDispatcher(server: grpc.Server, deps: DispatcherDeps): Dispatcher {
   const dispatcher = new Dispatcher(deps);
-  server.addService(DispatcherService, dispatcher.implementation());
+  server.addService(DISPATCHER_SERVICE, dispatcher.implementation());
   dispatcher.start();
   return dispatcher;
 }

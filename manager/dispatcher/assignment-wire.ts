@@ -1,0 +1,173 @@
+// Assignment messages as bytes, built by hand on the leader: the same bytes `AssignmentsMessage.encode`
+// gives (proto/shoal/dispatcher.proto; checked against it in assignment-wire.test.ts), written
+// once into a buffer of the exact size — the generated writer grew its buffer by copying, joined
+// forks, and Buffer.from copied the result again. Workers decode them with the generated code.
+//
+// The objects inside travel as JSON (`task_json`…). A task's JSON is built field by field, and
+// the JSON of a field that tasks share by reference (the task template a service's tasks are
+// created with: `Spec`, and `Endpoint`, `NetworksAttachments`, `Labels`) is kept per object: the
+// store's objects are frozen all the way down, so the same object always has the same JSON, and
+// 10,000 tasks of one service encode their Spec once. The result is exactly JSON.stringify's.
+import { AssignmentsMessage, AssignmentsMessage_Type, DispatcherService } from '../../proto/gen/shoal/dispatcher.js';
+
+/** What an assignment carries (the `Assignment.item` oneof's JSON fields). */
+export type AssignedKind = 'task' | 'secret' | 'config' | 'network';
+
+/** Field numbers of `Assignment.item`'s JSON members, as the tag byte (field << 3 | wire type 2). */
+const ITEM_TAG: Readonly<Record<AssignedKind, number>> = {
+  task: (4 << 3) | 2,
+  secret: (5 << 3) | 2,
+  config: (6 << 3) | 2,
+  network: (7 << 3) | 2,
+};
+
+/** One change of a message, its JSON already made (and measured: `bytes` is its UTF-8 length). */
+export interface EncodedChange {
+  readonly kind: AssignedKind;
+  readonly json: string;
+  readonly bytes: number;
+  /** ASSIGNMENT_ACTION_REMOVE (else UPDATE). */
+  readonly remove: boolean;
+}
+
+/** An assignments message already encoded: `DISPATCHER_SERVICE` writes its bytes as they are. */
+export class EncodedAssignments {
+  constructor(readonly bytes: Buffer) {}
+}
+
+export function encodedChange(kind: AssignedKind, json: string, remove: boolean): EncodedChange {
+  return { kind, json, bytes: Buffer.byteLength(json, 'utf8'), remove };
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(buf: Buffer, off: number, n: number): number {
+  while (n >= 0x80) {
+    buf[off++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  buf[off++] = n;
+  return off;
+}
+
+/** The bytes of AssignmentsMessage{type, applies_to, results_in, changes, more}, as the generated encoder writes them. */
+export function encodeAssignmentsMessage(type: AssignmentsMessage_Type, appliesTo: string, resultsIn: string, changes: readonly EncodedChange[], more: boolean): Buffer {
+  const appliesLen = Buffer.byteLength(appliesTo, 'utf8');
+  const resultsLen = Buffer.byteLength(resultsIn, 'utf8');
+  let size = 0;
+  if (type !== 0) size += 1 + varintLength(type);
+  if (appliesLen > 0) size += 1 + varintLength(appliesLen) + appliesLen;
+  if (resultsLen > 0) size += 1 + varintLength(resultsLen) + resultsLen;
+  for (const c of changes) {
+    const assignment = 1 + varintLength(c.bytes) + c.bytes;
+    const change = 1 + varintLength(assignment) + assignment + (c.remove ? 2 : 0);
+    size += 1 + varintLength(change) + change;
+  }
+  if (more) size += 2;
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  if (type !== 0) {
+    buf[off++] = (1 << 3) | 0;
+    off = writeVarint(buf, off, type);
+  }
+  if (appliesLen > 0) {
+    buf[off++] = (2 << 3) | 2;
+    off = writeVarint(buf, off, appliesLen);
+    off += buf.write(appliesTo, off, appliesLen, 'utf8');
+  }
+  if (resultsLen > 0) {
+    buf[off++] = (3 << 3) | 2;
+    off = writeVarint(buf, off, resultsLen);
+    off += buf.write(resultsIn, off, resultsLen, 'utf8');
+  }
+  for (const c of changes) {
+    const assignment = 1 + varintLength(c.bytes) + c.bytes;
+    buf[off++] = (4 << 3) | 2;
+    off = writeVarint(buf, off, 1 + varintLength(assignment) + assignment + (c.remove ? 2 : 0));
+    // AssignmentChange.assignment (1), then action (2) when it is not UPDATE (0).
+    buf[off++] = (1 << 3) | 2;
+    off = writeVarint(buf, off, assignment);
+    buf[off++] = ITEM_TAG[c.kind];
+    off = writeVarint(buf, off, c.bytes);
+    off += buf.write(c.json, off, c.bytes, 'utf8');
+    if (c.remove) {
+      buf[off++] = (2 << 3) | 0;
+      buf[off++] = 1;
+    }
+  }
+  if (more) {
+    buf[off++] = (5 << 3) | 0;
+    buf[off++] = 1;
+  }
+  if (off !== size) throw new Error(`assignment message: wrote ${off} bytes of ${size}`);
+  return buf;
+}
+
+/** Task fields that tasks share by reference (frozen): their JSON is kept per object. */
+const SHARED_FIELDS: ReadonlySet<string> = new Set(['Spec', 'Endpoint', 'NetworksAttachments', 'Labels']);
+const fieldJson = new WeakMap<object, string>();
+/** `"Key":` of the keys met so far (store objects have a few dozen field names). */
+const keyPrefix = new Map<string, string>();
+const MAX_KEYS = 4096;
+
+function keyJson(k: string): string {
+  let p = keyPrefix.get(k);
+  if (p === undefined) {
+    p = `${JSON.stringify(k)}:`;
+    if (keyPrefix.size < MAX_KEYS) keyPrefix.set(k, p);
+  }
+  return p;
+}
+
+function sharedJson(v: object): string {
+  let json = fieldJson.get(v);
+  if (json === undefined) {
+    json = JSON.stringify(v);
+    fieldJson.set(v, json);
+  }
+  return json;
+}
+
+/**
+ * `JSON.stringify(o)` of a store object (plain data), with the JSON of its shared frozen fields
+ * (SHARED_FIELDS) reused from earlier calls. Anything else goes to JSON.stringify as a whole.
+ */
+export function objectJson(o: object): string {
+  const proto: unknown = Object.getPrototypeOf(o);
+  if (Array.isArray(o) || (proto !== Object.prototype && proto !== null) || 'toJSON' in o) return JSON.stringify(o);
+  const src = o as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const k of Object.keys(src)) {
+    const v = src[k];
+    let json: string | undefined;
+    if (typeof v === 'object' && v !== null && SHARED_FIELDS.has(k) && Object.isFrozen(v)) json = sharedJson(v);
+    else json = JSON.stringify(v) as string | undefined;
+    // undefined, a function or a symbol: JSON.stringify leaves the key out.
+    if (json === undefined) continue;
+    out += first ? keyJson(k) + json : `,${keyJson(k)}${json}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+/**
+ * The Dispatcher service as the leader serves it: the generated definition, except that an
+ * Assignments response may be an `EncodedAssignments` (written as its bytes). Mount the
+ * dispatcher's implementation with this definition (registerDispatcher and the manager runtime do).
+ */
+export const DISPATCHER_SERVICE = {
+  ...DispatcherService,
+  assignments: {
+    ...DispatcherService.assignments,
+    responseSerialize: (value: AssignmentsMessage | EncodedAssignments): Buffer =>
+      value instanceof EncodedAssignments ? value.bytes : Buffer.from(AssignmentsMessage.encode(value).finish()),
+  },
+} as const;
