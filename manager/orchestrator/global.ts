@@ -17,7 +17,7 @@ import type { Node, Service, Task } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
 import { retire, stopTask } from './replicated.js';
-import { newTask, serviceMode, slotCondition, stableJson } from './service-model.js';
+import { newTask, serviceMode, slotCondition, specKey } from './service-model.js';
 import { isRunnable } from './task-state.js';
 
 export type NodeFit = 'eligible' | 'keep' | 'stop' | 'down';
@@ -94,7 +94,7 @@ export class GlobalOrchestrator extends ReconcileLoop {
       return retire(tx, tasks, left);
     }
     const constraints = constraintsOf(svc);
-    const templateKey = stableJson(svc.Spec.TaskTemplate);
+    const templateKey = specKey(svc.Spec.TaskTemplate);
     const byNode = new Map<string, Task[]>();
     for (const t of tasks) {
       let l = byNode.get(t.NodeID);

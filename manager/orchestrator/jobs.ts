@@ -19,7 +19,7 @@ import type { ChangeEvent } from '../store/watch.js';
 import { constraintsOf, nodeFit } from './global.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
 import { retire, stopTask } from './replicated.js';
-import { groupBySlot, isJob, isTaskDirty, newTask, serviceMode, slotCondition, stableJson } from './service-model.js';
+import { groupBySlot, isJob, isTaskDirty, newTask, serviceMode, slotCondition, specKey } from './service-model.js';
 import { isTerminal } from './task-state.js';
 
 /** A job service as stored: Docker's `JobStatus` next to the spec. */
@@ -77,7 +77,7 @@ export class JobsOrchestrator extends ReconcileLoop {
       this.known.delete(serviceId);
       return retire(tx, svc === undefined ? tasks : tasks.filter((t) => t.JobIteration !== undefined), left);
     }
-    const templateKey = stableJson(svc.Spec.TaskTemplate);
+    const templateKey = specKey(svc.Spec.TaskTemplate);
     let iteration = svc.JobStatus?.JobIteration.Index;
     const ofIteration = (i: number | undefined): Task[] => tasks.filter((t) => t.JobIteration?.Index === i);
     const stale = iteration !== undefined && ofIteration(iteration).some((t) => isTaskDirty(svc, t, templateKey));

@@ -24,7 +24,7 @@ import type { Service, Task } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
 import type { CreationBurst } from './burst.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
-import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, stableJson } from './service-model.js';
+import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, specKey } from './service-model.js';
 import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
 
 export interface ReplicatedOrchestratorOptions extends LoopOptions {
@@ -230,7 +230,7 @@ interface CommittedSlots {
 }
 
 function committedSlots(svc: Service, tasks: readonly Task[]): CommittedSlots {
-  const templateKey = stableJson(svc.Spec.TaskTemplate);
+  const templateKey = specKey(svc.Spec.TaskTemplate);
   const occupied: { slot: number; tasks: Task[] }[] = [];
   const empty: number[] = [];
   for (const [key, list] of groupBySlot(tasks.filter((t) => t.Slot > 0))) {

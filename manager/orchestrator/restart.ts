@@ -20,7 +20,7 @@ import { byNodeId, bySlot, byServiceId } from '../store/query.js';
 import type { Node, Task, TaskState } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
-import { isJob, isGlobalLike, newTask, restartPolicyOf, serviceMode, slotKey, stableJson } from './service-model.js';
+import { isJob, isGlobalLike, newTask, restartPolicyOf, serviceMode, slotKey, specKey as jsonKey } from './service-model.js';
 import { isAlive, isTerminal, reachedNode } from './task-state.js';
 
 /** Most restart records kept per slot (enough for any sensible MaxAttempts). */
@@ -184,7 +184,7 @@ export class RestartSupervisor extends ReconcileLoop {
     if (!needsRestartDecision(t, job)) return null;
     // Another task already took over the slot (e.g. an update replaced it): just retire this one.
     const policy = restartPolicyOf(svc.Spec);
-    const specKey = stableJson(svc.Spec.TaskTemplate);
+    const specKey = jsonKey(svc.Spec.TaskTemplate);
     const historyKey = `${svc.ID}|${slotKey(t)}`;
     const others = slotTasks(tx, svc.ID, slotKey(t)).filter((o) => o.ID !== t.ID && wanted(o, job));
     tx.update('task', { ...t, DesiredState: 'shutdown' });

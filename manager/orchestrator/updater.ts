@@ -29,7 +29,7 @@ import type { Service, Task, UpdateState } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
 import { ReconcileLoop, type LoopOptions } from './loop.js';
 import { stopTask } from './replicated.js';
-import { groupBySlot, isGlobalLike, isJob, isTaskDirty, newTask, serviceMode, stableJson, updateConfigOf, type EffectiveUpdateConfig } from './service-model.js';
+import { groupBySlot, isGlobalLike, isJob, isTaskDirty, newTask, serviceMode, specKey, updateConfigOf, type EffectiveUpdateConfig } from './service-model.js';
 import { endedOnItsOwn, isRunnable, isTerminal } from './task-state.js';
 
 /** Most services updated at once; others wait for a later pass. */
@@ -96,7 +96,7 @@ export class Updater extends ReconcileLoop {
       this.runs.delete(serviceId);
       return;
     }
-    const templateKey = stableJson(svc.Spec.TaskTemplate);
+    const templateKey = specKey(svc.Spec.TaskTemplate);
     let run = this.runs.get(serviceId);
     if (run !== undefined && run.templateKey !== templateKey) {
       // The spec changed under the run (a new update, or the rollback this run started).
@@ -225,7 +225,7 @@ export class Updater extends ReconcileLoop {
     const made = new Map<string, string>();
     await this.store.update((tx) => {
       const cur = tx.get('service', svc.ID);
-      if (cur === undefined || stableJson(cur.Spec.TaskTemplate) !== run.templateKey) return;
+      if (cur === undefined || specKey(cur.Spec.TaskTemplate) !== run.templateKey) return;
       for (const sk of chosen) {
         const id = replaceSlot(tx, cur, sk, run, nowIso);
         if (id !== null) made.set(sk, id);
