@@ -72,4 +72,25 @@ describe('BatchWriter', () => {
     expect(store.get('task', ids[0]!)?.Status.State).toBe('running');
     w.close('done');
   });
+
+  it("a request's items are answered once, together: what was refused and why, the rest written", async () => {
+    const ids = await assignedTasks(4);
+    const w = writer(10, 1);
+    await w.enqueueTaskStatuses(NODE, [{ taskId: ids[0]!, status: status('running') }]);
+    await store.update((tx) => tx.delete('task', ids[1]!));
+    const refused = await w.enqueueTaskStatuses(NODE, [
+      { taskId: ids[0]!, status: status('preparing') },
+      { taskId: ids[1]!, status: status('running') },
+      { taskId: ids[2]!, status: status('starting') },
+      { taskId: ids[3]!, status: status('running') },
+      { taskId: ids[3]!, status: status('starting') },
+    ]);
+    expect(refused.map((r) => r.taskId).sort()).toEqual([ids[0]!, ids[1]!].sort());
+    expect(refused.find((r) => r.taskId === ids[1])?.reason).toBe(`task ${ids[1]!} no longer exists`);
+    expect([ids[0], ids[2], ids[3]].map((id) => store.get('task', id!)?.Status.State)).toEqual(['running', 'starting', 'running']);
+    expect(w.stats.commits).toBe(2);
+    const pending = w.enqueueTaskStatuses(NODE, [{ taskId: ids[2]!, status: status('running') }]);
+    w.close('stopping');
+    await expect(pending).rejects.toThrow('stopping');
+  });
 });

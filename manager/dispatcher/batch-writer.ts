@@ -42,9 +42,20 @@ interface PendingNode extends Waiters<void> {
   change: NodeChange;
 }
 
-interface PendingTask extends Waiters<string | null> {
+/** The task status items of one request: answered once, when the last of them is written. */
+interface StatusGroup {
+  remaining: number;
+  readonly refused: { taskId: string; reason: string }[];
+  readonly resolve: (refused: { taskId: string; reason: string }[]) => void;
+  readonly reject: (e: Error) => void;
+  settled: boolean;
+}
+
+interface PendingTask {
   readonly nodeId: string;
   status: TaskStatus;
+  /** The requests waiting for this task's write (usually one). */
+  readonly groups: StatusGroup[];
 }
 
 type Item = { readonly type: 'node'; readonly id: string; readonly p: PendingNode } | { readonly type: 'task'; readonly id: string; readonly p: PendingTask };
@@ -58,13 +69,37 @@ export function nodeRoleOfCertificate(role: string): NodeRole {
   return NODE_ROLE_OF_CERT[role] ?? 'worker';
 }
 
+/** Same fields with the same primitive values (a nested value: compared by JSON). */
+function sameFields(a: object | undefined, b: object | undefined): boolean {
+  if (a === b) return true;
+  const x = (a ?? {}) as Record<string, unknown>;
+  const y = (b ?? {}) as Record<string, unknown>;
+  const keys = Object.keys(x);
+  if (keys.length !== Object.keys(y).length) return false;
+  for (const k of keys) {
+    const v = x[k];
+    if (v === y[k] && (v !== undefined || Object.prototype.hasOwnProperty.call(y, k))) continue;
+    if (typeof v !== 'object' || v === null || JSON.stringify(v) !== JSON.stringify(y[k])) return false;
+  }
+  return true;
+}
+
 function sameStatus(a: TaskStatus, b: TaskStatus): boolean {
-  return (
-    a.State === b.State &&
-    a.Message === b.Message &&
-    (a.Err ?? '') === (b.Err ?? '') &&
-    JSON.stringify(a.ContainerStatus ?? {}) === JSON.stringify(b.ContainerStatus ?? {})
-  );
+  return a.State === b.State && a.Message === b.Message && (a.Err ?? '') === (b.Err ?? '') && sameFields(a.ContainerStatus, b.ContainerStatus);
+}
+
+function settle(g: StatusGroup, taskId: string, reason: string | null): void {
+  if (g.settled) return;
+  if (reason !== null) g.refused.push({ taskId, reason });
+  if (--g.remaining > 0) return;
+  g.settled = true;
+  g.resolve(g.refused);
+}
+
+function fail(g: StatusGroup, err: Error): void {
+  if (g.settled) return;
+  g.settled = true;
+  g.reject(err);
 }
 
 export class BatchWriter {
@@ -75,8 +110,9 @@ export class BatchWriter {
   private readonly waitingTasks = new Map<string, PendingTask>();
   private timer: NodeJS.Timeout | null = null;
   private inflight = 0;
-  /** Nodes ('n' + ID) and tasks ('t' + ID) in a commit in flight. */
-  private readonly busy = new Set<string>();
+  /** Nodes and tasks in a commit in flight. */
+  private readonly busyNodes = new Set<string>();
+  private readonly busyTasks = new Set<string>();
   private closed = false;
   /** Transactions committed and items written, for tests and benchmarks. */
   readonly stats = { commits: 0, items: 0, refused: 0 };
@@ -95,7 +131,7 @@ export class BatchWriter {
   enqueueNode(nodeId: string, change: NodeChange): Promise<void> {
     this.assertOpen();
     return new Promise((resolve, reject) => {
-      const queue = this.busy.has(`n${nodeId}`) ? this.waitingNodes : this.nodes;
+      const queue = this.busyNodes.has(nodeId) ? this.waitingNodes : this.nodes;
       const p = queue.get(nodeId);
       if (p === undefined) queue.set(nodeId, { change, resolve: [resolve], reject: [reject] });
       else {
@@ -109,17 +145,29 @@ export class BatchWriter {
   }
 
   /** Resolves with null once written (or already so), or with the reason it was refused. */
-  enqueueTaskStatus(nodeId: string, taskId: string, status: TaskStatus): Promise<string | null> {
+  async enqueueTaskStatus(nodeId: string, taskId: string, status: TaskStatus): Promise<string | null> {
+    const refused = await this.enqueueTaskStatuses(nodeId, [{ taskId, status }]);
+    return refused[0]?.reason ?? null;
+  }
+
+  /**
+   * The status items of one request (tasks of `nodeId`): resolves once every one is written (or
+   * already so), with those refused and why — one promise per request, not per item.
+   */
+  enqueueTaskStatuses(nodeId: string, updates: readonly { readonly taskId: string; readonly status: TaskStatus }[]): Promise<{ taskId: string; reason: string }[]> {
     this.assertOpen();
+    if (updates.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      const queue = this.busy.has(`t${taskId}`) ? this.waitingTasks : this.tasks;
-      const p = queue.get(taskId);
-      if (p === undefined) queue.set(taskId, { nodeId, status, resolve: [resolve], reject: [reject] });
-      else {
-        // Two reports of one task in one batch: keep the furthest along (equal: the later one).
-        if (taskStateRank(status.State) >= taskStateRank(p.status.State)) p.status = status;
-        p.resolve.push(resolve);
-        p.reject.push(reject);
+      const g: StatusGroup = { remaining: updates.length, refused: [], resolve, reject, settled: false };
+      for (const { taskId, status } of updates) {
+        const queue = this.busyTasks.has(taskId) ? this.waitingTasks : this.tasks;
+        const p = queue.get(taskId);
+        if (p === undefined) queue.set(taskId, { nodeId, status, groups: [g] });
+        else {
+          // Two reports of one task in one batch: keep the furthest along (equal: the later one).
+          if (taskStateRank(status.State) >= taskStateRank(p.status.State)) p.status = status;
+          p.groups.push(g);
+        }
       }
       this.schedule();
     });
@@ -132,7 +180,8 @@ export class BatchWriter {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     const err = new DispatcherError('ERR_DISPATCHER_STOPPED', reason);
-    for (const p of [...this.nodes.values(), ...this.tasks.values(), ...this.waitingNodes.values(), ...this.waitingTasks.values()]) for (const r of p.reject) r(err);
+    for (const p of [...this.nodes.values(), ...this.waitingNodes.values()]) for (const r of p.reject) r(err);
+    for (const p of [...this.tasks.values(), ...this.waitingTasks.values()]) for (const g of p.groups) fail(g, err);
     this.nodes.clear();
     this.tasks.clear();
     this.waitingNodes.clear();
@@ -181,13 +230,13 @@ export class BatchWriter {
   private release(batch: readonly Item[]): void {
     for (const item of batch) {
       if (item.type === 'node') {
-        this.busy.delete(`n${item.id}`);
+        this.busyNodes.delete(item.id);
         const w = this.waitingNodes.get(item.id);
         if (w === undefined) continue;
         this.waitingNodes.delete(item.id);
         this.nodes.set(item.id, w);
       } else {
-        this.busy.delete(`t${item.id}`);
+        this.busyTasks.delete(item.id);
         const w = this.waitingTasks.get(item.id);
         if (w === undefined) continue;
         this.waitingTasks.delete(item.id);
@@ -203,7 +252,7 @@ export class BatchWriter {
     // Bounded: each round starts a commit of at least one item or stops.
     while (!this.closed && this.ready > 0 && this.inflight < this.maxInflight) {
       const batch = this.take();
-      for (const item of batch) this.busy.add(item.type === 'node' ? `n${item.id}` : `t${item.id}`);
+      for (const item of batch) (item.type === 'node' ? this.busyNodes : this.busyTasks).add(item.id);
       this.inflight++;
       void this.commit(batch, 0)
         .catch((err: unknown) => this.opts.logger.error({ err }, 'dispatcher: a status batch failed unexpectedly'))
@@ -231,7 +280,10 @@ export class BatchWriter {
         return this.commit(batch.slice(half), 0);
       }
       this.opts.logger.warn({ err, items: batch.length }, 'dispatcher: a batch of node and task status changes could not be written');
-      for (const item of batch) for (const r of item.p.reject) r(err as Error);
+      for (const item of batch) {
+        if (item.type === 'node') for (const r of item.p.reject) r(err as Error);
+        else for (const g of item.p.groups) fail(g, err as Error);
+      }
       return;
     }
     this.stats.commits++;
@@ -239,7 +291,10 @@ export class BatchWriter {
     this.stats.refused += refusals.size;
     for (const item of batch) {
       if (item.type === 'node') for (const r of item.p.resolve) r();
-      else for (const r of item.p.resolve) r(refusals.get(item.id) ?? null);
+      else {
+        const reason = refusals.size > 0 ? (refusals.get(item.id) ?? null) : null;
+        for (const g of item.p.groups) settle(g, item.id, reason);
+      }
     }
   }
 

@@ -553,11 +553,9 @@ export class Dispatcher {
       }
       accepted.push({ taskId: u.taskId, status });
     }
-    const results = await Promise.all(accepted.map((a) => writer.enqueueTaskStatus(peer.nodeId, a.taskId, a.status)));
-    results.forEach((reason, i) => {
-      if (reason !== null) refused.push({ taskId: accepted[i]!.taskId, reason });
-    });
-    return { refused };
+    if (accepted.length === 0) return { refused };
+    const written = await writer.enqueueTaskStatuses(peer.nodeId, accepted);
+    return { refused: refused.length === 0 ? written : [...refused, ...written] };
   }
 
   // ------------------------------------------------------------------------------ assignments
