@@ -31,6 +31,8 @@ const MANAGER_ENTRY = path.join(HERE, 'manager-proc.ts');
 const EXTRA_MANAGER_FLAGS = (process.env['SHOAL_BENCH_MANAGER_V8_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
 const MANAGER_EXEC_ARGV = [...(process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags(EXTRA_MANAGER_FLAGS)), ...EXTRA_MANAGER_FLAGS];
 const WORKER_ENTRY = path.join(HERE, 'worker-proc.ts');
+/** A real worker's agent runs inside shoald, with the same V8 flags: the worker processes get them too (SHOAL_BENCH_NO_V8_FLAGS=1: none). */
+const WORKER_EXEC_ARGV = process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags([]);
 
 const POLL_MS = 100;
 const START_TIMEOUT_MS = 120_000;
@@ -129,7 +131,7 @@ async function main(): Promise<void> {
     for (let p = 0; p < workerProcs; p++) {
       const count = Math.floor(workers / workerProcs) + (p < workers % workerProcs ? 1 : 0);
       const spec: WorkerProcSpec = { index: p, count, managers: addrs, joinVia, token: tokens.Worker, baseDir: path.join(base, `w${p}`), joinConcurrency: 8, startConcurrency: 4 };
-      starting.push(Child.start(`workers-${p}`, WORKER_ENTRY, spec, path.join(logDir, `w${p}.log`), { timeoutMs: START_TIMEOUT_MS + count * 1000 }));
+      starting.push(Child.start(`workers-${p}`, WORKER_ENTRY, spec, path.join(logDir, `w${p}.log`), { execArgv: WORKER_EXEC_ARGV, timeoutMs: START_TIMEOUT_MS + count * 1000 }));
     }
     // A process that failed to start leaves the others tracked: cleanup() kills them by PID.
     procs.push(...(await Promise.all(starting)));
@@ -210,7 +212,7 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
       const p = await leader.request<Progress & { version: number; heartbeats: number }>('progress', { serviceId: svc.ID });
       const ms = performance.now() - t0;
       if (startedMs === null) {
-        const ws = await Promise.all(procs.map((w) => w.request<WorkerProcStats>('stats')));
+        const ws = await Promise.all(procs.map((w) => w.request<Pick<WorkerProcStats, 'started' | 'stopped'>>('started')));
         if (ws.reduce((a, w) => a + w.started - w.stopped, 0) - runningBefore >= tasks) startedMs = ms;
       }
       samples.push({ ms, wanted: p.wanted, assigned: p.assigned, running: p.running, failed: p.failed });
@@ -256,6 +258,8 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
       `${after.replicated_passes - before.replicated_passes} replicated orchestrator passes, ${after.creation_bursts - before.creation_bursts} creation bursts`,
   );
   say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
+  const workerThreads = (k: keyof WorkerProcStats['threads']): string => (workersAfter.reduce((a, w, i) => a + w.threads[k] - workersBefore[i]!.threads[k], 0) / tasks).toFixed(3);
+  say(`run ${run}: worker processes: CPU ms per task main thread ${workerThreads('main_ms')}, other threads ${workerThreads('other_ms')} (V8's compiler and GC threads, LevelDB)`);
 
   // Steady state: heartbeats only.
   const hbSteady: CounterSample[] = [{ ms: 0, value: after.heartbeats }];

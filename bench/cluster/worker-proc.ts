@@ -4,7 +4,8 @@
 //
 //   node --import tsx bench/cluster/worker-proc.ts '<json WorkerProcSpec>'
 //
-// Ops: stats, profile-start, profile-stop {file}, close.
+// Ops: stats, started (the executors' started/stopped counts only), profile-start, profile-stop {file}, close.
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { pino } from 'pino';
@@ -43,6 +44,33 @@ export interface WorkerProcStats {
   readonly cpu_ms: number;
   /** The agents' counters summed (heartbeats, status calls and items, assignment messages, LevelDB batches and ops). */
   readonly agent: AgentCounters;
+  /** CPU ms (user + system) of the main thread and of all the others (V8's compiler and GC threads, libuv's pool: LevelDB). */
+  readonly threads: { readonly main_ms: number; readonly other_ms: number };
+}
+
+/** Per-thread CPU from /proc/self/task/<tid>/stat (clock ticks of 10 ms); zeros where /proc is missing. */
+function threadCpu(): { main_ms: number; other_ms: number } {
+  const out = { main_ms: 0, other_ms: 0 };
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // After the command (which may hold spaces): utime and stime are the 12th and 13th fields.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ms = (Number(f[11]) + Number(f[12])) * 10;
+    if (Number(tid) === process.pid) out.main_ms += ms;
+    else out.other_ms += ms;
+  }
+  return out;
 }
 
 function sumCounters(agents: readonly Agent[]): AgentCounters {
@@ -120,6 +148,9 @@ async function main(): Promise<void> {
       case 'profile-stop':
         await profiler.stop(String(args['file']));
         return null;
+      case 'started':
+        // The bench's progress poll (every 100 ms while converging): two numbers, nothing summed.
+        return { started: counters.started, stopped: counters.stopped };
       case 'stats': {
         return {
           agents: agents.length,
@@ -128,6 +159,7 @@ async function main(): Promise<void> {
           rss_mb: rssMb(),
           cpu_ms: cpuMs(),
           agent: sumCounters(agents),
+          threads: threadCpu(),
         } satisfies WorkerProcStats;
       }
       case 'close':
