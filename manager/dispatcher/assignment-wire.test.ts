@@ -89,6 +89,17 @@ describe('objectJson', () => {
     );
   });
 
+  it('is JSON.stringify for anything JavaScript can hold in a field (escapes, surrogates, -0, NaN, sparse arrays, dates, maps, null prototypes)', () => {
+    const anything = fc.anything({ withNullPrototype: true, withBoxedValues: true, withMap: true, withSet: true, withDate: true, withTypedArray: true, withSparseArray: true, withObjectString: true, withUnicodeString: true });
+    fc.assert(
+      fc.property(anything, fc.string({ unit: 'binary', maxLength: 30 }), (x, text) => {
+        const o = { ID: text, [text]: x, Spec: x, Labels: Object.freeze({ text, x }), list: [x, undefined, () => 1, text] };
+        expect(objectJson(o)).toBe(JSON.stringify(o));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   it('leaves out undefined fields and reuses a shared frozen Spec across tasks', () => {
     const spec = Object.freeze({ ContainerSpec: Object.freeze({ Image: 'busybox', Args: Object.freeze(['sleep', '1d']) }) });
     const a = Object.freeze({ ID: 'a', Spec: spec, Slot: 1, Gone: undefined, Status: Object.freeze({ State: 'assigned' }) });
