@@ -1,4 +1,4 @@
-// `npm run bench:store-apply [-- --json] [-- --tasks N] [-- --batch N] [-- --rounds N] [-- --ab DIR]`
+// `npm run bench:store-apply [-- --json] [-- --tasks N] [-- --batch N] [-- --rounds N] [-- --ab DIR] [-- --cold] [-- --v8 FLAGS] [-- --ab-v8 FLAGS]`
 //
 // The store's own CPU per object write, without Raft: what a leader spends to build, encode and
 // apply a transaction (and fan its events out to watches), and what a follower spends to decode
@@ -17,6 +17,12 @@
 // `--ab DIR` compares two trees side by side: DIR is another checkout of this repository (its
 // `manager/store/memory-store.ts` is the "before"), and each round runs one child process for each
 // tree, the order alternating between rounds; rows are medians over `--rounds` (default 5).
+//
+// `--cold` skips the warm-up pass: the figures are then a fresh process's first pass, V8's compiling
+// of the store's code on its background threads included (process CPU counts every thread): what a
+// fresh manager pays for its first big service. `--v8 "FLAGS"` starts every child with those V8
+// flags; `--ab-v8 "FLAGS"` compares this tree under `--v8`'s flags ("before") with the same tree
+// under these ("after"), alternated as `--ab` does.
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -33,6 +39,12 @@ interface Args {
   ab: string | undefined;
   impl: string | undefined;
   child: boolean;
+  /** No warm-up pass: the first pass's figures, compiling included. */
+  cold: boolean;
+  /** V8 flags for the children (split on spaces). */
+  v8: string[];
+  /** Compare this tree under `v8` against this tree under these flags. */
+  abV8: string[] | undefined;
   /** Child only: write a V8 CPU profile of the follower's apply loop to this file. */
   profFollower: string | undefined;
 }
@@ -71,7 +83,8 @@ type Phase = (typeof PHASES)[number];
 const WARMUP_TASKS = 2_000;
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { json: false, tasks: 10_000, batch: 500, rounds: 5, ab: undefined, impl: undefined, child: false, profFollower: undefined };
+  const a: Args = { json: false, tasks: 10_000, batch: 500, rounds: 5, ab: undefined, impl: undefined, child: false, profFollower: undefined, cold: false, v8: [], abV8: undefined };
+  const flags = (s: string | undefined): string[] => (s ?? '').split(/\s+/).filter((f) => f !== '');
   const int = (s: string | undefined, min: number, max: number): number => Math.max(min, Math.min(max, Number.parseInt(s ?? '', 10) || min));
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -82,8 +95,11 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--ab') a.ab = path.resolve(argv[++i] ?? '.');
     else if (arg === '--impl') a.impl = path.resolve(argv[++i] ?? '.');
     else if (arg === '--child') a.child = true;
+    else if (arg === '--cold') a.cold = true;
+    else if (arg === '--v8') a.v8 = flags(argv[++i]);
+    else if (arg === '--ab-v8') a.abV8 = flags(argv[++i]);
     else if (arg === '--prof-follower') a.profFollower = path.resolve(argv[++i] ?? 'follower.cpuprofile');
-    else throw new Error(`unknown argument ${arg} (expected --json, --tasks N, --batch N, --rounds N, --ab DIR)`);
+    else throw new Error(`unknown argument ${arg} (expected --json, --tasks N, --batch N, --rounds N, --ab DIR, --cold, --v8 FLAGS, --ab-v8 FLAGS)`);
   }
   return a;
 }
@@ -254,13 +270,14 @@ async function stopProfile(s: Session, file: string): Promise<void> {
 
 async function runChild(a: Args): Promise<void> {
   const mod = await loadStore(a.impl ?? THIS_TREE);
-  await pass(mod, Math.min(WARMUP_TASKS, a.tasks), a.batch);
+  if (!a.cold) await pass(mod, Math.min(WARMUP_TASKS, a.tasks), a.batch);
   const f = await pass(mod, a.tasks, a.batch, a.profFollower);
   process.stdout.write(`${JSON.stringify(f)}\n`);
 }
 
-function child(tree: string, a: Args): Figures {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--impl', tree, '--tasks', String(a.tasks), '--batch', String(a.batch)], {
+function child(tree: string, a: Args, v8: readonly string[]): Figures {
+  const args = [...v8, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--impl', tree, '--tasks', String(a.tasks), '--batch', String(a.batch), ...(a.cold ? ['--cold'] : [])];
+  const r = spawnSync(process.execPath, args, {
     cwd: THIS_TREE,
     encoding: 'utf8',
     timeout: 300_000,
@@ -305,12 +322,13 @@ function table(rs: readonly Row[]): string {
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   if (a.child) return runChild(a);
-  const trees: [string, string][] = a.ab !== undefined ? [['before', a.ab], ['after', THIS_TREE]] : [['this', THIS_TREE]];
+  const trees: [string, string, string[]][] =
+    a.ab !== undefined ? [['before', a.ab, a.v8], ['after', THIS_TREE, a.v8]] : a.abV8 !== undefined ? [['before', THIS_TREE, a.v8], ['after', THIS_TREE, a.abV8]] : [['this', THIS_TREE, a.v8]];
   const results = new Map<string, Figures[]>(trees.map(([name]) => [name, []]));
   for (let r = 0; r < a.rounds; r++) {
     const order = r % 2 === 0 ? trees : [...trees].reverse();
-    for (const [name, dir] of order) {
-      const f = child(dir, a);
+    for (const [name, dir, v8] of order) {
+      const f = child(dir, a, v8);
       results.get(name)!.push(f);
       if (!a.json) process.stderr.write(`round ${r + 1}/${a.rounds} ${name}: leader ${round(f.leader_us_per_write, 1)} µs, follower ${round(f.follower_us_per_write, 1)} µs per write\n`);
     }
