@@ -695,7 +695,7 @@ export class Dispatcher {
     for (const s of targets) {
       const stream = s?.assignments ?? null;
       if (s === undefined || stream === null) continue;
-      const fresh = [...(byNode.get(s.nodeId) ?? []), ...shared].filter((ev) => ev.version > stream.baseVersion);
+      const fresh = freshEvents(byNode.get(s.nodeId), shared, stream.baseVersion);
       if (fresh.length === 0 && cache === null) continue;
       // Within the node's send window (and no network view to update): held for the window's end.
       if (cache === null && this.holds(stream, now, fresh.length)) {
@@ -730,9 +730,10 @@ export class Dispatcher {
 
   /** Folds the held events and `fresh` into the node's set and sends what changed for it. */
   private sendDelta(stream: AssignmentStream, fresh: readonly ChangeEvent[], touched: ReadonlySet<string>, cache: NetworkPeersCache | null, now: number): void {
-    const mine = stream.held.length > 0 ? [...stream.held, ...fresh] : [...fresh];
+    // Events of one routing pass are in version order; held ones and shared ones are merged in.
+    let mine = stream.held.length > 0 ? [...stream.held, ...fresh] : fresh;
     releaseHeld(stream);
-    mine.sort((a, b) => a.version - b.version);
+    if (!inVersionOrder(mine)) mine = [...mine].sort((a, b) => a.version - b.version);
     const delta = this.store.view((tx): AssignmentDelta => {
       const own = mine.length > 0 ? stream.set.applyChanges(mine, tx) : { updates: [], removes: [] };
       if (cache === null) return own;
@@ -741,10 +742,10 @@ export class Dispatcher {
     });
     if (delta.updates.length + delta.removes.length === 0) return;
     stream.lastSentAt = now;
-    this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, [
-      ...delta.updates.map((i) => this.change(i, false)),
-      ...delta.removes.map((i) => this.change(i, true)),
-    ]);
+    const changes: EncodedChange[] = [];
+    for (const i of delta.updates) changes.push(this.change(i, false));
+    for (const i of delta.removes) changes.push(this.change(i, true));
+    this.sendAssignments(stream, AssignmentsMessage_Type.TYPE_INCREMENTAL, changes);
   }
 
   private nodeChanged(node: Node, deleted: boolean): void {
@@ -785,6 +786,24 @@ export class Dispatcher {
     this.log.error({ err }, 'dispatcher: call failed');
     return new DispatcherError('ERR_DISPATCHER_STOPPED', `dispatcher: ${(err as Error).message}`).toServiceError();
   }
+}
+
+/**
+ * A node's events of a routing pass (its tasks', then secrets' and configs') after the version its
+ * set was listed at: a new array the caller may keep (the usual case, the node's own list as is).
+ */
+function freshEvents(own: ChangeEvent[] | undefined, shared: readonly ChangeEvent[], baseVersion: number): ChangeEvent[] {
+  const all = own === undefined ? [...shared] : shared.length === 0 ? own : [...own, ...shared];
+  // Events arrive in version order per list: only the first few can be at or before baseVersion.
+  let i = 0;
+  while (i < all.length && all[i]!.version <= baseVersion) i++;
+  if (i === 0 && shared.length === 0) return all;
+  return all.slice(i).filter((ev) => ev.version > baseVersion);
+}
+
+function inVersionOrder(events: readonly ChangeEvent[]): boolean {
+  for (let i = 1; i < events.length; i++) if (events[i - 1]!.version > events[i]!.version) return false;
+  return true;
 }
 
 /** Drops what a stream's send window held (its stream ended, or a complete set replaces it). */
