@@ -111,7 +111,15 @@ function heapReport(snapshot: string | undefined): Record<string, unknown> {
   const mu = process.memoryUsage();
   const after = { rss_mb: mb(mu.rss), heap_total_mb: mb(h.total_heap_size), heap_used_mb: mb(h.used_heap_size), external_mb: mb(mu.external), array_buffers_mb: mb(mu.arrayBuffers), used_mb: spaces() };
   if (snapshot !== undefined) v8.writeHeapSnapshot(snapshot);
-  return { before, after_gc: after };
+  // Outside V8's heap: anonymous memory (malloc: TLS, HTTP/2, LevelDB, V8's code and zones) and file-backed pages.
+  let proc: Record<string, number> = {};
+  try {
+    const st = readFileSync('/proc/self/status', 'utf8');
+    proc = Object.fromEntries([...st.matchAll(/^(RssAnon|RssFile|VmHWM|Threads):\s+(\d+)/gm)].map((m) => [m[1]!, m[1] === 'Threads' ? Number(m[2]) : Math.round(Number(m[2]) / 1024)]));
+  } catch {
+    // no /proc
+  }
+  return { before, after_gc: after, proc_mb: proc };
 }
 
 /**
