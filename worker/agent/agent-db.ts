@@ -131,12 +131,14 @@ export class AgentDb {
    * serialized when their batch is written, so they must not be changed after `write`.
    */
   write(ops: readonly Op[]): void {
-    if (ops.length === 0) return;
+    for (const op of ops) this.writeOne(op);
+  }
+
+  /** `write([op])` without the array: a task's status change, one at a time. */
+  writeOne(op: Op): void {
     const first = this.queued.size === 0;
-    for (const op of ops) {
-      this.queued.delete(op.key);
-      this.queued.set(op.key, op);
-    }
+    this.queued.delete(op.key);
+    this.queued.set(op.key, op);
     if (first) {
       this.chain = this.chain
         .then(() => new Promise<void>((resolve) => setTimeout(resolve, COALESCE_MS)))

@@ -36,7 +36,7 @@ import { AgentDb } from './agent-db.js';
 import { AgentError } from './errors.js';
 import { NodeChannel } from './node-channel.js';
 import { StatusReporter } from './reporter.js';
-import { TaskRunner } from './task-runner.js';
+import { TaskRunner, type TaskRunnerDeps } from './task-runner.js';
 
 export interface AgentIdentity extends TlsMaterial {
   readonly nodeId: string;
@@ -88,6 +88,14 @@ const DEFAULTS = {
   callTimeoutMs: 10_000,
 };
 
+/**
+ * The session's channel: no grpc-js retry layer (its per-message buffering of every stream write;
+ * a failed call ends the session and the session loop reconnects, which is the agent's own retry)
+ * and no channelz bookkeeping (per-message counters and timestamps nobody reads here): both were
+ * work on every heartbeat and status batch of every agent.
+ */
+const AGENT_CHANNEL_OPTIONS: grpc.ChannelOptions = { 'grpc.enable_retries': 0, 'grpc.enable_channelz': 0 };
+
 /** Consecutive follower redirects followed without waiting, before backoff applies again. */
 const MAX_FREE_REDIRECTS = 3;
 const JITTER = 0.2;
@@ -104,6 +112,18 @@ export function defaultNodeDescription(): NodeDescription {
 
 function base64Bytes(data: string | undefined): Uint8Array {
   return Buffer.from(data ?? '', 'base64');
+}
+
+/**
+ * A task's JSON from an assignment message, parsed where it lies in the message's buffer (no copy
+ * of the bytes first); it must be an object with a string `ID`.
+ */
+function parseObjectJson<T extends Task>(what: string, bytes: Uint8Array): T {
+  const o: unknown = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  if (typeof o !== 'object' || o === null || typeof (o as { ID?: unknown }).ID !== 'string') {
+    throw new TypeError(`${what}: expected a JSON object with a string ID`);
+  }
+  return o as T;
 }
 
 export interface AgentCounters {
@@ -139,6 +159,8 @@ export class Agent {
   private readonly configs = new Map<string, Config>();
   private readonly reporter: StatusReporter;
   private readonly dependencies: DependencyGetter;
+  /** What every TaskRunner of this agent is handed (one object for all of them). */
+  private readonly runnerDeps: TaskRunnerDeps;
   private managerAddrs: string[];
   private nextManager = 0;
   private redirectTo: string | null = null;
@@ -175,6 +197,16 @@ export class Agent {
       config: (id) => {
         const c = this.configs.get(id);
         return c === undefined ? undefined : base64Bytes(c.Spec.Data);
+      },
+    };
+    this.runnerDeps = {
+      executor: this.opts.executor,
+      dependencies: this.dependencies,
+      logger: this.log,
+      ...(this.opts.network !== undefined ? { network: this.opts.network } : {}),
+      report: (taskId, s) => {
+        this.db.writeOne(this.db.putStatus(taskId, s));
+        this.reporter.report(taskId, s);
       },
     };
   }
@@ -266,18 +298,9 @@ export class Agent {
   /** `json`: the task's JSON as received, saved as is (absent: resumed from the database, nothing to save). */
   private addRunner(task: Task, status: TaskStatus, json: Uint8Array | undefined): TaskRunner {
     this.tasks.set(task.ID, task);
-    const runner = new TaskRunner(task, status, {
-      executor: this.opts.executor,
-      dependencies: this.dependencies,
-      logger: this.log,
-      ...(this.opts.network !== undefined ? { network: this.opts.network } : {}),
-      report: (taskId, s) => {
-        this.db.write([this.db.putStatus(taskId, s)]);
-        this.reporter.report(taskId, s);
-      },
-    });
+    const runner = new TaskRunner(task, status, this.runnerDeps);
     this.runners.set(task.ID, runner);
-    if (json !== undefined) this.db.write([this.db.putTask(task, json)]);
+    if (json !== undefined) this.db.writeOne(this.db.putTask(task, json));
     else runner.restoreNetwork();
     runner.kick();
     return runner;
@@ -290,7 +313,7 @@ export class Agent {
       return;
     }
     this.tasks.set(task.ID, task);
-    this.db.write([this.db.putTask(task, json)]);
+    this.db.writeOne(this.db.putTask(task, json));
     // The manager's copy may be behind what we observed (reports in flight) or ahead of a status
     // this node lost; report ours again whenever the manager does not have it yet.
     const ours = runner.status;
@@ -320,7 +343,7 @@ export class Agent {
       const remove = c.action === AssignmentAction.ASSIGNMENT_ACTION_REMOVE;
       switch (item.$case) {
         case 'taskJson': {
-          const t = decodeObjectJson<Task>('task_json', item.taskJson);
+          const t = parseObjectJson<Task>('task_json', item.taskJson);
           if (remove) this.removeTask(t.ID);
           else {
             seenTasks.add(t.ID);
@@ -459,6 +482,7 @@ export class Agent {
   private async runSession(addr: string): Promise<void> {
     const client = new DispatcherClient(addr, clusterChannelCredentials(this.opts.identity, this.opts.identity.clusterId), {
       ...CLUSTER_CHANNEL_OPTIONS,
+      ...AGENT_CHANNEL_OPTIONS,
     });
     const calls: grpc.ClientReadableStream<unknown>[] = [];
     const heartbeat: { current: NodeJS.Timeout | null } = { current: null };
