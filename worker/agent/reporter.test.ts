@@ -1,6 +1,7 @@
 // What the manager hears from the status reporter: a task that passes ACCEPTED → RUNNING while a
-// report waits is reported once with RUNNING; a task that stays in a step longer than the hold is
-// reported in that step; a status the manager did not acknowledge is sent again.
+// report waits is reported once with RUNNING (also when the whole chain takes longer than the hold
+// but no step does); a task that stays in a step longer than the hold is reported in that step; a
+// status the manager did not acknowledge is sent again.
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
@@ -63,6 +64,18 @@ describe('StatusReporter', () => {
     reporter.report('t1', status('ready'));
     await vi.advanceTimersByTimeAsync(BATCH_MS);
     expect(calls).toEqual([[{ taskId: 't1', state: 'preparing' }], [{ taskId: 't1', state: 'ready' }]]);
+  });
+
+  it('holds each step from when the task entered it: a chain of quick steps longer than the hold is reported once', async () => {
+    // As the task runner goes: READY → STARTING in one step (READY alone would be reported).
+    for (const steps of [['accepted'], ['preparing'], ['ready', 'starting']] as const) {
+      for (const s of steps) reporter.report('t1', status(s));
+      await vi.advanceTimersByTimeAsync(HOLD_MS * 0.6);
+    }
+    expect(calls).toEqual([]);
+    reporter.report('t1', status('running'));
+    await vi.advanceTimersByTimeAsync(BATCH_MS);
+    expect(calls).toEqual([[{ taskId: 't1', state: 'running' }]]);
   });
 
   it('a settled status does not wait for another task held in a step', async () => {

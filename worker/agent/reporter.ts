@@ -4,10 +4,12 @@
 // arrived meanwhile stays). Offline, reports accumulate (one per task: bounded by the task count).
 //
 // A step the task is passing through (ACCEPTED, PREPARING, STARTING) waits up to `transientHoldMs`
-// from its task's first unsent change for the state that follows it: a task that reaches RUNNING
-// (or fails) within that time is reported once, with that state, instead of once per step — each
-// item costs the manager a store update. A task still in such a step after the hold is reported
-// as it is.
+// from the moment the task entered it for the state that follows: a task whose steps each take
+// less than that is reported once, with the state it settles in (RUNNING, or a failure), instead of
+// once per step — each item costs the manager a store update. A task that stays in such a step
+// longer than the hold is reported in that step. (The hold counts from the step, not from the
+// task's first unsent change: a worker taking a burst of tasks at once may need longer than the
+// hold for a task's whole ACCEPTED → RUNNING chain while no single step is slow.)
 import type { Logger } from 'pino';
 
 import type { TaskState, TaskStatus } from '../../manager/store/types.js';
@@ -27,7 +29,7 @@ const TRANSIENT: ReadonlySet<TaskState> = new Set<TaskState>(['accepted', 'prepa
 
 interface Pending {
   readonly status: TaskStatus;
-  /** When this task's oldest unsent status was reported (performance.now() ms). */
+  /** When this status was reported (performance.now() ms): a held step is held from here. */
   readonly sinceMs: number;
 }
 
@@ -48,8 +50,7 @@ export class StatusReporter {
 
   report(taskId: string, status: TaskStatus): void {
     if (this.closed) return;
-    const before = this.dirty.get(taskId);
-    const p: Pending = { status, sinceMs: before?.sinceMs ?? performance.now() };
+    const p: Pending = { status, sinceMs: performance.now() };
     this.dirty.set(taskId, p);
     // Only this task's entry changed: the next flush is due no later than when it becomes sendable
     // (an armed timer that fires sooner stays). No scan of every pending status per report.
