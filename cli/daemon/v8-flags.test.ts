@@ -15,10 +15,24 @@ describe('shoald V8 flags', () => {
   });
 
   it('tiers code up sooner unless the node command line sets the interrupt budget', () => {
-    expect(shoaldV8Flags([])).toEqual(['--semi-space-growth-factor=1', '--interrupt-budget=16384']);
-    expect(shoaldV8Flags(['--interrupt-budget=65536'])).toEqual(['--semi-space-growth-factor=1']);
-    expect(shoaldV8Flags(['--interrupt_budget=65536', '--max-semi-space-size=16'])).toEqual([]);
-    expect(shoaldV8Flags([], '--interrupt-budget=1000')).toEqual(['--semi-space-growth-factor=1']);
+    const tier = (flags: string[]): string[] => flags.filter((f) => f.startsWith('--interrupt-budget'));
+    expect(tier(shoaldV8Flags([]))).toEqual(['--interrupt-budget=16384']);
+    expect(tier(shoaldV8Flags(['--interrupt-budget=65536']))).toEqual([]);
+    expect(tier(shoaldV8Flags(['--interrupt_budget=65536', '--max-semi-space-size=16']))).toEqual([]);
+    expect(tier(shoaldV8Flags([], '--interrupt-budget=1000'))).toEqual([]);
+  });
+
+  it('caps TurboFan inlining unless the node command line sets the cap', () => {
+    expect(shoaldV8Flags([])).toEqual(['--semi-space-growth-factor=1', '--interrupt-budget=16384', '--max-inlined-bytecode-size-cumulative=300']);
+    expect(shoaldV8Flags(['--max-inlined-bytecode-size-cumulative=920'])).toEqual(['--semi-space-growth-factor=1', '--interrupt-budget=16384']);
+    expect(shoaldV8Flags(['--max_inlined_bytecode_size_cumulative=920', '--interrupt-budget=1', '--max-semi-space-size=16'])).toEqual([]);
+    expect(shoaldV8Flags([], '--max-inlined-bytecode-size-cumulative=920')).toEqual(['--semi-space-growth-factor=1', '--interrupt-budget=16384']);
+  });
+
+  it('every flag is one this node knows (an unknown one would be a startup error on the command line)', () => {
+    const r = spawnSync(process.execPath, [...shoaldV8Flags([]), '-e', '0'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('the flags hold when set at run time: new space stays at its initial size under allocation', () => {
