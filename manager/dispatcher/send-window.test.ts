@@ -1,6 +1,6 @@
 // The assignment send window: a node hears its incremental changes at most once per window, so a
-// burst of scheduler commits reaches it as one message (one manager, a raw Dispatcher client over
-// mTLS acting as the worker).
+// burst of scheduler commits reaches it as one message; and a change set over the message size
+// limit goes as chunks (one manager, a raw Dispatcher client over mTLS acting as the worker).
 import type * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 
@@ -86,6 +86,35 @@ describe('assignment send window', () => {
       expect(got[1]!.appliesTo).toBe(got[0]!.resultsIn);
       expect(taskIds(got[1]!)).toEqual(burst);
       expect(got).toHaveLength(2);
+    });
+  });
+});
+
+describe('assignment messages over the size limit', () => {
+  it('go as chunks of one change set: `more` on all but the last, each applying to the one before', async () => {
+    await withNode({ maxAssignmentMessageBytes: 1 }, async ({ store, nodeId, got }) => {
+      const { result } = await store.update((tx) =>
+        [1, 2, 3].map(
+          (slot) =>
+            tx.create('task', {
+              Spec: { ContainerSpec: { Image: 'busybox' } },
+              ServiceID: '',
+              Slot: slot,
+              NodeID: nodeId,
+              Status: { Timestamp: new Date().toISOString(), State: 'assigned', Message: 'assigned' },
+              DesiredState: 'running',
+            }).ID,
+        ),
+      );
+      await waitFor('three chunks', () => got.length >= 4);
+      const chunks = got.slice(1);
+      expect(chunks.map((m) => [m.type, m.more])).toEqual([
+        [AssignmentsMessage_Type.TYPE_INCREMENTAL, true],
+        [AssignmentsMessage_Type.TYPE_INCREMENTAL, true],
+        [AssignmentsMessage_Type.TYPE_INCREMENTAL, false],
+      ]);
+      expect(chunks.map((m) => m.appliesTo)).toEqual([got[0]!.resultsIn, chunks[0]!.resultsIn, chunks[1]!.resultsIn]);
+      expect(chunks.flatMap(taskIds)).toEqual(result);
     });
   });
 });
