@@ -21,29 +21,57 @@ export function isFinished(t: Task): boolean {
 }
 
 export class TaskReaper extends ReconcileLoop {
+  /**
+   * Tasks per replicated slot (service + slot number), kept from the watch: a new task makes its
+   * slot worth a look only once the slot holds more than the limit (a scale-up of 10,000 fresh
+   * slots is not 10,000 index reads).
+   */
+  private readonly perSlot = new Map<string, number>();
+  private limit = DEFAULT_TASK_HISTORY_RETENTION_LIMIT;
+
   constructor(opts: LoopOptions) {
     super(opts, 'task-reaper', ['task', 'cluster']);
   }
 
-  protected resync(_tx: ReadTx): void {}
+  protected resync(tx: ReadTx): void {
+    this.perSlot.clear();
+    for (const t of tx.find('task')) if (t.Slot > 0) this.count(t, 1);
+    this.limit = retentionLimitOf(tx);
+  }
+
+  private count(t: Task, by: 1 | -1): number {
+    const key = `${t.ServiceID}|${t.Slot}`;
+    const n = (this.perSlot.get(key) ?? 0) + by;
+    if (n > 0) this.perSlot.set(key, n);
+    else this.perSlot.delete(key);
+    return n;
+  }
 
   protected onEvent(ev: ChangeEvent): void {
     if (ev.kind === 'cluster') {
       if (ev.action !== 'delete') this.markAll();
       return;
     }
-    if (ev.kind !== 'task' || ev.action === 'delete') return;
-    if (isFinished(ev.object) || ev.action === 'create') this.markDirty(`${ev.object.ServiceID}|${slotKey(ev.object)}`);
+    if (ev.kind !== 'task') return;
+    if (ev.action === 'delete') {
+      if (ev.object.Slot > 0) this.count(ev.object, -1);
+      return;
+    }
+    let crowded = false;
+    if (ev.action === 'create') {
+      // Global tasks (slot 0) are keyed by node, which a task may only get later: always looked at.
+      crowded = ev.object.Slot === 0 || (this.count(ev.object, 1) > this.limit && this.limit >= 0);
+    }
+    if (crowded || isFinished(ev.object)) this.markDirty(`${ev.object.ServiceID}|${slotKey(ev.object)}`);
   }
 
   get retentionLimit(): number {
-    const c = this.store.find('cluster')[0];
-    const v = c?.Spec.Orchestration?.TaskHistoryRetentionLimit;
-    return typeof v === 'number' ? Math.floor(v) : DEFAULT_TASK_HISTORY_RETENTION_LIMIT;
+    return retentionLimitOf(this.store);
   }
 
   protected async pass(keys: ReadonlySet<string>, all: boolean): Promise<void> {
     const limit = this.retentionLimit;
+    this.limit = limit;
     const slots = new Set(keys);
     if (all) {
       for (const t of this.store.find('task')) slots.add(`${t.ServiceID}|${slotKey(t)}`);
@@ -89,4 +117,10 @@ export class TaskReaper extends ReconcileLoop {
     }
     return out;
   }
+}
+
+function retentionLimitOf(tx: ReadTx): number {
+  const c = tx.find('cluster')[0];
+  const v = c?.Spec.Orchestration?.TaskHistoryRetentionLimit;
+  return typeof v === 'number' ? Math.floor(v) : DEFAULT_TASK_HISTORY_RETENTION_LIMIT;
 }
