@@ -31,21 +31,20 @@ export function isAssignedTask(t: Task, nodeId: string): boolean {
 }
 
 /** What of a task the worker acts on; a change elsewhere (its status, version) is not news to it. */
-function workerView(t: Task): readonly unknown[] {
-  return [t.Spec, t.DesiredState, t.ServiceID, t.Slot, t.Labels, t.NetworksAttachments, t.JobIteration];
-}
+const WORKER_FIELDS = ['Spec', 'DesiredState', 'ServiceID', 'Slot', 'Labels', 'NetworksAttachments', 'JobIteration'] as const;
 
 /**
  * Does the worker see the same task? Field by field: the same value or the same (frozen, shared)
  * object is the same — a status report leaves the rest of the stored task shared — and only a
- * field that is a different object is compared by its JSON.
+ * field that is a different object is compared by its JSON. Runs for every task event routed to
+ * a node (a worker's own status reports included): it allocates nothing when the fields are shared.
  */
 function sameForWorker(a: Task, b: Task): boolean {
-  const x = workerView(a);
-  const y = workerView(b);
-  for (let i = 0; i < x.length; i++) {
-    if (x[i] === y[i]) continue;
-    if (typeof x[i] !== 'object' || typeof y[i] !== 'object' || JSON.stringify(x[i]) !== JSON.stringify(y[i])) return false;
+  for (const k of WORKER_FIELDS) {
+    const x: unknown = a[k];
+    const y: unknown = b[k];
+    if (x === y) continue;
+    if (typeof x !== 'object' || typeof y !== 'object' || JSON.stringify(x) !== JSON.stringify(y)) return false;
   }
   return true;
 }

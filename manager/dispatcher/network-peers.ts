@@ -202,7 +202,10 @@ export class NetworkPeersCache {
 export function touchedNetworks(events: readonly ChangeEvent[], tx: ReadTx): Set<string> {
   const out = new Set<string>();
   const addTask = (t: Task | undefined): void => {
-    for (const a of t === undefined ? [] : attachments(t)) out.add(a.Network.ID);
+    // Most tasks attach to no network: nothing to allocate or iterate for them (one call per event).
+    const list = t?.NetworksAttachments;
+    if (list === undefined) return;
+    for (const a of list) out.add(a.Network.ID);
   };
   for (const ev of events) {
     switch (ev.kind) {
