@@ -78,6 +78,15 @@ describe('StatusReporter', () => {
     expect(calls).toEqual([[{ taskId: 't1', state: 'running' }]]);
   });
 
+  it('the same step reported again does not extend its hold', async () => {
+    for (let i = 0; i < 3; i++) {
+      reporter.report('t1', status('preparing'));
+      await vi.advanceTimersByTimeAsync(HOLD_MS * 0.4);
+    }
+    // 1.2 holds after the task entered PREPARING (0.4 after the last report of it): sent.
+    expect(calls).toEqual([[{ taskId: 't1', state: 'preparing' }]]);
+  });
+
   it('a settled status does not wait for another task held in a step', async () => {
     reporter.report('slow', status('preparing'));
     await vi.advanceTimersByTimeAsync(BATCH_MS);

@@ -29,7 +29,7 @@ const TRANSIENT: ReadonlySet<TaskState> = new Set<TaskState>(['accepted', 'prepa
 
 interface Pending {
   readonly status: TaskStatus;
-  /** When this status was reported (performance.now() ms): a held step is held from here. */
+  /** When the task entered this status's state (performance.now() ms): a held step is held from here. */
   readonly sinceMs: number;
 }
 
@@ -50,7 +50,9 @@ export class StatusReporter {
 
   report(taskId: string, status: TaskStatus): void {
     if (this.closed) return;
-    const p: Pending = { status, sinceMs: performance.now() };
+    const before = this.dirty.get(taskId);
+    // The same step reported again (the agent answering a manager that is behind) keeps its start.
+    const p: Pending = { status, sinceMs: before !== undefined && before.status.State === status.State ? before.sinceMs : performance.now() };
     this.dirty.set(taskId, p);
     // Only this task's entry changed: the next flush is due no later than when it becomes sendable
     // (an armed timer that fires sooner stays). No scan of every pending status per report.
