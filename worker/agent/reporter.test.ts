@@ -61,15 +61,25 @@ describe('StatusReporter', () => {
     reporter.report('t1', status('preparing'));
     await vi.advanceTimersByTimeAsync(HOLD_MS);
     expect(calls).toEqual([[{ taskId: 't1', state: 'preparing' }]]);
-    reporter.report('t1', status('ready'));
+    reporter.report('t1', status('starting'));
+    reporter.report('t1', status('running'));
     await vi.advanceTimersByTimeAsync(BATCH_MS);
-    expect(calls).toEqual([[{ taskId: 't1', state: 'preparing' }], [{ taskId: 't1', state: 'ready' }]]);
+    expect(calls).toEqual([[{ taskId: 't1', state: 'preparing' }], [{ taskId: 't1', state: 'running' }]]);
+  });
+
+  it('reports a task parked at READY (its desired state) once the hold is over', async () => {
+    reporter.report('t1', status('accepted'));
+    reporter.report('t1', status('preparing'));
+    reporter.report('t1', status('ready'));
+    await vi.advanceTimersByTimeAsync(HOLD_MS * 0.9);
+    expect(calls).toEqual([]);
+    await vi.advanceTimersByTimeAsync(HOLD_MS * 0.2);
+    expect(calls).toEqual([[{ taskId: 't1', state: 'ready' }]]);
   });
 
   it('holds each step from when the task entered it: a chain of quick steps longer than the hold is reported once', async () => {
-    // As the task runner goes: READY → STARTING in one step (READY alone would be reported).
-    for (const steps of [['accepted'], ['preparing'], ['ready', 'starting']] as const) {
-      for (const s of steps) reporter.report('t1', status(s));
+    for (const s of ['accepted', 'preparing', 'ready', 'starting'] as const) {
+      reporter.report('t1', status(s));
       await vi.advanceTimersByTimeAsync(HOLD_MS * 0.6);
     }
     expect(calls).toEqual([]);
