@@ -4,7 +4,7 @@
 // exit when the parent goes away (disconnect). What the bench starts it stops: every child is
 // tracked and killed by PID on exit, failure or SIGINT/SIGTERM; temp dirs are removed.
 import { fork, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
@@ -231,4 +231,45 @@ export class Profiler {
 export function cpuMs(): number {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1000;
+}
+
+export interface ThreadCpu {
+  readonly main_user_ms: number;
+  readonly main_sys_ms: number;
+  readonly other_user_ms: number;
+  readonly other_sys_ms: number;
+}
+
+const ZERO_THREADS: ThreadCpu = { main_user_ms: 0, main_sys_ms: 0, other_user_ms: 0, other_sys_ms: 0 };
+
+/** Per-thread CPU from /proc/self/task/<tid>/stat (utime, stime in clock ticks of 10 ms); zeros where /proc is missing. */
+export function threadCpu(): ThreadCpu {
+  const TICK_MS = 10;
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return ZERO_THREADS;
+  }
+  const out = { ...ZERO_THREADS };
+  for (const tid of tids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // Fields after the command (which may hold spaces) start at state: utime is the 14th field overall, stime the 15th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const user = Number(f[11]) * TICK_MS;
+    const sys = Number(f[12]) * TICK_MS;
+    if (Number(tid) === process.pid) {
+      out.main_user_ms += user;
+      out.main_sys_ms += sys;
+    } else {
+      out.other_user_ms += user;
+      out.other_sys_ms += sys;
+    }
+  }
+  return out;
 }

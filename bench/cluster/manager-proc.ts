@@ -5,7 +5,7 @@
 //
 // Ops: tokens, leading, control {method, args}, drain-managers, nodes, progress {serviceId},
 // stats, heap {snapshot?}, profile-start, profile-stop {file}, close.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -17,7 +17,7 @@ import { byServiceId } from '../../manager/store/index.js';
 import { ResyncRequiredError } from '../../manager/store/errors.js';
 import type { MemoryStore } from '../../manager/store/memory-store.js';
 import type { StoreWatch } from '../../manager/store/watch.js';
-import { cpuMs, Profiler, rssMb, sendToParent, serveParent } from './ipc.js';
+import { cpuMs, Profiler, rssMb, sendToParent, serveParent, threadCpu, type ThreadCpu } from './ipc.js';
 import { countProgress, ProgressTally, type Progress } from './stats.js';
 
 export type ManagerProcSpec =
@@ -52,47 +52,6 @@ export interface ManagerStats {
   readonly scheduler_held_passes: number;
   readonly replicated_passes: number;
   readonly creation_bursts: number;
-}
-
-export interface ThreadCpu {
-  readonly main_user_ms: number;
-  readonly main_sys_ms: number;
-  readonly other_user_ms: number;
-  readonly other_sys_ms: number;
-}
-
-const ZERO_THREADS: ThreadCpu = { main_user_ms: 0, main_sys_ms: 0, other_user_ms: 0, other_sys_ms: 0 };
-
-/** Per-thread CPU from /proc/self/task/<tid>/stat (utime, stime in clock ticks of 10 ms); zeros where /proc is missing. */
-function threadCpu(): ThreadCpu {
-  const TICK_MS = 10;
-  let tids: string[];
-  try {
-    tids = readdirSync('/proc/self/task');
-  } catch {
-    return ZERO_THREADS;
-  }
-  const out = { ...ZERO_THREADS };
-  for (const tid of tids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    // Fields after the command (which may hold spaces) start at state: utime is the 14th field overall, stime the 15th.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const user = Number(f[11]) * TICK_MS;
-    const sys = Number(f[12]) * TICK_MS;
-    if (Number(tid) === process.pid) {
-      out.main_user_ms += user;
-      out.main_sys_ms += sys;
-    } else {
-      out.other_user_ms += user;
-      out.other_sys_ms += sys;
-    }
-  }
-  return out;
 }
 
 /**

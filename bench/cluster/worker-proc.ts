@@ -5,7 +5,6 @@
 //   node --import tsx bench/cluster/worker-proc.ts '<json WorkerProcSpec>'
 //
 // Ops: stats, started (the executors' started/stopped counts only), profile-start, profile-stop {file}, close.
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { pino } from 'pino';
@@ -13,7 +12,7 @@ import { pino } from 'pino';
 import { joinCluster } from '../../ca/join.js';
 import type { NodeIdentity } from '../../ca/identity.js';
 import { Agent, type AgentCounters } from '../../worker/agent/index.js';
-import { cpuMs, Profiler, rssMb, sendToParent, serveParent } from './ipc.js';
+import { cpuMs, Profiler, rssMb, sendToParent, serveParent, threadCpu } from './ipc.js';
 import { newSimCounters, SimExecutor } from './sim-executor.js';
 
 export interface WorkerProcSpec {
@@ -48,29 +47,10 @@ export interface WorkerProcStats {
   readonly threads: { readonly main_ms: number; readonly other_ms: number };
 }
 
-/** Per-thread CPU from /proc/self/task/<tid>/stat (clock ticks of 10 ms); zeros where /proc is missing. */
-function threadCpu(): { main_ms: number; other_ms: number } {
-  const out = { main_ms: 0, other_ms: 0 };
-  let tids: string[];
-  try {
-    tids = readdirSync('/proc/self/task');
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    // After the command (which may hold spaces): utime and stime are the 12th and 13th fields.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ms = (Number(f[11]) + Number(f[12])) * 10;
-    if (Number(tid) === process.pid) out.main_ms += ms;
-    else out.other_ms += ms;
-  }
-  return out;
+/** CPU ms (user + system) of the main thread and of all the others. */
+function threadMs(): { main_ms: number; other_ms: number } {
+  const t = threadCpu();
+  return { main_ms: t.main_user_ms + t.main_sys_ms, other_ms: t.other_user_ms + t.other_sys_ms };
 }
 
 function sumCounters(agents: readonly Agent[]): AgentCounters {
@@ -159,7 +139,7 @@ async function main(): Promise<void> {
           rss_mb: rssMb(),
           cpu_ms: cpuMs(),
           agent: sumCounters(agents),
-          threads: threadCpu(),
+          threads: threadMs(),
         } satisfies WorkerProcStats;
       }
       case 'close':

@@ -10,6 +10,7 @@
 // 10,000 tasks of one service encode their Spec once. The result is exactly JSON.stringify's.
 import { AssignmentsMessage, AssignmentsMessage_Type, DispatcherService } from '../../proto/gen/shoal/dispatcher.js';
 import { decodeNodeStreamRequest, decodeUpdateTaskStatusRequest, encodeNodeStreamResponse } from './node-stream-wire.js';
+import { varintLength, writeVarint } from './varint.js';
 
 /** What an assignment carries (the `Assignment.item` oneof's JSON fields). */
 export type AssignedKind = 'task' | 'secret' | 'config' | 'network';
@@ -38,24 +39,6 @@ export class EncodedAssignments {
 
 export function encodedChange(kind: AssignedKind, json: string, remove: boolean): EncodedChange {
   return { kind, json, bytes: Buffer.byteLength(json, 'utf8'), remove };
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, off: number, n: number): number {
-  while (n >= 0x80) {
-    buf[off++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[off++] = n;
-  return off;
 }
 
 /** The bytes of AssignmentsMessage{type, applies_to, results_in, changes, more}, as the generated encoder writes them. */

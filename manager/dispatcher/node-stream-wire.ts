@@ -11,6 +11,7 @@ import {
   type UpdateTaskStatusResponse,
 } from '../../proto/gen/shoal/dispatcher.js';
 import type { PortConfig as ProtoPortConfig, TaskStatus as ProtoTaskStatus } from '../../proto/gen/shoal/types.js';
+import { varintLength, writeVarint } from './varint.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -227,24 +228,6 @@ export function decodeNodeStreamRequest(buf: Buffer): NodeStreamRequest {
 /** UpdateTaskStatusRequest from its bytes (the unary call): the same value its generated decode gives. */
 export function decodeUpdateTaskStatusRequest(buf: Buffer): UpdateTaskStatusRequest {
   return readStatusRequest(new Reader(buf));
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, off: number, n: number): number {
-  while (n >= 0x80) {
-    buf[off++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[off++] = n;
-  return off;
 }
 
 const isSmallUint = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
