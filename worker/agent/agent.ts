@@ -17,15 +17,14 @@ import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 
-import { decodeObjectJson, encodeJson, taskStatusToProto } from '../../manager/dispatcher/wire.js';
+import { decodeObjectJson, encodeJson } from '../../manager/dispatcher/wire.js';
 import { taskStateRank } from '../../manager/dispatcher/task-transitions.js';
 import type { Config, Node, NodeDescription, Secret, Task, TaskStatus } from '../../manager/store/types.js';
 import {
-  AssignmentAction,
   AssignmentsMessage_Type,
+  AssignmentsRequest,
   DispatcherClient,
-  type AssignmentChange,
-  type AssignmentsMessage,
+  DispatcherService,
   type SessionMessage,
 } from '../../proto/gen/shoal/dispatcher.js';
 import { CLUSTER_CHANNEL_OPTIONS, clusterChannelCredentials, type TlsMaterial } from '../../proto/grpc/tls.js';
@@ -33,6 +32,7 @@ import type { DependencyGetter, Executor } from '../executor/types.js';
 import type { NetworkPeers } from '../../manager/dispatcher/network-peers.js';
 import type { TaskNetworks } from '../network/worker-networks.js';
 import { AgentDb } from './agent-db.js';
+import { readAssignments, type ReadAssignments, type ReadChange } from './assignment-reader.js';
 import { AgentError } from './errors.js';
 import { NodeChannel } from './node-channel.js';
 import { StatusReporter } from './reporter.js';
@@ -118,8 +118,8 @@ function base64Bytes(data: string | undefined): Uint8Array {
  * A task's JSON from an assignment message, parsed where it lies in the message's buffer (no copy
  * of the bytes first); it must be an object with a string `ID`.
  */
-function parseObjectJson<T extends Task>(what: string, bytes: Uint8Array): T {
-  const o: unknown = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+function parseObjectJson<T extends Task>(what: string, bytes: Buffer): T {
+  const o: unknown = JSON.parse(bytes.toString('utf8'));
   if (typeof o !== 'object' || o === null || typeof (o as { ID?: unknown }).ID !== 'string') {
     throw new TypeError(`${what}: expected a JSON object with a string ID`);
   }
@@ -332,27 +332,25 @@ export class Agent {
     if (runner !== undefined) void runner.remove();
   }
 
-  private applyAssignments(type: AssignmentsMessage_Type, changes: readonly AssignmentChange[]): void {
+  private applyAssignments(type: AssignmentsMessage_Type, changes: readonly ReadChange[]): void {
     const seenTasks = new Set<string>();
     const seenSecrets = new Set<string>();
     const seenConfigs = new Set<string>();
     const seenNetworks: string[] = [];
     for (const c of changes) {
-      const item = c.assignment?.item;
-      if (item === undefined) continue;
-      const remove = c.action === AssignmentAction.ASSIGNMENT_ACTION_REMOVE;
-      switch (item.$case) {
+      const remove = c.remove;
+      switch (c.kind) {
         case 'taskJson': {
-          const t = parseObjectJson<Task>('task_json', item.taskJson);
+          const t = parseObjectJson<Task>('task_json', c.json);
           if (remove) this.removeTask(t.ID);
           else {
             seenTasks.add(t.ID);
-            this.upsertTask(t, item.taskJson);
+            this.upsertTask(t, c.json);
           }
           break;
         }
         case 'secretJson': {
-          const s = decodeObjectJson<Secret>('secret_json', item.secretJson);
+          const s = decodeObjectJson<Secret>('secret_json', c.json);
           if (remove) {
             this.secrets.delete(s.ID);
             this.db.write([this.db.delSecret(s.ID)]);
@@ -364,7 +362,7 @@ export class Agent {
           break;
         }
         case 'configJson': {
-          const cf = decodeObjectJson<Config>('config_json', item.configJson);
+          const cf = decodeObjectJson<Config>('config_json', c.json);
           if (remove) {
             this.configs.delete(cf.ID);
             this.db.write([this.db.delConfig(cf.ID)]);
@@ -376,7 +374,7 @@ export class Agent {
           break;
         }
         case 'networkJson': {
-          const v = JSON.parse(Buffer.from(item.networkJson).toString('utf8')) as NetworkPeers;
+          const v = JSON.parse(c.json.toString('utf8')) as NetworkPeers;
           if (typeof v.ID !== 'string') throw new TypeError('network_json: expected a JSON object with a string ID');
           if (remove) this.opts.network?.removeView(v.ID);
           else {
@@ -558,17 +556,25 @@ export class Agent {
   }
 
   private openAssignments(active: ActiveSession, calls: grpc.ClientReadableStream<unknown>[], fail: (err: Error) => void): void {
-    const stream = active.client.assignments({ sessionId: active.sessionId });
+    // Read by hand (assignment-reader.ts): per change only its kind, action and JSON bytes.
+    const stream = active.client.makeServerStreamRequest<AssignmentsRequest, ReadAssignments>(
+      DispatcherService.assignments.path,
+      DispatcherService.assignments.requestSerialize,
+      readAssignments,
+      { sessionId: active.sessionId },
+    );
     calls.push(stream);
-    let pending: AssignmentChange[] = [];
+    let pending: ReadChange[] | null = null;
     let pendingType: AssignmentsMessage_Type | null = null;
-    stream.on('data', (msg: AssignmentsMessage) => {
+    stream.on('data', (msg: ReadAssignments) => {
       pendingType ??= msg.type;
-      pending.push(...msg.changes);
-      if (msg.more) return;
+      if (msg.more) {
+        pending = pending === null ? msg.changes : pending.concat(msg.changes);
+        return;
+      }
       const type = pendingType;
-      const changes = pending;
-      pending = [];
+      const changes = pending === null ? msg.changes : pending.concat(msg.changes);
+      pending = null;
       pendingType = null;
       this.sent.assignmentMessages++;
       try {
@@ -612,7 +618,7 @@ export class Agent {
   ): Promise<readonly { readonly taskId: string; readonly reason: string }[]> {
     this.sent.statusCalls++;
     this.sent.statusItems += updates.length;
-    const res = await active.channel.updateTaskStatus(updates.map((u) => ({ taskId: u.taskId, status: taskStatusToProto(u.status) })));
+    const res = await active.channel.updateTaskStatus(updates);
     return res.refused;
   }
 }

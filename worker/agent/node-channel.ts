@@ -11,18 +11,25 @@
 // session through `onEnd` (the error's gRPC code tells the session loop what to do next).
 import * as grpc from '@grpc/grpc-js';
 
-import type {
-  DispatcherClient,
-  HeartbeatResponse,
-  NodeStreamRequest,
-  NodeStreamResponse,
-  UpdateTaskStatusRequest,
-  UpdateTaskStatusResponse,
+import { taskStatusToProto } from '../../manager/dispatcher/wire.js';
+import {
+  DispatcherService,
+  type DispatcherClient,
+  type HeartbeatResponse,
+  type NodeStreamResponse,
+  type UpdateTaskStatusResponse,
 } from '../../proto/gen/shoal/dispatcher.js';
 import { callUnary } from '../../proto/grpc/client.js';
+import { decodeNodeStreamResponse, encodeHeartbeatRequest, encodeStatusRequest, type StatusUpdate } from './node-stream-codec.js';
 
-type Body = NonNullable<NodeStreamRequest['body']>;
+export type { StatusUpdate } from './node-stream-codec.js';
+
+/** What a request asks: a heartbeat, or a batch of task statuses. */
+type Body = { readonly $case: 'heartbeat' } | { readonly $case: 'status'; readonly updates: readonly StatusUpdate[] };
 type Answer = NonNullable<NodeStreamResponse['body']>;
+
+/** Requests go out as bytes the agent wrote itself (node-stream-codec.ts); answers are read by hand. */
+const identity = (b: Buffer): Buffer => b;
 
 interface Waiting {
   readonly body: Body;
@@ -43,7 +50,7 @@ export class NodeChannelError extends Error {
 }
 
 export class NodeChannel {
-  private stream: grpc.ClientDuplexStream<NodeStreamRequest, NodeStreamResponse> | null = null;
+  private stream: grpc.ClientDuplexStream<Buffer, NodeStreamResponse> | null = null;
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   /** The manager has no NodeStream: every request is a unary call. */
@@ -72,14 +79,14 @@ export class NodeChannel {
   }
 
   heartbeat(): Promise<HeartbeatResponse> {
-    return this.request({ $case: 'heartbeat', heartbeat: { sessionId: this.sessionId } }).then((a) => {
+    return this.request({ $case: 'heartbeat' }).then((a) => {
       if (a.$case !== 'heartbeat') throw new NodeChannelError(`the manager answered a heartbeat with ${a.$case}`, grpc.status.INTERNAL);
       return a.heartbeat;
     });
   }
 
-  updateTaskStatus(updates: UpdateTaskStatusRequest['updates']): Promise<UpdateTaskStatusResponse> {
-    return this.request({ $case: 'status', status: { sessionId: this.sessionId, updates } }).then((a) => {
+  updateTaskStatus(updates: readonly StatusUpdate[]): Promise<UpdateTaskStatusResponse> {
+    return this.request({ $case: 'status', updates }).then((a) => {
       if (a.$case !== 'status') throw new NodeChannelError(`the manager answered a status batch with ${a.$case}`, grpc.status.INTERNAL);
       return a.status;
     });
@@ -94,7 +101,7 @@ export class NodeChannel {
   }
 
   private open(): void {
-    const stream = this.client.nodeStream();
+    const stream = this.client.makeBidiStreamRequest<Buffer, NodeStreamResponse>(DispatcherService.nodeStream.path, identity, decodeNodeStreamResponse);
     this.stream = stream;
     stream.on('data', (res: NodeStreamResponse) => {
       this.answered = true;
@@ -150,16 +157,17 @@ export class NodeChannel {
         if (this.waiting.delete(requestId)) reject(new NodeChannelError(`no answer from the manager within ${this.timeoutMs} ms`, grpc.status.DEADLINE_EXCEEDED));
       }, this.timeoutMs);
       this.waiting.set(requestId, { body, resolve, reject, timer });
-      stream.write({ requestId, body });
+      stream.write(body.$case === 'heartbeat' ? encodeHeartbeatRequest(requestId, this.sessionId) : encodeStatusRequest(requestId, this.sessionId, body.updates));
     });
   }
 
   private async unaryRequest(body: Body): Promise<Answer> {
     if (body.$case === 'heartbeat') {
-      const heartbeat = await callUnary(this.client.heartbeat.bind(this.client), body.heartbeat, this.timeoutMs);
+      const heartbeat = await callUnary(this.client.heartbeat.bind(this.client), { sessionId: this.sessionId }, this.timeoutMs);
       return { $case: 'heartbeat', heartbeat };
     }
-    const status = await callUnary(this.client.updateTaskStatus.bind(this.client), body.status, this.timeoutMs);
+    const updates = body.updates.map((u) => ({ taskId: u.taskId, status: u.status === undefined ? undefined : taskStatusToProto(u.status) }));
+    const status = await callUnary(this.client.updateTaskStatus.bind(this.client), { sessionId: this.sessionId, updates }, this.timeoutMs);
     return { $case: 'status', status };
   }
 }
