@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 
 import type { Task, TaskState, TaskStatus } from '../../manager/store/types.js';
 import { isTerminal, taskStateRank } from '../../manager/dispatcher/task-transitions.js';
-import type { DependencyGetter, ExitStatus, Executor, TaskController, TaskDescriptor } from '../executor/types.js';
+import type { ContainerState, DependencyGetter, ExitStatus, Executor, TaskController, TaskDescriptor } from '../executor/types.js';
 import type { TaskNetworkConfig, TaskNetworks } from '../network/worker-networks.js';
 
 export interface TaskRunnerDeps {
@@ -41,6 +41,9 @@ function nowIso(): string {
   return iso;
 }
 
+/** A status being built (the store's type is read-only). */
+type NewStatus = { -readonly [K in keyof TaskStatus]: TaskStatus[K] };
+
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -54,6 +57,8 @@ export class TaskRunner {
   private waiting = false;
   private stopping = false;
   private prepareAbort: AbortController | null = null;
+  /** The container's state as `start()` saw it right after starting it (attachWait needs no second look). */
+  private startedState: ContainerState | null = null;
   private net: TaskNetworkConfig | undefined;
   private netReleased = false;
 
@@ -160,17 +165,23 @@ export class TaskRunner {
     return this.controller;
   }
 
-  private set(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): void {
+  /**
+   * Records and reports a new observed status. Statuses are built field by field in one order
+   * (Timestamp, State, Message, Err, ContainerStatus, PortStatus): no spread of optional parts.
+   */
+  private set(state: TaskState, message: string, err?: string): void {
     if (this.closed || this.removed) return;
-    this.observed = { Timestamp: nowIso(), State: state, Message: message, ...extra };
-    this.deps.report(this.taskId, this.observed);
-    // A finished task's addresses go back to the allocator: its endpoints must not hold them.
-    if (isTerminal(state)) this.releaseNetwork();
+    const s: NewStatus = { Timestamp: nowIso(), State: state, Message: message };
+    if (err !== undefined) s.Err = err;
+    this.publish(s);
   }
 
-  private containerStatus(): Partial<TaskStatus> {
-    const pid = this.ctl().inspect().pid;
-    return { ContainerStatus: { ContainerID: this.taskId, ...(pid !== undefined ? { PID: pid } : {}) } };
+  private publish(s: TaskStatus): void {
+    if (this.closed || this.removed) return;
+    this.observed = s;
+    this.deps.report(this.taskId, s);
+    // A finished task's addresses go back to the allocator: its endpoints must not hold them.
+    if (isTerminal(s.State)) this.releaseNetwork();
   }
 
   /** Advances as far as it can now; bounded: every pass moves the state forward or returns. */
@@ -223,7 +234,7 @@ export class TaskRunner {
     } catch (err) {
       if (this.closed || this.removed) return false;
       if (this.wantsStop()) return true; // the next pass shuts it down
-      this.set('rejected', 'preparing failed', { Err: errorMessage(err) });
+      this.set('rejected', 'preparing failed', errorMessage(err));
       return false;
     } finally {
       this.prepareAbort = null;
@@ -233,24 +244,33 @@ export class TaskRunner {
   }
 
   private async start(): Promise<boolean> {
+    const ctl = this.ctl();
     try {
-      await this.ctl().start();
+      await ctl.start();
     } catch (err) {
       if (this.closed || this.removed) return false;
-      this.set('failed', 'starting failed', { Err: errorMessage(err) });
+      this.set('failed', 'starting failed', errorMessage(err));
       return false;
     }
-    this.set('running', 'started', { ...this.containerStatus(), ...(this.net?.ports !== undefined ? { PortStatus: { Ports: this.net.ports } } : {}) });
+    if (this.closed || this.removed) return false;
+    const seen = ctl.inspect();
+    this.startedState = seen.state;
+    const s: NewStatus = { Timestamp: nowIso(), State: 'running', Message: 'started' };
+    s.ContainerStatus = seen.pid !== undefined ? { ContainerID: this.taskId, PID: seen.pid } : { ContainerID: this.taskId };
+    if (this.net?.ports !== undefined) s.PortStatus = { Ports: this.net.ports };
+    this.publish(s);
     return true;
   }
 
   private attachWait(): void {
     if (this.waiting) return;
     const ctl = this.ctl();
-    const seen = ctl.inspect().state;
+    // Just started by this runner: start() looked already. Resumed: look now.
+    const seen = this.startedState ?? ctl.inspect().state;
+    this.startedState = null;
     if (seen === 'absent' || seen === 'removed') {
       // Saved as RUNNING, but the executor has no container: lost while the agent was away.
-      this.set('failed', 'started', { Err: 'the task\'s container is gone (lost while the agent was not running)' });
+      this.set('failed', 'started', 'the task\'s container is gone (lost while the agent was not running)');
       return;
     }
     this.waiting = true;
@@ -259,7 +279,7 @@ export class TaskRunner {
       (err: unknown) => {
         this.waiting = false;
         if (this.closed || this.removed || this.stopping) return;
-        this.set('failed', 'started', { Err: `waiting for the container failed: ${errorMessage(err)}` });
+        this.set('failed', 'started', `waiting for the container failed: ${errorMessage(err)}`);
       },
     );
   }
@@ -267,9 +287,9 @@ export class TaskRunner {
   private exited(exit: ExitStatus): void {
     this.waiting = false;
     if (this.closed || this.removed || this.stopping || this.observed.State !== 'running') return;
-    const container = { ContainerStatus: { ContainerID: this.taskId, ...(exit.exitCode !== undefined ? { ExitCode: exit.exitCode } : {}) } };
-    if (exit.state === 'complete') this.set('complete', 'finished', container);
-    else this.set('failed', 'started', { Err: exit.message, ...container });
+    const s: NewStatus = exit.state === 'complete' ? { Timestamp: nowIso(), State: 'complete', Message: 'finished' } : { Timestamp: nowIso(), State: 'failed', Message: 'started', Err: exit.message };
+    s.ContainerStatus = exit.exitCode !== undefined ? { ContainerID: this.taskId, ExitCode: exit.exitCode } : { ContainerID: this.taskId };
+    this.publish(s);
     // An unhealthy container is still running: stop it (as Docker does), so that its replacement
     // does not run beside it.
     if (exit.unhealthy) {
