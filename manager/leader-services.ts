@@ -26,7 +26,7 @@ import { managerLocator } from './logbroker/route.js';
 import type { Manager, ServiceRegistration } from './manager.js';
 import { Orchestrators } from './orchestrator/index.js';
 import { systemClock, type Clock } from './orchestrator/clock.js';
-import { SchedulerLoop } from './schedule/index.js';
+import { Placement, SchedulerLoop } from './schedule/index.js';
 import { Allocator } from './allocator/index.js';
 import { ControlService } from '../proto/gen/shoal/control.js';
 
@@ -249,8 +249,11 @@ export class LeaderServices {
     if (s.role !== 'leader' || s.term !== term) return;
     const clock = this.o.clock ?? systemClock;
     const logger = this.m.logger;
-    this.orch = new Orchestrators({ store: this.m.store, logger: logger.child({ component: 'orchestrator' }), clock });
-    this.sched = new SchedulerLoop({ store: this.m.store, logger: logger.child({ component: 'scheduler' }), clock, allocatorAdmits: true, burst: this.orch.burst });
+    // One placer per term: the scheduler loop and the replicated orchestrator (which creates a
+    // scale-up's tasks already placed) decide under its lock.
+    const placer = new Placement();
+    this.orch = new Orchestrators({ store: this.m.store, logger: logger.child({ component: 'orchestrator' }), clock, placer });
+    this.sched = new SchedulerLoop({ store: this.m.store, logger: logger.child({ component: 'scheduler' }), clock, allocatorAdmits: true, burst: this.orch.burst, placer });
     this.alloc = new Allocator({ store: this.m.store, logger: logger.child({ component: 'allocator' }), clock });
     this.orch.start();
     this.alloc.start();

@@ -4,6 +4,7 @@ import type { MemoryStore } from '../store/memory-store.js';
 import { CreationBurst } from './burst.js';
 import { systemClock, type Clock } from './clock.js';
 import { GlobalOrchestrator } from './global.js';
+import type { TaskPlacer } from './placer.js';
 import { ReplicatedOrchestrator } from './replicated.js';
 import { RestartSupervisor } from './restart.js';
 import { TaskReaper } from './task-reaper.js';
@@ -17,6 +18,7 @@ export { TaskReaper, isFinished } from './task-reaper.js';
 export { Updater } from './updater.js';
 export { JobsOrchestrator, type JobService } from './jobs.js';
 export { CreationBurst } from './burst.js';
+export { ASSIGNED_MESSAGE, type Placed, type PlacementWant, type TaskPlacer } from './placer.js';
 export { ReconcileLoop, MAX_WRITES_PER_TX, type LoopOptions } from './loop.js';
 export { systemClock, ManualClock, type Clock, type TimerHandle } from './clock.js';
 export * from './task-state.js';
@@ -28,6 +30,8 @@ export interface OrchestratorsOptions {
   readonly clock?: Clock;
   /** Shared with the scheduler loop (`SchedulerLoopOptions.burst`); default a new one, see `burst`. */
   readonly burst?: CreationBurst;
+  /** The scheduler's placer (manager/schedule `Placement`, shared with the scheduler loop): scale-ups are created placed. */
+  readonly placer?: TaskPlacer;
 }
 
 /** Every orchestration loop, started and stopped together (the manager runs them while it leads). */
@@ -44,7 +48,7 @@ export class Orchestrators {
   constructor(opts: OrchestratorsOptions) {
     const o = { store: opts.store, logger: opts.logger, clock: opts.clock ?? systemClock };
     this.burst = opts.burst ?? new CreationBurst();
-    this.replicated = new ReplicatedOrchestrator({ ...o, burst: this.burst });
+    this.replicated = new ReplicatedOrchestrator({ ...o, burst: this.burst, ...(opts.placer !== undefined ? { placer: opts.placer } : {}) });
     this.global = new GlobalOrchestrator(o);
     this.restarts = new RestartSupervisor(o);
     this.reaper = new TaskReaper(o);

@@ -18,12 +18,14 @@
 // with tasks that need no allocation created PENDING, and the allocator proposing its chunks
 // together, bench:cluster (10,000 replicas) spent less leader CPU per task and converged sooner
 // (session 3 had it off: the allocator, one transaction at a time, fell behind the flood).
+import { needsAllocation } from '../allocator/endpoints.js';
 import type { ReadTx, Tx } from '../store/memory-store.js';
 import { byServiceId } from '../store/query.js';
-import type { Service, Task } from '../store/types.js';
+import type { NewObject, Service, Task } from '../store/types.js';
 import type { ChangeEvent } from '../store/watch.js';
 import type { CreationBurst } from './burst.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop, type LoopOptions } from './loop.js';
+import { ASSIGNED_MESSAGE, type Placed, type PlacementWant, type TaskPlacer } from './placer.js';
 import { groupBySlot, newTask, replicasOf, serviceMode, slotCondition, specKey } from './service-model.js';
 import { isRunnable, isTerminal, reachedNode, stateRank } from './task-state.js';
 
@@ -35,6 +37,17 @@ export interface ReplicatedOrchestratorOptions extends LoopOptions {
    * commits of its last one landed), so the scheduler loop can place the whole burst in one pass.
    */
   readonly burst?: CreationBurst;
+  /**
+   * The scheduler's placer: a scale-up's tasks are created ASSIGNED to the nodes it gives (one
+   * write per task instead of two), under its lock. Without one they are created PENDING.
+   */
+  readonly placer?: TaskPlacer;
+}
+
+/** A scale-up's nodes, handed out as its tasks are created. */
+interface Placements {
+  readonly list: readonly Placed[];
+  next: number;
 }
 
 export class ReplicatedOrchestrator extends ReconcileLoop {
@@ -42,11 +55,19 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
   private readonly known = new Set<string>();
   private readonly maxTxInFlight: number;
   private readonly burst: CreationBurst | null;
+  private readonly placer: TaskPlacer | null;
+  private placedCount = 0;
 
   constructor(opts: ReplicatedOrchestratorOptions) {
     super(opts, 'replicated-orchestrator', ['service', 'task']);
     this.maxTxInFlight = Math.max(1, opts.maxTxInFlight ?? 4);
     this.burst = opts.burst ?? null;
+    this.placer = opts.placer ?? null;
+  }
+
+  /** Tasks created already ASSIGNED (placed by the placer before they existed), so far (tests, logs). */
+  get placedAtCreation(): number {
+    return this.placedCount;
   }
 
   override async stop(): Promise<void> {
@@ -77,12 +98,20 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
   }
 
   protected async pass(keys: ReadonlySet<string>, all: boolean): Promise<void> {
+    if (this.placer === null) return this.reconcile(keys, all, null);
+    const placer = this.placer;
+    return placer.exclusive(() => this.reconcile(keys, all, placer));
+  }
+
+  private async reconcile(keys: ReadonlySet<string>, all: boolean, placer: TaskPlacer | null): Promise<void> {
     let todo = [...new Set(all ? [...this.known, ...keys] : keys)];
     const nowIso = new Date(this.clock.now()).toISOString();
     /** Slots per service that this pass's transactions in flight are filling. */
     const creating = new Map<string, Set<number>>();
     /** Each service's slots as committed, read once per pass: every round is built against the same committed state. */
     const committed = new Map<string, CommittedSlots>();
+    /** Nodes for the new tasks of this pass, decided before they exist (from here to the rounds: no await). */
+    const placements = placer === null ? new Map<string, Placements>() : this.placeScaleUps(placer, todo, committed);
     const commits: Promise<unknown>[] = [];
     for (let round = 0; round < this.maxTxInFlight && todo.length > 0; round++) {
       const left = { writes: MAX_WRITES_PER_TX };
@@ -91,7 +120,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
       const ids = todo;
       const commit = this.store.update((tx) => {
         for (const id of ids) {
-          if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, committed, round > 0)) unfinished.push(id);
+          if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, committed, placements, round > 0)) unfinished.push(id);
         }
         built = true;
       });
@@ -118,6 +147,32 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
   }
 
   /**
+   * Asks the placer for nodes for every scale-up among `ids` whose tasks need no network
+   * attachment (those are created NEW for the allocator), as many as each service lacks. Fills
+   * `committed` for them, as the rounds would.
+   */
+  private placeScaleUps(placer: TaskPlacer, ids: readonly string[], committed: Map<string, CommittedSlots>): Map<string, Placements> {
+    const out = new Map<string, Placements>();
+    this.store.view((tx) => {
+      const wants: PlacementWant[] = [];
+      for (const id of ids) {
+        const svc = tx.get('service', id);
+        if (svc === undefined || serviceMode(svc.Spec) !== 'replicated' || needsAllocation(svc.Spec)) continue;
+        let base = committed.get(id);
+        if (base === undefined) {
+          base = committedSlots(svc, tx.find('task', byServiceId(id)));
+          committed.set(id, base);
+        }
+        const lacking = replicasOf(svc.Spec) - base.occupied.length;
+        if (lacking > 0) wants.push({ service: svc, count: lacking });
+      }
+      if (wants.length === 0) return;
+      for (const [serviceId, list] of placer.placeNew(tx, wants) ?? []) out.set(serviceId, { list, next: 0 });
+    });
+    return out;
+  }
+
+  /**
    * Returns false when the write budget ran out before the service was done, or (`scaleUpOnly`:
    * a pipelined transaction) when the service needs anything but new tasks.
    */
@@ -128,6 +183,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     left: { writes: number },
     creating: Map<string, Set<number>>,
     committed: Map<string, CommittedSlots>,
+    placements: ReadonlyMap<string, Placements>,
     scaleUpOnly: boolean,
   ): boolean {
     const svc = tx.get('service', serviceId);
@@ -157,7 +213,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     if (occupied.length > want) return this.scaleDown(tx, svc, tasks, occupied, occupied.length - want, left);
     if (filled < want) {
       const used = new Set([...occupied.map((o) => o.slot), ...inFlight]);
-      return this.scaleUp(svc, tx, used, reusable, want - filled, nowIso, left, (slot) => {
+      return this.scaleUp(svc, tx, used, reusable, want - filled, nowIso, left, placements.get(serviceId), (slot) => {
         if (!creating.has(serviceId)) creating.set(serviceId, inFlight);
         inFlight.add(slot);
       });
@@ -165,8 +221,18 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     return true;
   }
 
-  /** `used`: slots taken (it grows); `created` hears every slot filled. */
-  private scaleUp(svc: Service, tx: Tx, used: Set<number>, reusable: number[], n: number, nowIso: string, left: { writes: number }, created: (slot: number) => void): boolean {
+  /** `used`: slots taken (it grows); `placements`: nodes for the new tasks, in order; `created` hears every slot filled. */
+  private scaleUp(
+    svc: Service,
+    tx: Tx,
+    used: Set<number>,
+    reusable: number[],
+    n: number,
+    nowIso: string,
+    left: { writes: number },
+    placements: Placements | undefined,
+    created: (slot: number) => void,
+  ): boolean {
     const reusableSet = new Set(reusable);
     const free = reusable.sort((a, b) => a - b).filter((s) => !used.has(s));
     let next = 1;
@@ -178,8 +244,18 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
         while (used.has(next) || reusableSet.has(next)) next++;
         slot = next;
       }
+      const task = newTask(svc, { slot, desired: 'running', nowIso });
+      const placing = task.Status.State === 'pending' && placements !== undefined && placements.next < placements.list.length;
+      // A node's tasks go in one transaction (one entry, one assignment message): a node's group
+      // that does not fit in what is left of this one waits for the next, unless no transaction could hold it.
+      if (placing && startsGroupTooBig(placements, left.writes)) return false;
       used.add(slot);
-      tx.create('task', newTask(svc, { slot, desired: 'running', nowIso }));
+      const placed = placing ? placements.list[placements.next++] : undefined;
+      if (placed === undefined) tx.create('task', task);
+      else {
+        tx.create('task', assigned(task, placed));
+        this.placedCount++;
+      }
       created(slot);
       left.writes--;
     }
@@ -239,6 +315,24 @@ function committedSlots(svc: Service, tasks: readonly Task[]): CommittedSlots {
     else if (!list.every((t) => t.DesiredState === 'remove')) empty.push(slot);
   }
   return { tasks, occupied, empty };
+}
+
+/** At the start of a node's group of placements, whether it is larger than `room` (and fits in one transaction). */
+function startsGroupTooBig(p: Placements, room: number): boolean {
+  const { list, next } = p;
+  const node = list[next]!.nodeId;
+  if (next > 0 && list[next - 1]!.nodeId === node) return false;
+  let end = next;
+  while (end < list.length && list[end]!.nodeId === node && end - next <= MAX_WRITES_PER_TX) end++;
+  const size = end - next;
+  return size > room && size <= MAX_WRITES_PER_TX;
+}
+
+/** A new task as the scheduler would have written it once placed: ASSIGNED to its node. */
+function assigned(task: NewObject<'task'>, placed: Placed): NewObject<'task'> {
+  const t: NewObject<'task'> & { AssignedGenericResources?: Placed['units'] } = { ...task, NodeID: placed.nodeId, Status: { ...task.Status, State: 'assigned', Message: ASSIGNED_MESSAGE } };
+  if (placed.units !== undefined) t.AssignedGenericResources = placed.units;
+  return t;
 }
 
 /** Desired REMOVE; a task no worker has seen yet is also marked stopped so nothing waits for it. */

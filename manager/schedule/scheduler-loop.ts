@@ -25,14 +25,13 @@
 // admits NEW tasks itself (`admitNewTasks`), without network attachments.
 import type { Logger } from 'pino';
 import { schedule } from '../../scheduler/index.js';
-import type { GenericResource, PendingTask, PlacedTask, PortConfig } from '../../scheduler/index.js';
 import type { CreationBurst } from '../orchestrator/burst.js';
 import type { Clock, TimerHandle } from '../orchestrator/clock.js';
 import { MAX_WRITES_PER_TX, ReconcileLoop } from '../orchestrator/loop.js';
-import { holdsResources, isTerminal } from '../orchestrator/task-state.js';
+import { ASSIGNED_MESSAGE, type TaskPlacer } from '../orchestrator/placer.js';
+import { holdsResources } from '../orchestrator/task-state.js';
 import type { MemoryStore, ReadTx, Tx } from '../store/memory-store.js';
-import type { Service, Task } from '../store/types.js';
-import { toSchedulerNode } from './node-view.js';
+import { clusterState, wantsNode, type TaskWithUnits } from './placement.js';
 import type { ChangeEvent } from '../store/watch.js';
 
 export interface SchedulerLoopOptions {
@@ -45,19 +44,13 @@ export interface SchedulerLoopOptions {
   readonly burst?: CreationBurst;
   /** Longest a due pass waits for a burst to end (default 3,000 ms). */
   readonly maxBurstHoldMs?: number;
+  /** Shared with the replicated orchestrator (`OrchestratorsOptions.placer`): a pass decides and commits under its lock. */
+  readonly placer?: TaskPlacer;
 }
 
 const DEFAULT_MAX_BURST_HOLD_MS = 3_000;
 
-/** A task as the scheduler loop reads and writes it: the generic units it was given live on the task. */
-type TaskWithUnits = Task & { readonly AssignedGenericResources?: readonly GenericResource[] };
-
 const PASS_KEY = 'pass';
-
-/** Wanted by its desired state: READY/RUNNING for services, COMPLETE for jobs. */
-function wantsNode(t: Task): boolean {
-  return t.DesiredState === 'ready' || t.DesiredState === 'running' || t.DesiredState === 'complete';
-}
 
 export interface PassReport {
   readonly admitted: number;
@@ -73,6 +66,7 @@ export class SchedulerLoop extends ReconcileLoop {
   private readonly allocatorAdmits: boolean;
   private readonly burst: CreationBurst | null;
   private readonly maxBurstHoldMs: number;
+  private readonly placer: TaskPlacer | null;
   private readonly unsubscribe: () => void;
   /** When a due pass began to wait for the burst (clock ms), and the timer that ends the wait. */
   private heldSince: number | null = null;
@@ -84,6 +78,7 @@ export class SchedulerLoop extends ReconcileLoop {
     this.allocatorAdmits = opts.allocatorAdmits === true;
     this.burst = opts.burst ?? null;
     this.maxBurstHoldMs = Math.max(0, opts.maxBurstHoldMs ?? DEFAULT_MAX_BURST_HOLD_MS);
+    this.placer = opts.placer ?? null;
     this.unsubscribe = this.burst?.onRelease(() => this.wake()) ?? (() => undefined);
   }
 
@@ -158,6 +153,11 @@ export class SchedulerLoop extends ReconcileLoop {
   }
 
   protected async pass(): Promise<void> {
+    if (this.placer === null) return this.placeAndCommit();
+    return this.placer.exclusive(() => this.placeAndCommit());
+  }
+
+  private async placeAndCommit(): Promise<void> {
     const nowIso = new Date(this.clock.now()).toISOString();
     const admitted = this.allocatorAdmits ? 0 : await this.admitNewTasks(nowIso);
     const plan = this.plan();
@@ -172,7 +172,7 @@ export class SchedulerLoop extends ReconcileLoop {
       list.push({
         ...t,
         NodeID: nodeId,
-        Status: { ...t.Status, State: 'assigned', Message: 'scheduler assigned task to node', Err: undefined, Timestamp: nowIso },
+        Status: { ...t.Status, State: 'assigned', Message: ASSIGNED_MESSAGE, Err: undefined, Timestamp: nowIso },
         ...(units !== undefined ? { AssignedGenericResources: units } : {}),
       });
     }
@@ -225,42 +225,8 @@ export class SchedulerLoop extends ReconcileLoop {
   }
 
   private plan(): { result: ReturnType<typeof schedule>; pending: Map<string, TaskWithUnits>; nodes: number } {
-    const nodes = this.store.find('node').map(toSchedulerNode);
-    const services = new Map<string, Service | undefined>();
-    const portsOf = (serviceId: string): readonly PortConfig[] | undefined => {
-      if (!services.has(serviceId)) services.set(serviceId, this.store.get('service', serviceId));
-      const s = services.get(serviceId);
-      return (s?.Endpoint?.Ports ?? s?.Spec.EndpointSpec?.Ports) as readonly PortConfig[] | undefined;
-    };
-    const placedTasks: PlacedTask[] = [];
-    const pendingTasks: PendingTask[] = [];
-    const pending = new Map<string, TaskWithUnits>();
-    for (const task of this.store.find('task') as TaskWithUnits[]) {
-      if (task.Status.State === 'pending') {
-        if (!wantsNode(task)) continue;
-        pending.set(task.ID, task);
-        const ports = portsOf(task.ServiceID);
-        pendingTasks.push({
-          ID: task.ID,
-          ServiceID: task.ServiceID,
-          Spec: task.Spec as PendingTask['Spec'],
-          ...(task.NodeID !== '' ? { NodeID: task.NodeID } : {}),
-          ...(ports !== undefined ? { Endpoint: { Ports: ports } } : {}),
-        });
-        continue;
-      }
-      if (!holdsResources(task) || isTerminal(task.Status.State)) continue;
-      const ports = portsOf(task.ServiceID);
-      placedTasks.push({
-        ID: task.ID,
-        ServiceID: task.ServiceID,
-        NodeID: task.NodeID,
-        DesiredState: task.DesiredState as PlacedTask['DesiredState'],
-        Spec: task.Spec as PlacedTask['Spec'],
-        ...(ports !== undefined ? { Endpoint: { Ports: ports } } : {}),
-        ...(task.AssignedGenericResources !== undefined ? { AssignedGenericResources: task.AssignedGenericResources } : {}),
-      });
-    }
+    const state = this.store.view(clusterState);
+    const { nodes, placedTasks, pendingTasks, pending } = state;
     const result = pendingTasks.length === 0 ? { assignments: new Map(), unplaced: new Map(), genericResources: new Map() } : schedule({ nodes, placedTasks, pendingTasks });
     return { result, pending, nodes: nodes.length };
   }

@@ -6,6 +6,7 @@ import { byServiceId } from '../../store/query.js';
 import { StoreCluster, waitFor } from '../../store/testing/cluster.js';
 import type { NewObject, Node, Service, ServiceSpec, Task } from '../../store/types.js';
 import { ManualClock, systemClock, type Clock } from '../clock.js';
+import { Placement } from '../../schedule/placement.js';
 import { SchedulerLoop } from '../../schedule/scheduler-loop.js';
 import { Orchestrators } from '../index.js';
 import { SimWorkers } from './sim-workers.js';
@@ -117,8 +118,10 @@ export interface ControlPlane {
 
 /** Starts the orchestrators, the scheduler loop and simulated workers over the harness's store. */
 export function startControlPlane(h: Harness, clock: Clock = h.clock): ControlPlane {
-  const orch = new Orchestrators({ store: h.store, logger: h.logger, clock });
-  const sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock, burst: orch.burst });
+  // As the leader runs them: one placer, so scale-ups are created placed.
+  const placer = new Placement();
+  const orch = new Orchestrators({ store: h.store, logger: h.logger, clock, placer });
+  const sched = new SchedulerLoop({ store: h.store, logger: h.logger, clock, burst: orch.burst, placer });
   const sim = new SimWorkers({ store: h.store });
   orch.start();
   sched.start();
