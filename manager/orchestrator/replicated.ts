@@ -3,7 +3,9 @@
 // Per service, per pass: group its tasks by slot and count the slots that are runnable (a task
 // desired ≤ RUNNING) or settled (the restart policy let its last task end; see slotCondition).
 // - Fewer than Replicas: new tasks (desired RUNNING, observed NEW), first in empty slots that
-//   held tasks before, then in the lowest unused slot numbers.
+//   held tasks before, then in the lowest unused slot numbers. With a placer (the scheduler's,
+//   see placer.ts) the tasks of a scale-up that need no allocation are created ASSIGNED to the
+//   nodes it chose, each node's tasks in one transaction; without one, or where it declines, PENDING.
 // - More: the extra slots' tasks get desired REMOVE (the reaper deletes them once stopped).
 //   Which slots go: not-yet-running ones first, then those on the nodes that run the most
 //   tasks of the service, then the highest slot numbers.

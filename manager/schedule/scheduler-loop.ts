@@ -19,6 +19,9 @@
 // `maxBurstHoldMs` after it began to wait, then again every `maxBurstHoldMs` while the burst lasts).
 // A lone task's burst ends with its one commit: nothing waits on a timer on its way.
 //
+// Placed at creation: the replicated orchestrator creates most scale-ups' tasks already ASSIGNED
+// through the same scheduler (`Placement`, placement.ts); this loop and it decide under one lock.
+//
 // Allocator seam: on a manager, `manager/allocator` moves tasks NEW → PENDING after giving them
 // their network attachments, and this loop works from PENDING only (`allocatorAdmits: true`, as
 // leader-services starts it). Where no allocator runs (the orchestrator tests' harness), this loop
