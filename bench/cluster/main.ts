@@ -255,7 +255,8 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   }
   say(
     `run ${run}: leader loops: ${after.scheduler_passes - before.scheduler_passes} scheduler passes (${after.scheduler_held_passes - before.scheduler_held_passes} waited for a creation burst), ` +
-      `${after.replicated_passes - before.replicated_passes} replicated orchestrator passes, ${after.creation_bursts - before.creation_bursts} creation bursts`,
+      `${after.replicated_passes - before.replicated_passes} replicated orchestrator passes, ${after.creation_bursts - before.creation_bursts} creation bursts, ` +
+      `${after.placed_at_creation - before.placed_at_creation} tasks created placed`,
   );
   say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
   const workerThreads = (k: keyof WorkerProcStats['threads']): string => (workersAfter.reduce((a, w, i) => a + w.threads[k] - workersBefore[i]!.threads[k], 0) / tasks).toFixed(3);

@@ -52,6 +52,8 @@ export interface ManagerStats {
   readonly scheduler_held_passes: number;
   readonly replicated_passes: number;
   readonly creation_bursts: number;
+  /** Tasks the replicated orchestrator created already ASSIGNED (placed by the scheduler's Placement). */
+  readonly placed_at_creation: number;
 }
 
 /**
@@ -217,6 +219,7 @@ async function main(): Promise<void> {
           scheduler_held_passes: m.leaderServices?.scheduler?.heldPasses ?? 0,
           replicated_passes: m.leaderServices?.orchestrators?.replicated.passes ?? 0,
           creation_bursts: m.leaderServices?.orchestrators?.burst.bursts ?? 0,
+          placed_at_creation: m.leaderServices?.orchestrators?.replicated.placedAtCreation ?? 0,
         } satisfies ManagerStats;
       }
       case 'heap':
