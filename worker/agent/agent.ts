@@ -205,7 +205,7 @@ export class Agent {
       logger: this.log,
       ...(this.opts.network !== undefined ? { network: this.opts.network } : {}),
       report: (taskId, s) => {
-        this.db.writeOne(this.db.putStatus(taskId, s));
+        this.db.writeStatus(taskId, s);
         this.reporter.report(taskId, s);
       },
     };
