@@ -11,6 +11,7 @@
 //   options: --workers N --tasks N --worker-procs N --runs N --heartbeat-ms N --steady-s N
 //            --cpu-prof DIR (V8 CPU profiles of the leader, a follower and a worker process while the service converges, + summaries)
 //            --network (the service attaches to an overlay network: the allocator's path)
+//            --warmup N (before the measured runs: a service of N replicas converges and is removed and reaped)
 import os from 'node:os';
 import path from 'node:path';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -50,6 +51,7 @@ const { values: opts } = parseArgs({
     'steady-s': { type: 'string' },
     'cpu-prof': { type: 'string' },
     network: { type: 'boolean', default: false },
+    warmup: { type: 'string', default: '0' },
   },
 });
 
@@ -62,6 +64,12 @@ const steadyS = Number(opts['steady-s'] ?? (opts.quick ? 5 : 10));
 const profDir = opts['cpu-prof'];
 /** The service attaches to an overlay network: every task gets an address from the allocator (NEW → PENDING). */
 const withNetwork = opts.network === true;
+/**
+ * Replicas of a warm-up service that converges, is removed and is reaped before the measured runs
+ * (0: none — the measured service is the first one the cluster's processes ever run: every
+ * process compiles its task path during the measurement).
+ */
+const warmupTasks = Math.max(0, Number(opts.warmup));
 const NETWORK_NAME = 'bench-net';
 
 function say(msg: string): void {
@@ -151,13 +159,14 @@ async function main(): Promise<void> {
     );
     say(`${workers} workers joined and ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
+    if (warmupTasks > 0) await warmUp(await findLeader(managers), procs);
     const figures: RunFigures[] = [];
     for (let run = 1; run <= runs; run++) {
       leader = await findLeader(managers);
       figures.push(await oneRun(run, leader, managers, procs));
     }
     const row = medianRow(
-      { bench: 'cluster', system: 'shoal', nodes: managers.length, workers, worker_procs: workerProcs, tasks, heartbeat_period_ms: heartbeatMs, network: withNetwork ? 'overlay' : 'none' },
+      { bench: 'cluster', system: 'shoal', nodes: managers.length, workers, worker_procs: workerProcs, tasks, heartbeat_period_ms: heartbeatMs, network: withNetwork ? 'overlay' : 'none', warmup_tasks: warmupTasks },
       figures,
     );
     const rows: BenchRow[] = [row];
@@ -308,6 +317,37 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
     );
   }
   return figures;
+}
+
+/**
+ * A service of `warmupTasks` replicas converges, is removed, and the bench waits until every
+ * pretend task stopped and the store holds no task (the reaper deleted them): the measured run
+ * then starts on a cluster whose processes have run tasks before, with nothing left over.
+ */
+async function warmUp(leader: Child<ManagerProcInfo>, procs: readonly Child[]): Promise<void> {
+  const t0 = performance.now();
+  const svc = await leader.request<{ ID: string }>('control', {
+    method: 'createService',
+    args: [
+      {
+        Name: 'bench-warmup',
+        TaskTemplate: { ContainerSpec: { Image: 'busybox:latest', Command: ['sleep', 'infinity'] }, RestartPolicy: { Condition: 'any' }, ...(withNetwork ? { Networks: [{ Target: NETWORK_NAME }] } : {}) },
+        Mode: { Replicated: { Replicas: warmupTasks } },
+      },
+    ],
+  });
+  await until(`${warmupTasks} warm-up tasks RUNNING`, async () => ((await leader.request<Progress>('progress', { serviceId: svc.ID })).running >= warmupTasks ? true : undefined), CONVERGE_TIMEOUT_MS);
+  await leader.request('control', { method: 'removeService', args: [svc.ID] });
+  await until(
+    'the warm-up tasks to stop on the workers and leave the store',
+    async () => {
+      const ws = await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')));
+      if (!ws.every((w) => w.started === w.stopped)) return undefined;
+      return (await leader.request<number>('task-count')) === 0 ? true : undefined;
+    },
+    CONVERGE_TIMEOUT_MS,
+  );
+  say(`warm-up: ${warmupTasks} tasks converged, removed and reaped in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 /** The manager that leads with its orchestrators running (polled, bounded). */

@@ -3,7 +3,7 @@
 //
 //   node --import tsx bench/cluster/manager-proc.ts '<json ManagerProcSpec>'
 //
-// Ops: tokens, leading, control {method, args}, drain-managers, nodes, progress {serviceId},
+// Ops: tokens, leading, control {method, args}, drain-managers, nodes, task-count, progress {serviceId},
 // stats, heap {snapshot?}, profile-start, profile-stop {file}, close.
 import { readFileSync } from 'node:fs';
 import v8 from 'node:v8';
@@ -194,6 +194,9 @@ async function main(): Promise<void> {
         const nodes = m.store.find('node');
         return { workersReady: nodes.filter((n) => n.Spec.Role === 'worker' && n.Status.State === 'ready').length, total: nodes.length };
       }
+      case 'task-count':
+        // Tasks in the store, whatever their service (the warm-up waits for its tasks to be reaped).
+        return m.store.find('task').length;
       case 'progress':
         // Heartbeats come with it: the bench's 100 ms poll needs no 'stats' (which reads /proc).
         return { ...progress.read(m.store, String(args['serviceId'])), version: m.store.version, heartbeats: m.leaderServices?.dispatcher?.heartbeatsHandled ?? 0 };

@@ -105,7 +105,7 @@ describe('summarizeRun', () => {
 });
 
 describe('medianRow and formatTable', () => {
-  const meta = { bench: 'cluster', system: 'shoal', nodes: 3, workers: 100, worker_procs: 2, tasks: 1000, heartbeat_period_ms: 5000, network: 'none' } as const;
+  const meta = { bench: 'cluster', system: 'shoal', nodes: 3, workers: 100, worker_procs: 2, tasks: 1000, heartbeat_period_ms: 5000, network: 'none', warmup_tasks: 0 } as const;
 
   it('takes the median of each figure over the runs, with the shared field names', () => {
     const runs: RunFigures[] = [summarizeRun(input), summarizeRun({ ...input, phases: { ...input.phases, running_ms: 2000 } }), summarizeRun({ ...input, phases: { ...input.phases, running_ms: 5000 } })];

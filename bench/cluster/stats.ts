@@ -139,6 +139,8 @@ export interface BenchRow extends RunFigures {
   readonly heartbeat_period_ms: number;
   /** The service's tasks attach to an overlay network (`--network`): the allocator gives each an address. */
   readonly network: 'none' | 'overlay';
+  /** Replicas of the warm-up service converged, removed and reaped before the measured runs (`--warmup`; 0: none). */
+  readonly warmup_tasks: number;
   readonly runs: number;
 }
 
