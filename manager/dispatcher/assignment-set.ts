@@ -128,6 +128,33 @@ export class AssignmentSet {
   }
 
   /**
+   * Of a routing pass's secret and config events, those about one this set holds: the only ones
+   * that can change what the node is sent (see applyChanges). Most config and secret writes
+   * concern no task on the node (a new one is used by nobody yet), and they then cost the node
+   * nothing — swarmkit likewise sends a node only the secrets and configs its tasks use. An object
+   * the node's tasks start using later is read from the store when they do (refreshDependencies),
+   * so leaving its earlier events out loses nothing. Returns `events` itself when all are used.
+   */
+  dependencyEvents(events: readonly ChangeEvent[]): readonly ChangeEvent[] {
+    let used: ChangeEvent[] | null = null;
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i]!;
+      const holds = ev.kind === 'secret' ? this.secrets.has(ev.object.ID) : ev.kind === 'config' ? this.configs.has(ev.object.ID) : true;
+      if (holds) used?.push(ev);
+      else used ??= events.slice(0, i);
+    }
+    return used ?? events;
+  }
+
+  /** Is any of these secret and config events about one this set holds? (dependencyEvents without a copy.) */
+  holdsAnyDependency(events: readonly ChangeEvent[]): boolean {
+    for (const ev of events) {
+      if (ev.kind === 'secret' ? this.secrets.has(ev.object.ID) : ev.kind === 'config' ? this.configs.has(ev.object.ID) : true) return true;
+    }
+    return false;
+  }
+
+  /**
    * Network views to send: networks the node newly takes part in, those in `touched` (null: all)
    * whose view changed, and removes for those it left. Call after applyChanges (it reads the set).
    */

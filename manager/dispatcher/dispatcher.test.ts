@@ -293,4 +293,46 @@ describe('assignments', () => {
     ]);
     expect(JSON.parse((got[4]!.changes[0]!.assignment!.item as { taskJson: Buffer }).taskJson.toString()).ID).toBe(t3.ID);
   });
+
+  it("sends a node only the configs and secrets its tasks use: others' writes send it nothing", async () => {
+    const w = await cluster.workerIdentity();
+    const c = client(w);
+    const { first } = await openSession(c);
+    const got = watchAssignments(c, first.sessionId);
+    await waitFor('the complete set', () => got.length >= 1);
+    const tag = newId().slice(0, 8);
+    const { result: used } = await store.update((tx) => tx.create('config', { Spec: { Name: `used-${tag}`, Data: Buffer.from('a').toString('base64') } }));
+    await createTask(w.nodeId, 'assigned', { Spec: { ContainerSpec: { Image: 'busybox', Configs: [{ ConfigID: used.ID, ConfigName: used.Spec.Name }] } } });
+    await waitFor('the task with its config', () => got.length >= 2);
+    expect(got[1]!.changes.map((ch) => ch.assignment!.item!.$case)).toEqual(['taskJson', 'configJson']);
+
+    // Configs and secrets no task here names — new ones, a change to one, its removal — are no news to the node…
+    const others: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const { result } = await store.update((tx) => tx.create('config', { Spec: { Name: `other-${tag}-${i}`, Data: Buffer.from('b').toString('base64') } }));
+      others.push(result.ID);
+    }
+    await store.update((tx) => tx.create('secret', { Spec: { Name: `other-${tag}`, Data: Buffer.from('c').toString('base64') } }));
+    await store.update((tx) => {
+      const o = tx.get('config', others[0]!)!;
+      tx.update('config', { ...o, Spec: { ...o.Spec, Labels: { changed: 'yes' } } });
+      tx.delete('config', others[1]!);
+    });
+    // …while a change to the one its task uses is, and is the next thing it hears.
+    await store.update((tx) => {
+      const u = tx.get('config', used.ID)!;
+      tx.update('config', { ...u, Spec: { ...u.Spec, Labels: { changed: 'yes' } } });
+    });
+    await waitFor('the used config change', () => got.length >= 3);
+    expect(got[2]!.changes.map((ch) => [ch.action, ch.assignment!.item!.$case])).toEqual([[AssignmentAction.ASSIGNMENT_ACTION_UPDATE, 'configJson']]);
+    expect(JSON.parse((got[2]!.changes[0]!.assignment!.item as { configJson: Buffer }).configJson.toString())).toMatchObject({ ID: used.ID, Spec: { Labels: { changed: 'yes' } } });
+    // A task naming one of the others brings it along, as stored now.
+    const t2 = await createTask(w.nodeId, 'assigned', { Spec: { ContainerSpec: { Image: 'busybox', Configs: [{ ConfigID: others[0]!, ConfigName: `other-${tag}-0` }] } } });
+    await waitFor('the second task', () => got.length >= 4);
+    const items = got[3]!.changes.map((ch) => ch.assignment!.item!);
+    expect(items.map((i) => i.$case)).toEqual(['taskJson', 'configJson']);
+    expect(JSON.parse((items[0] as { taskJson: Buffer }).taskJson.toString()).ID).toBe(t2.ID);
+    expect(JSON.parse((items[1] as { configJson: Buffer }).configJson.toString())).toMatchObject({ ID: others[0], Spec: { Labels: { changed: 'yes' } } });
+    expect(got).toHaveLength(4);
+  });
 });

@@ -170,6 +170,7 @@ interface NodeSession {
 
 // Services and networks only change network views (network-peers.ts).
 const WATCHED_KINDS = ['task', 'secret', 'config', 'node', 'service', 'network'] as const;
+const NO_EVENTS: readonly ChangeEvent[] = [];
 const NS_PER_MS = 1_000_000;
 
 function peerHost(peer: string): string {
@@ -688,14 +689,17 @@ export class Dispatcher {
     // Network views: computed once per network per pass, whichever nodes take part in it.
     const touched = this.store.view((tx) => touchedNetworks(events, tx));
     const cache = touched.size > 0 ? this.store.view((tx) => new NetworkPeersCache(tx)) : null;
+    // Secrets and configs go only to the sessions whose set holds them (dependencyEvents): a new
+    // one, or one no connected node's tasks use, is no node's news and costs no session a visit.
+    const sharedUsed = shared.length > 0 && this.anySessionHolds(shared);
     // Only task changes (the common case): visit the nodes they name, not every session.
     const targets: Iterable<NodeSession | undefined> =
-      cache === null && shared.length === 0 ? [...byNode.keys()].map((id) => this.sessions.get(id)) : this.sessions.values();
+      cache === null && !sharedUsed ? [...byNode.keys()].map((id) => this.sessions.get(id)) : this.sessions.values();
     const now = performance.now();
     for (const s of targets) {
       const stream = s?.assignments ?? null;
       if (s === undefined || stream === null) continue;
-      const fresh = freshEvents(byNode.get(s.nodeId), shared, stream.baseVersion);
+      const fresh = freshEvents(byNode.get(s.nodeId), sharedUsed ? stream.set.dependencyEvents(shared) : NO_EVENTS, stream.baseVersion);
       if (fresh.length === 0 && cache === null) continue;
       // Within the node's send window (and no network view to update): held for the window's end.
       if (cache === null && this.holds(stream, now, fresh.length)) {
@@ -706,6 +710,11 @@ export class Dispatcher {
       }
       this.sendDelta(stream, fresh, touched, cache, now);
     }
+  }
+
+  private anySessionHolds(shared: readonly ChangeEvent[]): boolean {
+    for (const s of this.sessions.values()) if (s.assignments !== null && s.assignments.set.holdsAnyDependency(shared)) return true;
+    return false;
   }
 
   private holds(stream: AssignmentStream, now: number, adding: number): boolean {
