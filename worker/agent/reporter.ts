@@ -56,12 +56,13 @@ export class StatusReporter {
   report(taskId: string, status: TaskStatus): void {
     if (this.closed) return;
     const before = this.dirty.get(taskId);
+    const nowMs = performance.now();
     // The same step reported again (the agent answering a manager that is behind) keeps its start.
-    const p: Pending = { status, sinceMs: before !== undefined && before.status.State === status.State ? before.sinceMs : performance.now() };
+    const p: Pending = { status, sinceMs: before !== undefined && before.status.State === status.State ? before.sinceMs : nowMs };
     this.dirty.set(taskId, p);
     // Only this task's entry changed: the next flush is due no later than when it becomes sendable
     // (an armed timer that fires sooner stays). No scan of every pending status per report.
-    this.schedule(this.sendableAtMs(p));
+    this.schedule(this.sendableAtMs(p), nowMs);
   }
 
   /** Forgets a task (it left the assignment set). */
@@ -96,9 +97,8 @@ export class StatusReporter {
    * held (then when the first hold ends). An armed timer that fires sooner is kept. `firstMs`: when
    * the first pending status is sendable, if the caller knows (else every pending one is looked at).
    */
-  private schedule(firstMs?: number): void {
+  private schedule(firstMs?: number, nowMs = performance.now()): void {
     if (this.closed || this.send === null || this.sending || this.dirty.size === 0) return;
-    const nowMs = performance.now();
     // No flush can be due sooner than batchMs from now: an armed timer within that stays.
     if (this.timer !== null && this.timerDueMs <= nowMs + this.opts.batchMs) return;
     if (firstMs === undefined || this.timer === null) {

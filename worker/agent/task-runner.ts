@@ -152,14 +152,13 @@ export class TaskRunner {
 
   private ctl(): TaskController {
     if (this.controller === null) {
-      const descriptor: TaskDescriptor = {
-        taskId: this.task.ID,
-        spec: this.task.Spec,
-        ...(this.task.ServiceID !== '' ? { serviceId: this.task.ServiceID } : {}),
-        ...(this.net !== undefined ? { networkNamespacePath: this.net.networkNamespacePath } : {}),
-        ...(this.net?.resolvConf !== undefined ? { resolvConf: this.net.resolvConf } : {}),
-        dependencies: this.deps.dependencies,
-      };
+      // Field by field, the optional ones only when set (no spread of temporary objects).
+      const descriptor: { -readonly [K in keyof TaskDescriptor]: TaskDescriptor[K] } = { taskId: this.task.ID, spec: this.task.Spec, dependencies: this.deps.dependencies };
+      if (this.task.ServiceID !== '') descriptor.serviceId = this.task.ServiceID;
+      if (this.net !== undefined) {
+        descriptor.networkNamespacePath = this.net.networkNamespacePath;
+        if (this.net.resolvConf !== undefined) descriptor.resolvConf = this.net.resolvConf;
+      }
       this.controller = this.deps.executor.controller(descriptor);
     }
     return this.controller;
