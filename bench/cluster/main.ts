@@ -267,6 +267,8 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
       `${after.replicated_passes - before.replicated_passes} replicated orchestrator passes, ${after.creation_bursts - before.creation_bursts} creation bursts, ` +
       `${after.placed_at_creation - before.placed_at_creation} tasks created placed`,
   );
+  const reconnects = workersAfter.reduce((a, w, i) => a + w.sessions_established - workersBefore[i]!.sessions_established, 0);
+  if (reconnects > 0) say(`run ${run}: ${reconnects} agent sessions were established again during the run (each a TLS handshake and a complete assignment set)`);
   say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
   const workerThreads = (k: keyof WorkerProcStats['threads']): string => (workersAfter.reduce((a, w, i) => a + w.threads[k] - workersBefore[i]!.threads[k], 0) / tasks).toFixed(3);
   say(`run ${run}: worker processes: CPU ms per task main thread ${workerThreads('main_ms')}, other threads ${workerThreads('other_ms')} (V8's compiler and GC threads, LevelDB)`);

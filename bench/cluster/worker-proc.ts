@@ -35,6 +35,8 @@ const SESSION_WAIT_MS = 120_000;
 export interface WorkerProcStats {
   readonly agents: number;
   readonly sessions: number;
+  /** Sessions the agents established so far, reconnections included (each a TLS handshake and a complete assignment set). */
+  readonly sessions_established: number;
   readonly prepared: number;
   readonly started: number;
   readonly stopped: number;
@@ -135,6 +137,7 @@ async function main(): Promise<void> {
         return {
           agents: agents.length,
           sessions: agents.filter((a) => a.manager !== null).length,
+          sessions_established: agents.reduce((n, a) => n + a.sessionsEstablished, 0),
           ...counters,
           rss_mb: rssMb(),
           cpu_ms: cpuMs(),
