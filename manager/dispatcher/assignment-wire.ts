@@ -10,7 +10,7 @@
 // 10,000 tasks of one service encode their Spec once. The result is exactly JSON.stringify's.
 import { AssignmentsMessage, AssignmentsMessage_Type, DispatcherService } from '../../proto/gen/shoal/dispatcher.js';
 import { decodeNodeStreamRequest, decodeUpdateTaskStatusRequest, encodeNodeStreamResponse } from './node-stream-wire.js';
-import { varintLength, writeVarint } from './varint.js';
+import { varintLength, writeVarint } from '../../proto/wire.js';
 
 /** What an assignment carries (the `Assignment.item` oneof's JSON fields). */
 export type AssignedKind = 'task' | 'secret' | 'config' | 'network';

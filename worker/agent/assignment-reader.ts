@@ -7,6 +7,7 @@
 // decoder) into one small object per change. The typed members of the oneof (`task`, `secret`,
 // `config`: fields 1–3) are not sent by any Shoal manager and are skipped, as the agent ignored them.
 import { AssignmentAction, AssignmentsMessage_Type } from '../../proto/gen/shoal/dispatcher.js';
+import { ProtoReader as Reader } from '../../proto/wire.js';
 
 /** Which JSON member of `Assignment.item` a change carries. */
 export type AssignedJsonKind = 'taskJson' | 'secretJson' | 'configJson' | 'networkJson';
@@ -26,88 +27,7 @@ export interface ReadAssignments {
   readonly more: boolean;
 }
 
-const TWO_32 = 2 ** 32;
 const KINDS: readonly (AssignedJsonKind | null)[] = [null, null, null, null, 'taskJson', 'secretJson', 'configJson', 'networkJson'];
-
-/** Buffer#toString('utf8', start, end) without its argument checks (Node's own binding; same result). */
-interface Utf8Slicer {
-  utf8Slice(start: number, end: number): string;
-}
-
-class Reader {
-  pos = 0;
-
-  constructor(
-    readonly buf: Buffer,
-    public end: number,
-  ) {}
-
-  private byte(): number {
-    if (this.pos >= this.end) throw new RangeError('protobuf: premature end of message');
-    return this.buf[this.pos++]!;
-  }
-
-  /** A varint's low 53 bits as a number (enough for tags, lengths and the int32 enums here). */
-  varint(): number {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      const b = this.byte();
-      if (i < 7) value += (b & 0x7f) * scale;
-      else if (i === 7) value += (b & 0x0f) * scale; // bits 49–52; higher bits only for huge or negative values
-      if (b < 0x80) return value;
-      scale *= 128;
-    }
-    throw new RangeError('protobuf: varint longer than 10 bytes');
-  }
-
-  uint32(): number {
-    return this.varint() % TWO_32;
-  }
-
-  /** An int32 (enums): the low 32 bits, signed. */
-  int32(): number {
-    return this.varint() % TWO_32 | 0;
-  }
-
-  delimited(): number {
-    const len = this.uint32();
-    const end = this.pos + len;
-    if (end > this.end) throw new RangeError('protobuf: premature end of message');
-    return end;
-  }
-
-  string(): string {
-    const end = this.delimited();
-    const s = (this.buf as unknown as Utf8Slicer).utf8Slice(this.pos, end);
-    this.pos = end;
-    return s;
-  }
-
-  skip(tag: number): void {
-    switch (tag & 7) {
-      case 0:
-        this.varint();
-        return;
-      case 1:
-        this.advance(8);
-        return;
-      case 2:
-        this.pos = this.delimited();
-        return;
-      case 5:
-        this.advance(4);
-        return;
-      default:
-        throw new RangeError(`protobuf: cannot skip wire type ${tag & 7}`);
-    }
-  }
-
-  private advance(n: number): void {
-    if (this.pos + n > this.end) throw new RangeError('protobuf: premature end of message');
-    this.pos += n;
-  }
-}
 
 /** One AssignmentChange (its bytes end at `end`): null when it carries no JSON member. */
 function readChange(r: Reader, end: number): ReadChange | null {
@@ -145,7 +65,7 @@ function readChange(r: Reader, end: number): ReadChange | null {
 
 /** AssignmentsMessage from its bytes; changes without a JSON member are left out. */
 export function readAssignments(buf: Buffer): ReadAssignments {
-  const r = new Reader(buf, buf.length);
+  const r = new Reader(buf);
   let type: AssignmentsMessage_Type = AssignmentsMessage_Type.TYPE_COMPLETE;
   let appliesTo = '';
   let resultsIn = '';
@@ -161,7 +81,7 @@ export function readAssignments(buf: Buffer): ReadAssignments {
       const c = readChange(r, end);
       r.pos = end;
       if (c !== null) changes.push(c);
-    } else if (tag === 40) more = r.varint() !== 0;
+    } else if (tag === 40) more = r.bool();
     else r.skip(tag);
   }
   return { type, appliesTo, resultsIn, changes, more };

@@ -9,7 +9,7 @@
 import { NodeStreamRequest, type NodeStreamResponse } from '../../proto/gen/shoal/dispatcher.js';
 import type { TaskStatus } from '../../manager/store/types.js';
 import { taskStateToProto, taskStatusToProto } from '../../manager/dispatcher/wire.js';
-import { varintLength, writeVarint } from '../../manager/dispatcher/varint.js';
+import { ProtoReader as Reader, varintLength, writeVarint } from '../../proto/wire.js';
 
 /** One task's status as the agent reports it (a status-less update is legal on the wire). */
 export interface StatusUpdate {
@@ -203,111 +203,6 @@ export function encodeHeartbeatRequest(requestId: number, sessionId: string): Bu
 }
 
 // ------------------------------------------------------------------------------ answers
-
-const TWO_32 = 2 ** 32;
-
-/** Buffer#toString('utf8', start, end) without its argument checks (Node's own binding; same result). */
-interface Utf8Slicer {
-  utf8Slice(start: number, end: number): string;
-}
-
-/** A bounded reader over one answer; RangeError past the end (a truncated message). */
-class Reader {
-  pos = 0;
-  end: number;
-
-  constructor(readonly buf: Buffer) {
-    this.end = buf.length;
-  }
-
-  private byte(): number {
-    if (this.pos >= this.end) throw new RangeError('protobuf: premature end of message');
-    return this.buf[this.pos++]!;
-  }
-
-  /** A varint as a number when it fits in 53 bits, else as a bigint (exact). */
-  raw(): number | bigint {
-    let value = 0;
-    let scale = 1;
-    for (let i = 0; i < 7; i++) {
-      const b = this.byte();
-      value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
-      scale *= 128;
-    }
-    let big = BigInt(value);
-    let shift = 49n;
-    for (let i = 7; i < 10; i++) {
-      const b = this.byte();
-      big |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return big;
-      shift += 7n;
-    }
-    throw new RangeError('protobuf: varint longer than 10 bytes');
-  }
-
-  uint32(): number {
-    const v = this.raw();
-    return typeof v === 'number' ? v % TWO_32 : Number(BigInt.asUintN(32, v));
-  }
-
-  /** int64 / uint64 as a number; refuses what a number cannot hold exactly (as the generated longToNumber). */
-  long(signed: boolean): number {
-    const v = this.raw();
-    const n = typeof v === 'number' ? v : Number(signed ? BigInt.asIntN(64, v) : BigInt.asUintN(64, v));
-    if (n > Number.MAX_SAFE_INTEGER) throw new RangeError('Value is larger than Number.MAX_SAFE_INTEGER');
-    if (n < Number.MIN_SAFE_INTEGER) throw new RangeError('Value is smaller than Number.MIN_SAFE_INTEGER');
-    return n;
-  }
-
-  delimited(): number {
-    const len = this.uint32();
-    const end = this.pos + len;
-    if (end > this.end) throw new RangeError('protobuf: premature end of message');
-    return end;
-  }
-
-  string(): string {
-    const end = this.delimited();
-    const s = (this.buf as unknown as Utf8Slicer).utf8Slice(this.pos, end);
-    this.pos = end;
-    return s;
-  }
-
-  skip(tag: number): void {
-    switch (tag & 7) {
-      case 0:
-        this.raw();
-        return;
-      case 1:
-        this.advance(8);
-        return;
-      case 2:
-        this.pos = this.delimited();
-        return;
-      case 5:
-        this.advance(4);
-        return;
-      default:
-        throw new RangeError(`protobuf: cannot skip wire type ${tag & 7}`);
-    }
-  }
-
-  private advance(n: number): void {
-    if (this.pos + n > this.end) throw new RangeError('protobuf: premature end of message');
-    this.pos += n;
-  }
-
-  /** Reads the message that ends at `end` with `read`, then goes on after it. */
-  nested<T>(end: number, read: (r: Reader) => T): T {
-    const outer = this.end;
-    this.end = end;
-    const v = read(this);
-    this.pos = end;
-    this.end = outer;
-    return v;
-  }
-}
 
 function readHeartbeat(r: Reader): { periodMs: number } {
   const out = { periodMs: 0 };
