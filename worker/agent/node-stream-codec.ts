@@ -138,6 +138,22 @@ function generated(requestId: number, sessionId: string, updates: readonly Statu
   return Buffer.from(NodeStreamRequest.encode({ requestId, body: { $case: 'status', status: { sessionId, updates: protoUpdates } } }).finish());
 }
 
+/**
+ * A NodeStreamRequest of its exact size with `request_id` and the body field's tag and length
+ * (`inner` bytes) written: the body goes in its last `inner` bytes.
+ */
+function envelope(requestId: number, bodyTag: number, inner: number): Buffer {
+  const buf = Buffer.allocUnsafe(varintField(requestId) + 1 + varintLength(inner) + inner);
+  let off = 0;
+  if (requestId !== 0) {
+    buf[off++] = 8;
+    off = writeVarint(buf, off, requestId);
+  }
+  buf[off++] = bodyTag;
+  writeVarint(buf, off, inner);
+  return buf;
+}
+
 /** NodeStreamRequest{request_id, status: UpdateTaskStatusRequest{session_id, updates}} as bytes. */
 export function encodeStatusRequest(requestId: number, sessionId: string, updates: readonly StatusUpdate[]): Buffer {
   if (!Number.isSafeInteger(requestId) || requestId < 0) return generated(requestId, sessionId, updates);
@@ -157,15 +173,8 @@ export function encodeStatusRequest(requestId: number, sessionId: string, update
     lens[i] = len;
     inner += 1 + varintLength(len) + len;
   }
-  const size = varintField(requestId) + 1 + varintLength(inner) + inner;
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  if (requestId !== 0) {
-    buf[off++] = 8;
-    off = writeVarint(buf, off, requestId);
-  }
-  buf[off++] = 26;
-  off = writeVarint(buf, off, inner);
+  const buf = envelope(requestId, 26, inner);
+  let off = buf.length - inner;
   off = writeString(buf, off, 10, sessionId);
   for (let i = 0; i < updates.length; i++) {
     buf[off++] = 18;
@@ -178,7 +187,7 @@ export function encodeStatusRequest(requestId: number, sessionId: string, update
       off = writeStatus(buf, off, f);
     }
   }
-  if (off !== size) throw new Error(`node stream request: wrote ${off} bytes of ${size}`);
+  if (off !== buf.length) throw new Error(`node stream request: wrote ${off} bytes of ${buf.length}`);
   return buf;
 }
 
@@ -188,17 +197,9 @@ export function encodeHeartbeatRequest(requestId: number, sessionId: string): Bu
     return Buffer.from(NodeStreamRequest.encode({ requestId, body: { $case: 'heartbeat', heartbeat: { sessionId } } }).finish());
   }
   const inner = stringField(sessionId);
-  const size = varintField(requestId) + 1 + varintLength(inner) + inner;
-  const buf = Buffer.allocUnsafe(size);
-  let off = 0;
-  if (requestId !== 0) {
-    buf[off++] = 8;
-    off = writeVarint(buf, off, requestId);
-  }
-  buf[off++] = 18;
-  off = writeVarint(buf, off, inner);
-  off = writeString(buf, off, 10, sessionId);
-  if (off !== size) throw new Error(`node stream heartbeat: wrote ${off} bytes of ${size}`);
+  const buf = envelope(requestId, 18, inner);
+  const off = writeString(buf, buf.length - inner, 10, sessionId);
+  if (off !== buf.length) throw new Error(`node stream heartbeat: wrote ${off} bytes of ${buf.length}`);
   return buf;
 }
 
