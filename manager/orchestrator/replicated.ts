@@ -12,14 +12,16 @@
 // - Service deleted: all its tasks get desired REMOVE.
 // Replacing failed tasks is the restart supervisor's job, replacing outdated ones the updater's.
 //
-// With `maxTxInFlight` > 1, a big scale-up (more than one transaction's worth of new tasks) is
-// proposed as up to that many transactions at once, so their Raft round trips overlap: the later
-// ones are built against the same committed state plus the slots the earlier ones of this pass
-// are creating, and do scale-ups only (anything else waits for the next pass). If one fails, the
-// pass fails and the next one decides from committed state, as after any failed pass. Default 4:
-// with tasks that need no allocation created PENDING, and the allocator proposing its chunks
-// together, bench:cluster (10,000 replicas) spent less leader CPU per task and converged sooner
-// (session 3 had it off: the allocator, one transaction at a time, fell behind the flood).
+// A big scale-up (more than one transaction's worth of new tasks) is committed by one pass as a
+// window of transactions: up to `maxTxInFlight` are in flight at once, so their Raft round trips
+// overlap, and the next is built as soon as the oldest has committed. All but the first are built
+// against the slots as committed when the pass began plus the slots the pass is creating, and do
+// scale-ups only (anything else waits for the next pass); the nodes were decided once, at the start
+// (a node changed since gets nothing more from that list: the rest is created PENDING for the
+// scheduler loop). If a transaction fails, no more are built, and the pass fails once those in
+// flight have settled; the next one decides from committed state, as after any failed pass.
+// Default 4. (Until session 8 a pass ended after its `maxTxInFlight` transactions and the next pass
+// read and placed the remainder again: 10,000 replicas cost three passes and 18,000 placements.)
 import { needsAllocation } from '../allocator/endpoints.js';
 import type { ReadTx, Tx } from '../store/memory-store.js';
 import { byServiceId } from '../store/query.js';
@@ -50,6 +52,8 @@ export interface ReplicatedOrchestratorOptions extends LoopOptions {
 interface Placements {
   readonly list: readonly Placed[];
   next: number;
+  /** Each node's version when the list was decided: a node changed since (down, drained, relabelled) voids the rest of the list. */
+  readonly nodeVersions: ReadonlyMap<string, number>;
 }
 
 export class ReplicatedOrchestrator extends ReconcileLoop {
@@ -108,43 +112,52 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
   private async reconcile(keys: ReadonlySet<string>, all: boolean, placer: TaskPlacer | null): Promise<void> {
     let todo = [...new Set(all ? [...this.known, ...keys] : keys)];
     const nowIso = new Date(this.clock.now()).toISOString();
-    /** Slots per service that this pass's transactions in flight are filling. */
+    /** Slots per service that this pass's transactions (in flight or committed) are filling. */
     const creating = new Map<string, Set<number>>();
     /** Each service's slots as committed, read once per pass: every round is built against the same committed state. */
     const committed = new Map<string, CommittedSlots>();
-    /** Nodes for the new tasks of this pass, decided before they exist (from here to the rounds: no await). */
+    /** Nodes for the new tasks of this pass, decided before they exist (from here to the first round: no await). */
     const placements = placer === null ? new Map<string, Placements>() : this.placeScaleUps(placer, todo, committed);
-    const commits: Promise<unknown>[] = [];
-    for (let round = 0; round < this.maxTxInFlight && todo.length > 0; round++) {
-      const left = { writes: MAX_WRITES_PER_TX };
-      const unfinished: string[] = [];
-      let built = false;
-      const ids = todo;
-      const commit = this.store.update((tx) => {
-        for (const id of ids) {
-          if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, committed, placements, round > 0)) unfinished.push(id);
-        }
-        built = true;
-      });
-      commits.push(commit);
-      todo = unfinished;
-      // The store builds a transaction when update() is called; should it ever defer that, one at a time.
-      if (!built) break;
-      if (creating.size === 0) break; // nothing of this round can overlap with the next
-    }
-    // Creating tasks: a burst until a pass creates and leaves nothing over for the next one.
-    if (creating.size > 0) this.burst?.hold();
-    let settled: PromiseSettledResult<unknown>[];
+    /** Each round's commit, settled: null, or what it failed with. */
+    const outcomes: Promise<{ readonly err: unknown } | null>[] = [];
+    let stoppedEarly = false;
+    let thrown: { readonly err: unknown } | null = null;
     try {
-      settled = await Promise.allSettled(commits);
-    } finally {
-      if (creating.size === 0 || todo.length === 0 || this.isStopped) this.burst?.release();
+      for (let round = 0; todo.length > 0; round++) {
+        if (round >= this.maxTxInFlight) {
+          // A window of transactions: the next one is built once the oldest in flight committed.
+          const oldest = await outcomes[round - this.maxTxInFlight]!;
+          if (oldest !== null || this.isStopped) {
+            stoppedEarly = true;
+            break;
+          }
+        }
+        const left = { writes: MAX_WRITES_PER_TX };
+        const unfinished: string[] = [];
+        let built = false;
+        const ids = todo;
+        const commit = this.store.update((tx) => {
+          for (const id of ids) {
+            if (left.writes <= 0 || !this.reconcileService(tx, id, nowIso, left, creating, committed, placements, round > 0)) unfinished.push(id);
+          }
+          built = true;
+        });
+        outcomes.push(commit.then(() => null, (err: unknown) => ({ err })));
+        todo = unfinished;
+        // The store builds a transaction when update() is called; should it ever defer that, one at a time.
+        if (!built) break;
+        // Creating tasks: a burst until the pass has committed them all.
+        if (creating.size > 0) this.burst?.hold();
+        // Only scale-ups follow one another in a pass: a round that wrote nothing leaves the rest to the next pass.
+        if (creating.size === 0 || left.writes === MAX_WRITES_PER_TX) break;
+      }
+    } catch (err) {
+      thrown = { err };
     }
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) {
-      this.burst?.release();
-      throw failed.reason;
-    }
+    const results = await Promise.all(outcomes);
+    const failed = thrown ?? results.find((r) => r !== null) ?? null;
+    if (failed !== null || creating.size === 0 || todo.length === 0 || stoppedEarly || this.isStopped) this.burst?.release();
+    if (failed !== null) throw failed.err;
     for (const id of todo) this.markDirty(id);
   }
 
@@ -169,7 +182,11 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
         if (lacking > 0) wants.push({ service: svc, count: lacking });
       }
       if (wants.length === 0) return;
-      for (const [serviceId, list] of placer.placeNew(tx, wants) ?? []) out.set(serviceId, { list, next: 0 });
+      const nodeVersions = new Map<string, number>();
+      for (const [serviceId, list] of placer.placeNew(tx, wants) ?? []) {
+        out.set(serviceId, { list, next: 0, nodeVersions });
+        for (const p of list) if (!nodeVersions.has(p.nodeId)) nodeVersions.set(p.nodeId, tx.get('node', p.nodeId)?.Version.Index ?? -1);
+      }
     });
     return out;
   }
@@ -247,12 +264,15 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
         slot = next;
       }
       const task = newTask(svc, { slot, desired: 'running', nowIso });
-      const placing = task.Status.State === 'pending' && placements !== undefined && placements.next < placements.list.length;
+      const list = task.Status.State === 'pending' && placements !== undefined && placements.next < placements.list.length ? placements : undefined;
       // A node's tasks go in one transaction (one entry, one assignment message): a node's group
       // that does not fit in what is left of this one waits for the next, unless no transaction could hold it.
-      if (placing && startsGroupTooBig(placements, left.writes)) return false;
+      if (list !== undefined && startsGroupTooBig(list, left.writes)) return false;
+      // Later rounds are built after earlier commits landed: a node that changed meanwhile gets
+      // nothing more from this list, and the tasks left over are created PENDING for the scheduler loop.
+      if (list !== undefined && !nodeUnchanged(tx, list)) list.next = list.list.length;
       used.add(slot);
-      const placed = placing ? placements.list[placements.next++] : undefined;
+      const placed = list !== undefined && list.next < list.list.length ? list.list[list.next++] : undefined;
       if (placed === undefined) tx.create('task', task);
       else {
         tx.create('task', assigned(task, placed));
@@ -328,6 +348,14 @@ function startsGroupTooBig(p: Placements, room: number): boolean {
   while (end < list.length && list[end]!.nodeId === node && end - next <= MAX_WRITES_PER_TX) end++;
   const size = end - next;
   return size > room && size <= MAX_WRITES_PER_TX;
+}
+
+/** At the start of a node's group of placements, whether the node is still as it was when the list was decided. */
+function nodeUnchanged(tx: ReadTx, p: Placements): boolean {
+  const { list, next } = p;
+  const node = list[next]!.nodeId;
+  if (next > 0 && list[next - 1]!.nodeId === node) return true;
+  return tx.get('node', node)?.Version.Index === p.nodeVersions.get(node);
 }
 
 /** A new task as the scheduler would have written it once placed: ASSIGNED to its node. */

@@ -75,7 +75,7 @@ function createdStates(events: readonly ChangeEvent[], serviceId: string): Map<s
 
 describe('scale-ups created placed', () => {
   it('every task is created ASSIGNED, spread evenly, written once, a node’s tasks in one entry, no scheduler pass needed', async () => {
-    // 2 transactions of 1,000 per orchestrator pass: 2,500 tasks take two passes.
+    // 2 transactions of 1,000 in flight at once: 2,500 tasks take three, the third built when the first committed.
     const s = await setup(
       Array.from({ length: 8 }, (_, i) => ({ hostname: `n${i + 1}` })),
       { maxTxInFlight: 2 },
@@ -101,6 +101,43 @@ describe('scale-ups created placed', () => {
       entriesPerNode.set(t.NodeID, set);
     }
     expect([...entriesPerNode.values()].map((v) => v.size)).toEqual(Array.from({ length: 8 }, () => 1));
+  });
+
+  it('a node that changes while a scale-up is being committed gets nothing more from it: the rest waits PENDING for the scheduler loop', async () => {
+    // One transaction in flight at a time: 2,500 tasks on 8 nodes take three. Right after the first
+    // one commits (and before the second is built), a node it did not use is drained.
+    const s = await setup(
+      Array.from({ length: 8 }, (_, i) => ({ hostname: `n${i + 1}` })),
+      { maxTxInFlight: 1 },
+    );
+    const store = s.h.store;
+    const update = store.update.bind(store);
+    let calls = 0;
+    let drained = '';
+    store.update = ((fn: Parameters<typeof store.update>[0]) => {
+      const p = update(fn);
+      if (++calls !== 2) return p; // 1: createService; 2: the orchestrator's first transaction
+      return p.then(async (r) => {
+        const used = new Set(store.find('task').map((t) => t.NodeID));
+        drained = store.find('node').find((n) => !used.has(n.ID))!.ID;
+        await update((tx) => {
+          const n = tx.get('node', drained)!;
+          tx.update('node', { ...n, Spec: { ...n.Spec, Availability: 'drain' } });
+        });
+        return r;
+      });
+    }) as typeof store.update;
+    const svc = await createService(store, spec('web', { replicas: 2_500 }));
+    await waitFor('2,500 tasks assigned', () => tasksOf(store, svc.ID).filter((t) => t.Status.State === 'assigned').length === 2_500);
+    expect(drained).not.toBe('');
+    const ts = tasksOf(store, svc.ID);
+    expect(ts.filter((t) => t.NodeID === drained)).toEqual([]);
+    expect(new Set(ts.map((t) => t.NodeID)).size).toBe(7);
+    // The first transaction's tasks were created placed; what was left of the list went PENDING.
+    const created = createdStates(s.events(), svc.ID);
+    expect(created.get('assigned')).toBe(s.rep.placedAtCreation);
+    expect(created.get('assigned')).toBeGreaterThan(0);
+    expect(created.get('pending')).toBe(2_500 - s.rep.placedAtCreation);
   });
 
   it('constraints and reservations hold: what fits is created placed, the rest waits PENDING with the reason', async () => {
