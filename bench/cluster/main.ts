@@ -33,7 +33,9 @@ const EXTRA_MANAGER_FLAGS = (process.env['SHOAL_BENCH_MANAGER_V8_FLAGS'] ?? '').
 const MANAGER_EXEC_ARGV = [...(process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags(EXTRA_MANAGER_FLAGS)), ...EXTRA_MANAGER_FLAGS];
 const WORKER_ENTRY = path.join(HERE, 'worker-proc.ts');
 /** A real worker's agent runs inside shoald, with the same V8 flags: the worker processes get them too (SHOAL_BENCH_NO_V8_FLAGS=1: none). */
-const WORKER_EXEC_ARGV = process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags([]);
+/** SHOAL_BENCH_WORKER_V8_FLAGS adds flags to the worker processes' command line (profiling, A/B). */
+const EXTRA_WORKER_FLAGS = (process.env['SHOAL_BENCH_WORKER_V8_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
+const WORKER_EXEC_ARGV = [...(process.env['SHOAL_BENCH_NO_V8_FLAGS'] === '1' ? [] : shoaldV8Flags(EXTRA_WORKER_FLAGS)), ...EXTRA_WORKER_FLAGS];
 
 const POLL_MS = 100;
 const START_TIMEOUT_MS = 120_000;
@@ -87,6 +89,37 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, limit
     if (performance.now() > deadline) throw new Error(`timed out after ${limitMs} ms waiting for ${what}`);
     await sleep(POLL_MS);
   }
+}
+
+/** How long the agents must have applied no assignment message for the cluster to count as settled. */
+const SETTLED_QUIET_MS = 1_000;
+const SETTLE_LIMIT_MS = 300_000;
+
+/**
+ * Waits until the joins' aftermath is over: every node that joined changed the ingress network's
+ * view, which the dispatcher sends every node again (a view of 1,000 nodes is ~90 KB); on 2 cores
+ * that traffic outlasts "all nodes ready" by 10–20 s at 1,000 workers. Measured from there, a run
+ * would carry part of the join's cost (and vary with how much of it is left).
+ */
+async function settle(procs: readonly Child<unknown>[]): Promise<void> {
+  const t0 = performance.now();
+  const messages = async (): Promise<number> => (await Promise.all(procs.map((p) => p.request<WorkerProcStats>('stats')))).reduce((a, w) => a + w.agent.assignmentMessages, 0);
+  const first = await messages();
+  let last = first;
+  let quietSince = performance.now();
+  await until(
+    'the agents to stop receiving assignment messages',
+    async () => {
+      const now = await messages();
+      if (now !== last) {
+        last = now;
+        quietSince = performance.now();
+      }
+      return performance.now() - quietSince >= SETTLED_QUIET_MS ? true : undefined;
+    },
+    SETTLE_LIMIT_MS,
+  );
+  say(`settled: the agents applied ${last - first} more assignment messages (the joins' ingress network views) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 async function main(): Promise<void> {
@@ -158,6 +191,7 @@ async function main(): Promise<void> {
       CONVERGE_TIMEOUT_MS,
     );
     say(`${workers} workers joined and ready in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    await settle(procs);
 
     if (warmupTasks > 0) await warmUp(await findLeader(managers), procs);
     const figures: RunFigures[] = [];
@@ -269,7 +303,7 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   );
   const reconnects = workersAfter.reduce((a, w, i) => a + w.sessions_established - workersBefore[i]!.sessions_established, 0);
   if (reconnects > 0) say(`run ${run}: ${reconnects} agent sessions were established again during the run (each a TLS handshake and a complete assignment set)`);
-  say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
+  say(`run ${run}: per task, the agents sent ${agentDelta('statusCalls')} status calls with ${agentDelta('statusItems')} items and ${agentDelta('heartbeats')} heartbeats, applied ${agentDelta('assignmentMessages')} assignment messages with ${agentDelta('assignmentItems')} items, wrote ${agentDelta('dbBatches')} LevelDB batches of ${agentDelta('dbOps')} ops`);
   const workerThreads = (k: keyof WorkerProcStats['threads']): string => (workersAfter.reduce((a, w, i) => a + w.threads[k] - workersBefore[i]!.threads[k], 0) / tasks).toFixed(3);
   say(`run ${run}: worker processes: CPU ms per task main thread ${workerThreads('main_ms')}, other threads ${workerThreads('other_ms')} (V8's compiler and GC threads, LevelDB)`);
 
@@ -287,6 +321,9 @@ async function oneRun(run: number, leader: Child<ManagerProcInfo>, managers: rea
   say(
     `run ${run}: worker processes' CPU: ${(workersConvergingCpuMs / (ph.running_ms ?? 1)).toFixed(3)} s/s while converging, ${(workersIdleCpuMs / 1000 / steadyWindowS).toFixed(3)} s/s in the ${steadyWindowS.toFixed(1)} s after (idle: heartbeats, timers, keepalives)`,
   );
+  const idleMessages = workersSteady.reduce((a, w, i) => a + w.agent.assignmentMessages - workersAfter[i]!.agent.assignmentMessages, 0);
+  const idleItems = workersSteady.reduce((a, w, i) => a + w.agent.assignmentItems - workersAfter[i]!.agent.assignmentItems, 0);
+  if (idleMessages > 0) say(`run ${run}: after converging, the agents applied ${idleMessages} assignment messages with ${idleItems} items`);
 
   const sum = <T>(xs: readonly T[], f: (x: T) => number): number => xs.reduce((a, x) => a + f(x), 0);
   const running = sum(workersSteady, (w) => w.started - w.stopped);

@@ -56,7 +56,7 @@ function threadMs(): { main_ms: number; other_ms: number } {
 }
 
 function sumCounters(agents: readonly Agent[]): AgentCounters {
-  const sum = { heartbeats: 0, statusCalls: 0, statusItems: 0, assignmentMessages: 0, dbBatches: 0, dbOps: 0 };
+  const sum = { heartbeats: 0, statusCalls: 0, statusItems: 0, assignmentMessages: 0, assignmentItems: 0, dbBatches: 0, dbOps: 0 };
   for (const a of agents) for (const [k, v] of Object.entries(a.counters) as [keyof AgentCounters, number][]) sum[k] += v;
   return sum;
 }

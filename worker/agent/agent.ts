@@ -131,6 +131,8 @@ export interface AgentCounters {
   readonly statusCalls: number;
   readonly statusItems: number;
   readonly assignmentMessages: number;
+  /** Changes (tasks, secrets, configs, network views) those messages carried. */
+  readonly assignmentItems: number;
   readonly dbBatches: number;
   readonly dbOps: number;
 }
@@ -174,7 +176,7 @@ export class Agent {
   /** Sessions that delivered a complete assignment set, for tests and status. */
   sessionsEstablished = 0;
   /** Calls and items sent, assignment messages applied (for status and the load tool). */
-  private readonly sent = { heartbeats: 0, statusCalls: 0, statusItems: 0, assignmentMessages: 0 };
+  private readonly sent = { heartbeats: 0, statusCalls: 0, statusItems: 0, assignmentMessages: 0, assignmentItems: 0 };
 
   private constructor(
     opts: AgentOptions,
@@ -577,6 +579,7 @@ export class Agent {
       pending = null;
       pendingType = null;
       this.sent.assignmentMessages++;
+      this.sent.assignmentItems += changes.length;
       try {
         this.applyAssignments(type, changes);
       } catch (err) {
