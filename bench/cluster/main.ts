@@ -11,7 +11,8 @@
 //   options: --workers N --tasks N --worker-procs N --runs N --heartbeat-ms N --steady-s N
 //            --cpu-prof DIR (V8 CPU profiles of the leader, a follower and a worker process while the service converges, + summaries)
 //            --network (the service attaches to an overlay network: the allocator's path)
-//            --warmup N (before the measured runs: a service of N replicas converges and is removed and reaped)
+//            --warmup N (before the measured runs: a service of N replicas converges and is removed and reaped;
+//            default one per worker, 0 for a fresh cluster's first service)
 import os from 'node:os';
 import path from 'node:path';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -53,13 +54,13 @@ const { values: opts } = parseArgs({
     'steady-s': { type: 'string' },
     'cpu-prof': { type: 'string' },
     network: { type: 'boolean', default: false },
-    warmup: { type: 'string', default: '0' },
+    warmup: { type: 'string' },
   },
 });
 
 const workers = Number(opts.workers ?? (opts.quick ? 100 : 1000));
 const tasks = Number(opts.tasks ?? (opts.quick ? 1000 : 10_000));
-const workerProcs = Math.max(1, Math.min(workers, Number(opts['worker-procs'] ?? (opts.quick ? 2 : 4))));
+const workerProcs = Math.max(1, Math.min(workers, Number(opts['worker-procs'] ?? 2)));
 const runs = Math.max(1, Number(opts.runs));
 const heartbeatMs = Number(opts['heartbeat-ms']);
 const steadyS = Number(opts['steady-s'] ?? (opts.quick ? 5 : 10));
@@ -67,11 +68,13 @@ const profDir = opts['cpu-prof'];
 /** The service attaches to an overlay network: every task gets an address from the allocator (NEW → PENDING). */
 const withNetwork = opts.network === true;
 /**
- * Replicas of a warm-up service that converges, is removed and is reaped before the measured runs
- * (0: none — the measured service is the first one the cluster's processes ever run: every
- * process compiles its task path during the measurement).
+ * Replicas of a warm-up service that converges, is removed and is reaped before the measured runs.
+ * Default: one per worker, so every process of the cluster has run the task path once — as in a
+ * cluster that has run a service before. 0: none — the measured service is the first one the
+ * fresh processes ever run, and V8 compiles their task path (TurboFan threads, cold inline
+ * caches) during the measurement: ~30 % more CPU per task (bench/cluster/README.md, session 8).
  */
-const warmupTasks = Math.max(0, Number(opts.warmup));
+const warmupTasks = Math.max(0, Number(opts.warmup ?? workers));
 const NETWORK_NAME = 'bench-net';
 
 function say(msg: string): void {
