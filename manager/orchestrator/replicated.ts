@@ -120,17 +120,14 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     const placements = placer === null ? new Map<string, Placements>() : this.placeScaleUps(placer, todo, committed);
     /** Each round's commit, settled: null, or what it failed with. */
     const outcomes: Promise<{ readonly err: unknown } | null>[] = [];
-    let stoppedEarly = false;
     let thrown: { readonly err: unknown } | null = null;
     try {
       for (let round = 0; todo.length > 0; round++) {
         if (round >= this.maxTxInFlight) {
           // A window of transactions: the next one is built once the oldest in flight committed.
+          // A failed one ends the pass (it is among the outcomes below), as does a stop.
           const oldest = await outcomes[round - this.maxTxInFlight]!;
-          if (oldest !== null || this.isStopped) {
-            stoppedEarly = true;
-            break;
-          }
+          if (oldest !== null || this.isStopped) break;
         }
         const left = { writes: MAX_WRITES_PER_TX };
         const unfinished: string[] = [];
@@ -156,7 +153,7 @@ export class ReplicatedOrchestrator extends ReconcileLoop {
     }
     const results = await Promise.all(outcomes);
     const failed = thrown ?? results.find((r) => r !== null) ?? null;
-    if (failed !== null || creating.size === 0 || todo.length === 0 || stoppedEarly || this.isStopped) this.burst?.release();
+    if (failed !== null || creating.size === 0 || todo.length === 0 || this.isStopped) this.burst?.release();
     if (failed !== null) throw failed.err;
     for (const id of todo) this.markDirty(id);
   }
